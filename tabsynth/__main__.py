@@ -1,0 +1,5 @@
+import sys
+
+from tabsynth.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""Reading and writing tables (.csv, .csv.gz, .parquet) with clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from tabsynth.errors import InputFileError
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """Return ``"csv"`` or ``"parquet"`` from a file name, or raise :class:`InputFileError`."""
+    name = str(path).lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise InputFileError(
+        f"{path}: unknown table format; use a file ending in .csv, .csv.gz or .parquet"
+    )
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV (optionally gzip) or Parquet file into a DataFrame."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{path}: file not found; check the path")
+    if p.is_dir() and table_format(p) != "parquet":
+        raise InputFileError(f"{path}: is a directory, not a table file")
+    fmt = table_format(p)
+    try:
+        if fmt == "parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(f"{path}: could not be read as a {fmt} table ({first})") from exc
+    except Exception as exc:  # pyarrow raises its own types for non-parquet bytes
+        if type(exc).__module__.startswith("pyarrow"):
+            raise InputFileError(f"{path}: could not be read as a {fmt} table ({exc})") from exc
+        raise
+    if df.shape[1] == 0:
+        raise InputFileError(f"{path}: holds no columns; is it a table with a header row?")
+    return df
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a DataFrame as CSV (gzip if the name ends in .gz) or Parquet, chosen by suffix."""
+    p = Path(path)
+    fmt = table_format(p)
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        df.to_parquet(p, index=False)
+    else:
+        df.to_csv(p, index=False)
+    return p

@@ -1,0 +1,7 @@
+"""Describe a table: column kinds, dtypes, nullability and (observed or public) domains."""
+
+from tabsynth.metadata.column import KINDS, ColumnSpec
+from tabsynth.metadata.table import Metadata
+from tabsynth.metadata.validation import check_frame
+
+__all__ = ["KINDS", "ColumnSpec", "Metadata", "check_frame"]

@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tabsynth.cli import main
+
+
+def test_metadata_command_writes_right_kinds(tmp_path, capsys):
+    out = tmp_path / "meta.json"
+    assert main(["metadata", "datasets/adult_train.csv.gz", "-o", str(out)]) == 0
+    cols = json.loads(out.read_text())["columns"]
+    assert len(cols) == 15 and cols["age"]["kind"] == "integer" and cols["income"]["kind"] == "categorical"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["metadata", "missing.csv"], "missing.csv: file not found"),
+    (["metadata", "LICENSE"], "unknown table format"),
+    (["metadata"], "the following arguments are required: data"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_errors_exit_2_with_one_line(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and err.startswith("tabsynth: error:")
+
+
+def test_not_a_table_file(tmp_path, capsys):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"this is not parquet")
+    assert main(["metadata", str(bad)]) == 2
+    assert "could not be read as a parquet table" in capsys.readouterr().err
+
+
+def test_help_everywhere():
+    for argv in (["--help"], ["metadata", "--help"], ["demo", "--help"]):
+        res = subprocess.run([sys.executable, "-m", "tabsynth", *argv], capture_output=True, text=True)
+        assert res.returncode == 0 and "usage: tabsynth" in res.stdout
