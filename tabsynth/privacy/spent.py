@@ -1,0 +1,56 @@
+"""What a fit spent: the DP statement every model, report and release reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PrivacyPart:
+    """One private release inside a fit (a preprocessing statistic, the training run, ...)."""
+
+    name: str
+    epsilon: float
+    delta: float
+    mechanism: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrivacySpent:
+    """Total (epsilon, delta) of a fit and its parts; ``epsilon=inf`` means no formal guarantee."""
+
+    epsilon: float
+    delta: float
+    parts: dict[str, PrivacyPart] = field(default_factory=dict)
+    accountant: str | None = None
+    composition: str | None = None
+
+    @property
+    def is_dp(self) -> bool:
+        return math.isfinite(self.epsilon)
+
+    @classmethod
+    def none(cls) -> "PrivacySpent":
+        """The statement of a model trained without differential privacy."""
+        return cls(epsilon=math.inf, delta=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["epsilon"] = self.epsilon if self.is_dp else "inf"
+        d["parts"] = {k: asdict(v) for k, v in self.parts.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PrivacySpent":
+        eps = math.inf if d.get("epsilon") in ("inf", None) else float(d["epsilon"])
+        parts = {k: PrivacyPart(**v) for k, v in (d.get("parts") or {}).items()}
+        return cls(epsilon=eps, delta=float(d.get("delta", 0.0)), parts=parts,
+                   accountant=d.get("accountant"), composition=d.get("composition"))
+
+    def __str__(self) -> str:
+        if not self.is_dp:
+            return "no formal privacy guarantee (trained without differential privacy)"
+        return f"({self.epsilon:.3g}, {self.delta:.3g})-differential privacy"
