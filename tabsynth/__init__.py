@@ -1,8 +1,11 @@
 """tabsynth: private, useful synthetic tables."""
 
-from tabsynth import datasets, errors
-from tabsynth.metadata import ColumnSpec, Metadata
-
 __version__ = "0.1.0"
 
-__all__ = ["ColumnSpec", "Metadata", "datasets", "errors", "__version__"]
+from tabsynth import datasets, errors  # noqa: E402
+from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
+from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
+from tabsynth.privacy import PrivacySpent  # noqa: E402
+
+__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Metadata", "PrivacySpent", "datasets", "errors", "load",
+           "__version__"]

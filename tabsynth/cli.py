@@ -34,17 +34,75 @@ def _cmd_metadata(args: argparse.Namespace) -> None:
         print(meta.to_json())
 
 
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from tabsynth.io import read_table
+    from tabsynth.metadata import Metadata
+    from tabsynth.models import CTGAN, TVAE
+
+    df = read_table(args.data)
+    meta = Metadata.from_json(args.metadata) if args.metadata else None
+    params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device}
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    if args.batch_size is not None:
+        params["batch_size"] = args.batch_size
+    model = (CTGAN if args.model == "ctgan" else TVAE)(**params)
+    t0 = time.perf_counter()
+    model.fit(df, metadata=meta)
+    model.save(args.output)
+    print(f"fitted {args.model} on {len(df)} rows in {time.perf_counter() - t0:.1f} s -> {args.output}")
+    print(f"privacy: {model.privacy_spent()}")
+
+
+def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--condition {item!r}: write COLUMN=VALUE, e.g. --condition sex=Female")
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from tabsynth.models import load
+
+    model = load(args.model)
+    t0 = time.perf_counter()
+    path = model.sample_to_file(args.num_rows, args.output, batch_rows=args.batch_rows, seed=args.seed,
+                                conditions=_parse_conditions(args.condition))
+    print(f"wrote {args.num_rows} rows to {path} in {time.perf_counter() - t0:.1f} s")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from tabsynth import datasets
     from tabsynth.demo import run_demo
 
-    run_demo(Path(args.out), datasets.load("adult"), verbose=not args.quiet)
+    run_demo(Path(args.out), datasets.load("adult"), epochs=args.epochs, verbose=not args.quiet)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "metadata": _cmd_metadata,
+    "fit": _cmd_fit,
+    "sample": _cmd_sample,
     "demo": _cmd_demo,
 }
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
     p.add_argument("-o", "--output", help="metadata JSON to write (printed when omitted)")
 
+    p = sub.add_parser("fit", help="fit a model on a table and save it",
+                       description="Fit a CTGAN or TVAE on a table and save it (no pickle).")
+    p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.tsyn)")
+    p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (model default: 300)")
+    p.add_argument("--batch-size", type=_positive_int, help="rows per training step")
+    p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
+    p.add_argument("--seed", type=int, help="seed for a reproducible fit")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
+                       description="Stream synthetic rows from a saved model to a file.")
+    p.add_argument("model", help="model file written by tabsynth fit")
+    p.add_argument("-n", "--num-rows", type=_non_negative_int, required=True, help="rows to generate")
+    p.add_argument("-o", "--output", required=True, help="output table (.csv, .csv.gz, .parquet)")
+    p.add_argument("--condition", action="append", metavar="COLUMN=VALUE",
+                   help="fix a categorical/boolean column; repeat for several")
+    p.add_argument("--seed", type=int, help="seed for reproducible samples")
+    p.add_argument("--batch-rows", type=_positive_int, default=100_000, help="rows per written batch")
+
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult.")
     p.add_argument("--out", default="out/demo", help="folder for the demo's outputs (default: out/demo)")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="CTGAN epochs (default 10)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 

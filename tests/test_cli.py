@@ -37,3 +37,26 @@ def test_help_everywhere():
     for argv in (["--help"], ["metadata", "--help"], ["demo", "--help"]):
         res = subprocess.run([sys.executable, "-m", "tabsynth", *argv], capture_output=True, text=True)
         assert res.returncode == 0 and "usage: tabsynth" in res.stdout
+
+
+def test_fit_then_sample_with_conditions(tmp_path, capsys):
+    model = tmp_path / "m.tsyn"
+    assert main(["fit", "datasets/german_credit.csv.gz", "-o", str(model), "--model", "tvae",
+                 "--epochs", "1", "--seed", "0", "-q"]) == 0
+    assert "no formal privacy guarantee" in capsys.readouterr().out
+    out = tmp_path / "s.parquet"
+    assert main(["sample", str(model), "-n", "300", "-o", str(out), "--condition", "telephone=True",
+                 "--condition", "credit=bad", "--seed", "1", "--batch-rows", "128"]) == 0
+    import pandas as pd
+    df = pd.read_parquet(out)
+    assert len(df) == 300 and (df["telephone"] == True).all() and (df["credit"] == "bad").all()  # noqa: E712
+    assert main(["sample", str(model), "-n", "5", "-o", str(out), "--condition", "credit"]) == 2
+    assert "write COLUMN=VALUE" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "none.tsyn"), "-n", "5", "-o", str(out)]) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "-q"]) == 0
+    assert (tmp_path / "synthetic.csv").exists() and (tmp_path / "model.tsyn").exists()
+    assert (tmp_path / "metadata.json").exists()

@@ -100,7 +100,13 @@ class CategoricalEncoder:
         pos = self._index.get_indexer([value])[0]
         if pos >= 0:
             return int(pos)
-        return self.other_slot if value in set(self.other_values) else None
+        if value in set(self.other_values):
+            return self.other_slot
+        if isinstance(value, str):  # from a command line: "True", "3"
+            text = [str(c) for c in self.categories]
+            if value in text:
+                return text.index(value)
+        return None
 
     def transform(self, s: pd.Series) -> np.ndarray:
         if self.width == 0:

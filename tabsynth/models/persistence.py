@@ -1,0 +1,127 @@
+"""Model files: one zip holding ``config.json`` and ``weights.pt`` (tensors only).
+
+Loading never executes code: the JSON is parsed, and the tensors are read with
+``torch.load(weights_only=True)``, which refuses any pickled object that is not a tensor.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from tabsynth.errors import ModelFileError
+from tabsynth.privacy import PrivacySpent
+from tabsynth.transform import TableTransformer
+
+FORMAT = "tabsynth-model"
+FORMAT_VERSION = 1
+
+
+def _registry() -> dict[str, type]:
+    from tabsynth.models.gan import CTGAN
+    from tabsynth.models.vae import TVAE
+
+    return {"CTGAN": CTGAN, "TVAE": TVAE}
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    from tabsynth import __version__
+
+    params = model.get_params()
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tabsynth_version": __version__,
+        "class": type(model).__name__,
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+        "transformer": model.transformer_.to_dict(),
+        "loss_history": model.loss_history_.to_dict(orient="list"),
+        "n_rows": model.n_rows_,
+        "privacy": model.privacy_spent().to_dict(),
+        "state": model._state_json(),
+    }
+    tensors = {f"{name}.{k}": v.detach().cpu() for name, mod in model._modules().items()
+               for k, v in mod.state_dict().items()}
+    tensors.update({f"extra.{k}": v.detach().cpu() for k, v in model._extra_tensors().items()})
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", json.dumps(config, default=_json_default))
+        zf.writestr("weights.pt", buf.getvalue())
+    return p
+
+
+def load(path: str | os.PathLike, device: str | None = None) -> Any:
+    """Load a model saved with ``model.save(path)``; never unpickles arbitrary objects."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(p):
+        raise ModelFileError(f"{path}: not a tabsynth model file (expected a zip written by model.save)")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = set(zf.namelist())
+            if not {"config.json", "weights.pt"} <= names:
+                raise ModelFileError(f"{path}: not a tabsynth model file (config.json or weights.pt missing)")
+            config = json.loads(zf.read("config.json"))
+            raw = zf.read("weights.pt")
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: corrupt model file ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a tabsynth model file (unknown format)")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model file format {config.get('format_version')} is not supported by "
+                             f"this tabsynth (reads format {FORMAT_VERSION}); re-fit the model")
+    cls = _registry().get(config.get("class"))
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown model class {config.get('class')!r}")
+    try:
+        tensors = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError and friends: refuse, never execute
+        raise ModelFileError(
+            f"{path}: weights.pt holds something other than tensors and was refused unread ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise ModelFileError(f"{path}: weights.pt must hold a dict of tensors")
+    try:
+        params = dict(config["params"])
+        if device is not None:
+            params["device"] = device
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        model = cls(**params)
+        model._validate_params()
+        from tabsynth.models.device import resolve_device
+
+        transformer = TableTransformer.from_dict(config["transformer"])
+        model._init_fitted(transformer, resolve_device(model.device))
+        model._load_state_json(config.get("state") or {})
+        for name, mod in model._modules().items():
+            prefix = f"{name}."
+            mod.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            mod.to(model.device_)
+        model._load_extra_tensors({k[6:]: v.to(model.device_) for k, v in tensors.items() if k.startswith("extra.")})
+        model.loss_history_ = pd.DataFrame(config.get("loss_history") or {})
+        model.n_rows_ = config.get("n_rows")
+        priv = PrivacySpent.from_dict(config.get("privacy") or {})
+        model.privacy_ = priv if priv.is_dp else None
+        model._sample_calls = 0
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: model file is inconsistent and cannot be loaded ({exc})") from exc
+    return model
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)

@@ -1,0 +1,210 @@
+"""Fidelity: how closely the synthetic table reproduces the real one, next to a fresh real sample.
+
+Every number is computed twice: real vs synthetic, and real vs a *reference* sample of real rows
+the same size as the synthetic sample (the holdout when given, otherwise the other half of the
+real table). The reference tells what "as good as new real data" looks like.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from tabsynth.report import plots
+from tabsynth.report._common import ModelMatrix, Prepared, auc_with_ci, codes_for, clip01
+
+#: Real categories with less than this share of real rows count as rare.
+RARE_SHARE = 0.01
+THRESHOLDS = {"green": 0.85, "amber": 0.70}
+
+
+def _sdmetrics_frames(prep: Prepared, *dfs: pd.DataFrame) -> tuple[list[pd.DataFrame], dict]:
+    md = {"columns": {c: {"sdtype": "numerical" if c in prep.numeric else "categorical"}
+                      for c in prep.columns}}
+    return [d[prep.columns].reset_index(drop=True) for d in dfs], md
+
+
+def run_sdmetrics(prep: Prepared, real: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
+    """sdmetrics' single-table QualityReport and DiagnosticReport, reused as they are."""
+    from sdmetrics.reports.single_table import DiagnosticReport, QualityReport
+
+    (r, o), md = _sdmetrics_frames(prep, real, other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = QualityReport()
+        q.generate(r, o, md, verbose=False)
+        d = DiagnosticReport()
+        d.generate(r, o, md, verbose=False)
+        qprops = dict(zip(q.get_properties()["Property"], q.get_properties()["Score"]))
+        shapes = q.get_details("Column Shapes")
+        pairs = q.get_details("Column Pair Trends")
+        dprops = dict(zip(d.get_properties()["Property"], d.get_properties()["Score"]))
+        validity = d.get_details("Data Validity")
+    pair_scores = pairs["Score"].to_numpy(dtype=float) if len(pairs) else np.array([])
+    return {
+        "quality_score": float(q.get_score()),
+        "column_shapes": float(qprops.get("Column Shapes", np.nan)),
+        "column_pair_trends": float(qprops.get("Column Pair Trends", np.nan)),
+        "column_pair_trends_all_pairs": float(np.nanmean(pair_scores)) if np.isfinite(pair_scores).any() else None,
+        "pairs_meeting_threshold": int(pairs["Meets Threshold?"].sum()) if "Meets Threshold?" in pairs else None,
+        "pairs_total": int(len(pairs)),
+        "diagnostic_score": float(d.get_score()),
+        "data_validity": float(dprops.get("Data Validity", np.nan)),
+        "data_structure": float(dprops.get("Data Structure", np.nan)),
+        "per_column_shape": {str(c): float(s) for c, s in zip(shapes["Column"], shapes["Score"])},
+        "per_column_metric": {str(c): str(m) for c, m in zip(shapes["Column"], shapes["Metric"])},
+        "per_column_validity": {str(c): float(s) for c, s in zip(validity["Column"], validity["Score"])},
+    }
+
+
+def missing_rates(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.DataFrame) -> list[dict]:
+    r, s, h = (d[prep.columns].isna().mean() for d in (real, syn, ref))
+    return [{"column": c, "real": float(r[c]), "synthetic": float(s[c]), "reference": float(h[c]),
+             "abs_diff": float(abs(r[c] - s[c])), "reference_abs_diff": float(abs(r[c] - h[c]))}
+            for c in prep.columns]
+
+
+def _coverage(real: pd.Series, other: pd.Series) -> dict[str, Any]:
+    freq = real.value_counts(normalize=True, dropna=True)
+    present = set(other.dropna().unique())
+    rare = freq.index[freq < RARE_SHARE]
+    novel_rows = ~other.isin(set(freq.index)) & other.notna()
+    return {
+        "categories": int(len(freq)),
+        "covered": float(np.mean([c in present for c in freq.index])) if len(freq) else None,
+        "rare_categories": int(len(rare)),
+        "rare_covered": float(np.mean([c in present for c in rare])) if len(rare) else None,
+        "novel_row_share": float(novel_rows.mean()),
+    }
+
+
+def category_coverage(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.DataFrame) -> list[dict]:
+    out = []
+    for c in prep.categorical:
+        s, h = _coverage(real[c], syn[c]), _coverage(real[c], ref[c])
+        out.append({"column": c, "categories": s["categories"], "rare_categories": s["rare_categories"],
+                    "synthetic": {k: s[k] for k in ("covered", "rare_covered", "novel_row_share")},
+                    "reference": {k: h[k] for k in ("covered", "rare_covered", "novel_row_share")}})
+    return out
+
+
+def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
+    ka, kb = int(a.max()) + 1, int(b.max()) + 1
+    table = np.bincount(a * kb + b, minlength=ka * kb).reshape(ka, kb).astype(float)
+    table = table[table.sum(1) > 0][:, table.sum(0) > 0]
+    r, k = table.shape
+    if r < 2 or k < 2:
+        return 0.0
+    n = table.sum()
+    expected = table.sum(1, keepdims=True) @ table.sum(0, keepdims=True) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return float(np.sqrt(chi2 / (n * (min(r, k) - 1))))
+
+
+def association_matrices(prep: Prepared, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Cramér's V between every pair of columns (numerics in 10 quantile bins, missing as a value)."""
+    cols = prep.columns
+    codes = {c: codes_for(frames, c, c in prep.numeric) for c in cols}
+    mats = [np.eye(len(cols)) for _ in frames]
+    for i in range(len(cols)):
+        for j in range(i + 1, len(cols)):
+            for m, (a, b) in enumerate(zip(codes[cols[i]], codes[cols[j]])):
+                v = _cramers_v(a, b)
+                mats[m][i, j] = mats[m][j, i] = v
+    return mats
+
+
+def discriminator_auc(prep: Prepared, real: pd.DataFrame, other: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """How well a gradient-boosting classifier tells real rows from the other table's (3-fold CV)."""
+    n = min(len(real), len(other))
+    a = real.sample(n, random_state=seed) if len(real) > n else real
+    b = other.sample(n, random_state=seed) if len(other) > n else other
+    mm = ModelMatrix(prep, prep.columns).fit(a)
+    X = np.vstack([mm.transform(a), mm.transform(b)])
+    y = np.r_[np.zeros(n), np.ones(n)]
+    if n < 10:
+        return {"value": None, "low": None, "high": None, "rows_per_side": n}
+    clf = HistGradientBoostingClassifier(max_iter=100, categorical_features=mm.categorical_mask,
+                                         random_state=seed, early_stopping=False)
+    proba = cross_val_predict(clf, X, y, cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+                              method="predict_proba")[:, 1]
+    res = auc_with_ci(y, proba)
+    res["rows_per_side"] = n
+    return res
+
+
+def _disc_score(auc: float | None) -> float | None:
+    return None if auc is None else clip01(1 - 2 * max(0.0, auc - 0.5))
+
+
+def evaluate_fidelity(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.DataFrame,
+                      ref_base: pd.DataFrame, *, reference_label: str, seed: int,
+                      max_plots: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fidelity section (numbers) and its plots (base64 PNG)."""
+    sd_syn = run_sdmetrics(prep, real, syn)
+    sd_ref = run_sdmetrics(prep, ref_base, ref)
+    mats = association_matrices(prep, [real, syn, ref_base, ref])
+    diff_syn = np.abs(mats[0] - mats[1])
+    diff_ref = np.abs(mats[2] - mats[3])
+    iu = np.triu_indices(len(prep.columns), 1)
+    assoc_syn = float(1 - diff_syn[iu].mean()) if iu[0].size else None
+    assoc_ref = float(1 - diff_ref[iu].mean()) if iu[0].size else None
+    worst_pairs = sorted(
+        ({"columns": [prep.columns[i], prep.columns[j]], "real": float(mats[0][i, j]),
+          "synthetic": float(mats[1][i, j]), "abs_diff": float(diff_syn[i, j])} for i, j in zip(*iu)),
+        key=lambda d: -d["abs_diff"])[:10]
+    disc_syn = discriminator_auc(prep, real, syn, seed)
+    disc_ref = discriminator_auc(prep, ref_base, ref, seed)
+
+    def score(sd: dict, disc: dict) -> float | None:
+        parts = [sd["column_shapes"], sd["column_pair_trends_all_pairs"], _disc_score(disc["value"])]
+        parts = [p for p in parts if p is not None and np.isfinite(p)]
+        return float(np.mean(parts)) if parts else None
+
+    per_column = []
+    for c in prep.columns:
+        per_column.append({"column": c, "kind": prep.kinds[c],
+                           "metric": sd_syn["per_column_metric"].get(c),
+                           "synthetic": sd_syn["per_column_shape"].get(c),
+                           "reference": sd_ref["per_column_shape"].get(c),
+                           "validity": sd_syn["per_column_validity"].get(c)})
+    per_column.sort(key=lambda d: (d["synthetic"] if d["synthetic"] is not None else 1.0))
+
+    fid_score = score(sd_syn, disc_syn)
+    ref_score = score(sd_ref, disc_ref)
+    section = {
+        "score": fid_score,
+        "reference_score": ref_score,
+        "score_definition": "mean of Column Shapes, Column Pair Trends (all pairs) and discriminator score "
+                            "1 - 2*max(0, AUC - 0.5)",
+        "thresholds": dict(THRESHOLDS),
+        "reference": reference_label,
+        "sdmetrics": {"synthetic": {k: v for k, v in sd_syn.items() if not k.startswith("per_column")},
+                      "reference": {k: v for k, v in sd_ref.items() if not k.startswith("per_column")}},
+        "per_column": per_column,
+        "missing_rates": missing_rates(prep, real, syn, ref),
+        "category_coverage": category_coverage(prep, real, syn, ref),
+        "association": {"method": "Cramér's V for every column pair (numbers in 10 quantile bins, "
+                                  "missing as its own value)",
+                        "synthetic_similarity": assoc_syn, "reference_similarity": assoc_ref,
+                        "columns": prep.columns,
+                        "abs_diff_synthetic": diff_syn, "worst_pairs": worst_pairs},
+        "discriminator": {"synthetic": disc_syn, "reference": disc_ref,
+                          "synthetic_score": _disc_score(disc_syn["value"]),
+                          "reference_score": _disc_score(disc_ref["value"])},
+    }
+    figs: dict[str, Any] = {"columns": [], "heatmap": None}
+    for row in per_column[:max_plots]:
+        c = row["column"]
+        figs["columns"].append({"column": c, "png": plots.column_plot(c, c in prep.numeric, real[c], syn[c],
+                                                                       row["synthetic"])})
+    if len(prep.columns) > 1:
+        figs["heatmap"] = plots.heatmap(diff_syn, prep.columns,
+                                        "Association difference |real - synthetic| (Cramér's V)")
+    section["plots_shown"] = len(figs["columns"])
+    return section, figs

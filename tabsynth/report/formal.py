@@ -1,0 +1,70 @@
+"""Formal guarantee: the differential-privacy statement of the model that made the synthetic table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabsynth.errors import ConfigError
+from tabsynth.metadata import Metadata
+from tabsynth.privacy import PrivacySpent
+
+#: epsilon <= green: strong; <= amber: moderate; above: weak (conventions, not law).
+EPSILON_THRESHOLDS = {"green": 1.0, "amber": 10.0}
+
+NOT_COVERED = [
+    "the column names, kinds and order (the schema) are taken as public",
+    "the number of synthetic rows asked for",
+    "choices made by looking at the real data outside the model (hyperparameter search, column selection)",
+    "people with several rows: the guarantee is per row unless the model says otherwise",
+]
+
+
+def get_spent(model: Any) -> PrivacySpent | None:
+    if model is None:
+        return None
+    if isinstance(model, PrivacySpent):
+        return model
+    fn = getattr(model, "privacy_spent", None)
+    if not callable(fn):
+        raise ConfigError(f"model must have a privacy_spent() method (a tabsynth model) or be a PrivacySpent; "
+                          f"got {type(model).__name__}")
+    spent = fn()
+    if not isinstance(spent, PrivacySpent):
+        raise ConfigError(f"model.privacy_spent() must return tabsynth.privacy.PrivacySpent, got "
+                          f"{type(spent).__name__}")
+    return spent
+
+
+def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
+    spent = get_spent(model)
+    public = [{"column": n, "bounds": list(s.bounds) if s.bounds is not None else None,
+               "categories": list(s.categories) if s.categories is not None else None}
+              for n, s in meta.columns.items() if s.is_public]
+    if spent is None:
+        return {"is_dp": False, "status": "unknown", "verdict": "grey",
+                "banner": "No formal privacy guarantee is known: no model was given to the report, so nothing "
+                          "says how the synthetic table was made. Treat it as having no formal guarantee.",
+                "thresholds": dict(EPSILON_THRESHOLDS)}
+    if not spent.is_dp:
+        return {"is_dp": False, "status": "none", "verdict": "red", "statement": spent.to_dict(),
+                "banner": "No formal privacy guarantee: the model was trained without differential privacy. "
+                          "Only the empirical tests below speak to privacy, and they cannot rule out attacks "
+                          "they do not try.",
+                "thresholds": dict(EPSILON_THRESHOLDS)}
+    eps = spent.epsilon
+    verdict = "green" if eps <= EPSILON_THRESHOLDS["green"] else "amber" if eps <= EPSILON_THRESHOLDS["amber"] else "red"
+    parts = []
+    for key, part in spent.parts.items():
+        parts.append({"key": key, "name": part.name, "epsilon": part.epsilon, "delta": part.delta,
+                      "mechanism": part.mechanism, "details": dict(part.details)})
+    return {
+        "is_dp": True, "status": "dp", "verdict": verdict,
+        "epsilon": eps, "delta": spent.delta, "accountant": spent.accountant, "composition": spent.composition,
+        "parts": parts, "public_domains": public, "not_covered": NOT_COVERED,
+        "statement": spent.to_dict(),
+        "meaning": (f"({eps:.3g}, {spent.delta:.3g})-differential privacy: whatever an attacker does with the "
+                    f"synthetic table, adding or removing any one training row changes the probability of any "
+                    f"outcome by at most a factor of e^{eps:.3g} = {2.718281828 ** eps:.3g}, except with "
+                    f"probability {spent.delta:.3g}. Smaller epsilon is stronger."),
+        "thresholds": dict(EPSILON_THRESHOLDS),
+    }

@@ -1,0 +1,61 @@
+"""Render a report's numbers and plots into one self-contained HTML file (jinja2, no network)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return "n/a"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+            return f"{x:.{digits}g}"
+        return f"{x:.{digits}f}".rstrip("0").rstrip(".") if "." in f"{x:.{digits}f}" else f"{x:.{digits}f}"
+    return str(x)
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{100 * x:.{digits}f}%"
+
+
+def _ci(d: Any, pct: bool = False) -> str:
+    if not isinstance(d, dict) or d.get("value") is None:
+        return "n/a"
+    f = _pct if pct else _num
+    if d.get("low") is None:
+        return f(d["value"])
+    return f"{f(d['value'])} [{f(d['low'])}, {f(d['high'])}]"
+
+
+def _word(light: str) -> str:
+    return {"green": "good", "amber": "fair", "red": "poor", "grey": "not measured"}.get(light, light)
+
+
+def _risk_word(light: str) -> str:
+    return {"green": "low", "amber": "medium", "red": "high", "grey": "not measured"}.get(light, light)
+
+
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=_num, pct=_pct, ci=_ci, word=_word, risk_word=_risk_word)
+    return env
+
+
+def render_html(data: dict[str, Any], figures: dict[str, Any]) -> str:
+    return environment().get_template("report.html.j2").render(r=data, fig=figures)

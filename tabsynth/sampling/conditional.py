@@ -1,0 +1,108 @@
+"""CTGAN's conditional vector and training-by-sampling, vectorised on the device.
+
+The conditional vector has one one-hot block per conditional group (category columns and
+missing-value indicators); each row activates exactly one group. Training draws the group
+uniformly and its value by log-frequency, then real rows holding that value through one
+flattened value-to-row index (a gather, no Python loop per row).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tabsynth.models.layout import SpanLayout
+
+
+class ConditionSampler:
+    """Draws conditional vectors and the real rows that match them.
+
+    Args:
+        layout: the model's span layout.
+        codes: ``[N, n_cond_groups]`` active slot of each row in each conditional group, or None
+            when only frequencies are known (then :meth:`sample_rows` is unavailable).
+        counts: ``[n_cond_groups, max_width]`` value counts; derived from ``codes`` when omitted
+            (the DP mode passes noisy counts instead).
+    """
+
+    def __init__(self, layout: SpanLayout, codes: torch.Tensor | None, counts: torch.Tensor | None = None) -> None:
+        self.layout = layout
+        device = layout.device
+        widths = layout.group_mask[layout.cond_groups].sum(-1) if len(layout.cond_groups) else torch.zeros(0)
+        self.widths = widths.to(device=device, dtype=torch.long)
+        self.n_groups = len(self.widths)
+        self.max_width = int(self.widths.max()) if self.n_groups else 0
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.widths.cumsum(0)])[:-1] \
+            if self.n_groups else torch.zeros(0, dtype=torch.long, device=device)
+        self.dim = int(self.widths.sum()) if self.n_groups else 0
+        if counts is None and codes is not None and self.n_groups:
+            counts = torch.zeros(self.n_groups, self.max_width, device=device)
+            for g in range(self.n_groups):
+                counts[g] = torch.bincount(codes[:, g], minlength=self.max_width)[: self.max_width].float()
+        self.counts = counts.to(device).float() if counts is not None else None
+        if self.counts is not None:
+            self.counts = self.counts.clamp_min(0)
+            logf = torch.log1p(self.counts)
+            self.log_probs = logf / logf.sum(-1, keepdim=True).clamp_min(1e-12)
+            self.raw_probs = self.counts / self.counts.sum(-1, keepdim=True).clamp_min(1e-12)
+        self._row_index = None
+        if codes is not None and self.n_groups:
+            n = codes.shape[0]
+            flat = torch.empty(self.n_groups * n, dtype=torch.long, device=device)
+            for g in range(self.n_groups):
+                flat[g * n:(g + 1) * n] = torch.argsort(codes[:, g], stable=True)
+            starts = torch.cumsum(self.counts, dim=1) - self.counts
+            self._row_starts = (starts + torch.arange(self.n_groups, device=device)[:, None] * n).long()
+            self._row_index = flat
+
+    @classmethod
+    def from_matrix(cls, layout: SpanLayout, data: torch.Tensor) -> "ConditionSampler":
+        """Sampler over an encoded matrix (the non-DP path: real frequencies and rows)."""
+        codes = layout.group_targets(data)[:, layout.cond_groups] if len(layout.cond_groups) else None
+        return cls(layout, codes)
+
+    def sample(self, n: int, *, log_frequency: bool = True, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(cond [n, dim], mask [n, n_groups], group [n], slot [n])`` for ``n`` rows."""
+        device = self.layout.device
+        group = torch.randint(0, self.n_groups, (n,), device=device, generator=generator)
+        probs = (self.log_probs if log_frequency else self.raw_probs)[group]
+        slot = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return self._vectors(group, slot)
+
+    def fixed(self, n: int, group: int, slot: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Conditional vectors that all ask for ``slot`` of conditional group ``group``."""
+        device = self.layout.device
+        g = torch.full((n,), group, dtype=torch.long, device=device)
+        s = torch.full((n,), slot, dtype=torch.long, device=device)
+        return self._vectors(g, s)
+
+    def _vectors(self, group: torch.Tensor, slot: torch.Tensor):
+        n = len(group)
+        cond = torch.zeros(n, self.dim, device=self.layout.device)
+        cond[torch.arange(n, device=cond.device), self.offsets[group] + slot] = 1.0
+        mask = torch.zeros(n, self.n_groups, device=self.layout.device)
+        mask[torch.arange(n, device=cond.device), group] = 1.0
+        return cond, mask, group, slot
+
+    def sample_rows(self, group: torch.Tensor, slot: torch.Tensor, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+        """Indices of real rows, uniformly among those holding ``slot`` in ``group``."""
+        if self._row_index is None:
+            raise RuntimeError("this sampler holds no row index (frequencies only)")
+        count = self.counts[group, slot]
+        u = torch.rand(len(group), device=count.device, generator=generator)
+        pick = (u * count).long().clamp_max((count - 1).clamp_min(0).long())
+        return self._row_index[self._row_starts[group, slot] + pick]
+
+    def cond_loss(self, logits: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """CTGAN's generator penalty: cross-entropy of the asked group against the asked value."""
+        g = self.layout.grouped(logits)[:, self.layout.cond_groups]
+        target = torch.zeros(cond.shape[0], self.n_groups, dtype=torch.long, device=cond.device)
+        # slot asked for in each group (0 where not asked; masked out below)
+        padded = torch.zeros(cond.shape[0], self.n_groups, self.max_width, device=cond.device)
+        idx = self.offsets[:, None] + torch.arange(self.max_width, device=cond.device)[None, :]
+        valid = torch.arange(self.max_width, device=cond.device)[None, :] < self.widths[:, None]
+        padded[:, valid] = cond[:, idx[valid]]
+        target = padded.argmax(-1)
+        ce = -torch.log_softmax(g, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return (ce * mask).sum() / cond.shape[0]
