@@ -1,8 +1,9 @@
-"""Torch view of the span layout: all span activations and losses in one padded pass.
+"""Torch view of the span layout: all span activations and losses in a few padded passes.
 
 Instead of a Python loop over spans (one kernel launch, and often one device sync, per span),
-discrete groups are gathered into a ``[batch, n_groups, max_width]`` tensor padded with -inf, so a
-softmax, a gumbel-softmax or a cross-entropy over every group is one call.
+discrete groups of similar width are gathered into ``[batch, n_groups, width]`` tensors padded
+with -inf, so a softmax, a gumbel-softmax or a cross-entropy over every group is one call per
+width bucket (at most four), and the activated row is put back together with one gather.
 """
 
 from __future__ import annotations
@@ -11,6 +12,27 @@ import torch
 import torch.nn.functional as F
 
 from tabsynth.transform import CONTINUOUS, Span
+
+#: Upper widths of the buckets discrete groups are padded to.
+_BUCKETS = (4, 16, 64)
+
+
+class _Bucket:
+    def __init__(self, groups: list[int], spans: list[Span], device: torch.device) -> None:
+        width = max(spans[g].size for g in groups)
+        index = torch.zeros(len(groups), width, dtype=torch.long)
+        mask = torch.zeros(len(groups), width, dtype=torch.bool)
+        for row, g in enumerate(groups):
+            s = spans[g]
+            index[row, : s.size] = torch.arange(s.start, s.end)
+            mask[row, : s.size] = True
+        self.groups = groups
+        self.index = index.to(device)
+        self.mask = mask.to(device)
+        self.positions = self.index[self.mask]
+
+    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.index].masked_fill(~self.mask, float("-inf"))
 
 
 class SpanLayout:
@@ -22,48 +44,58 @@ class SpanLayout:
         self.device = device
         cont = [s.start for s in spans if s.kind == CONTINUOUS]
         self.cont_idx = torch.tensor(cont, dtype=torch.long, device=device)
-        disc = [s for s in spans if s.kind != CONTINUOUS]
-        self.n_groups = len(disc)
-        self.max_width = max((s.size for s in disc), default=0)
-        index = torch.zeros(self.n_groups, max(self.max_width, 1), dtype=torch.long)
-        mask = torch.zeros(self.n_groups, max(self.max_width, 1), dtype=torch.bool)
-        for g, s in enumerate(disc):
-            index[g, : s.size] = torch.arange(s.start, s.end)
-            mask[g, : s.size] = True
-        self.group_index = index.to(device)
-        self.group_mask = mask.to(device)
-        self.flat_index = self.group_index[self.group_mask]  # positions of all discrete slots
-        self.cond_groups = torch.tensor([g for g, s in enumerate(disc) if s.conditional], dtype=torch.long,
-                                        device=device)
-
-    def grouped(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, n_groups, max_width]`` view of the discrete slots, padding set to -inf."""
-        g = x[:, self.group_index]
-        return g.masked_fill(~self.group_mask, float("-inf"))
+        self.disc_spans = [s for s in spans if s.kind != CONTINUOUS]
+        self.n_groups = len(self.disc_spans)
+        by_bucket: dict[int, list[int]] = {}
+        for g, s in enumerate(self.disc_spans):
+            key = next((b for b in _BUCKETS if s.size <= b), 10**9)
+            by_bucket.setdefault(key, []).append(g)
+        self.buckets = [_Bucket(gs, self.disc_spans, device) for _, gs in sorted(by_bucket.items())]
+        # activated rows are assembled as [tanh(cont), softmax slots of bucket 0, bucket 1, ...]
+        order = torch.cat([self.cont_idx] + [b.positions for b in self.buckets]) if spans else torch.zeros(0)
+        self.assemble = torch.argsort(order.long()).to(device)
+        self.cond_groups = [g for g, s in enumerate(self.disc_spans) if s.conditional]
+        # per conditional group: its slot positions padded to the widest conditional group
+        cond_width = max((self.disc_spans[g].size for g in self.cond_groups), default=1)
+        cidx = torch.zeros(len(self.cond_groups), cond_width, dtype=torch.long)
+        cmask = torch.zeros(len(self.cond_groups), cond_width, dtype=torch.bool)
+        for row, g in enumerate(self.cond_groups):
+            s = self.disc_spans[g]
+            cidx[row, : s.size] = torch.arange(s.start, s.end)
+            cmask[row, : s.size] = True
+        self.cond_index = cidx.to(device)
+        self.cond_mask = cmask.to(device)
+        self.cond_widths = cmask.sum(1).to(device)
 
     def activate(self, logits: torch.Tensor, *, tau: float = 0.2, hard: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """tanh on continuous slots, gumbel-softmax (temperature ``tau``) on every discrete group."""
-        out = torch.empty_like(logits)
-        if len(self.cont_idx):
-            out[:, self.cont_idx] = torch.tanh(logits[:, self.cont_idx])
-        if self.n_groups:
-            g = self.grouped(logits)
+        parts = [torch.tanh(logits[:, self.cont_idx])]
+        for b in self.buckets:
+            g = b.grouped(logits)
             u = torch.rand(g.shape, device=g.device, dtype=g.dtype, generator=generator)
             gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
             soft = torch.softmax((g + gumbel) / tau, dim=-1)
             if hard:
                 soft = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
-            out[:, self.flat_index] = soft[:, self.group_mask]
-        return out
-
-    def group_targets(self, onehot: torch.Tensor) -> torch.Tensor:
-        """Index of the active slot of each discrete group: ``[B, n_groups]``."""
-        return self.grouped(onehot).argmax(-1)
+            parts.append(soft[:, b.mask])
+        return torch.cat(parts, dim=1)[:, self.assemble]
 
     def group_cross_entropy(self, logits: torch.Tensor, target_onehot: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of every discrete group: ``[B, n_groups]`` (not reduced)."""
-        g = self.grouped(logits)
-        target = self.group_targets(target_onehot)
-        logp = torch.log_softmax(g, dim=-1)
-        return -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        """Summed cross-entropy over every discrete group, per row: ``[B]``."""
+        total = torch.zeros(len(logits), device=logits.device, dtype=logits.dtype)
+        for b in self.buckets:
+            g = b.grouped(logits)
+            target = b.grouped(target_onehot).argmax(-1)
+            logp = torch.log_softmax(g, dim=-1)
+            total = total - logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(1)
+        return total
+
+    def cond_codes(self, onehot: torch.Tensor) -> torch.Tensor:
+        """Active slot of each conditional group per row: ``[B, n_cond_groups]``."""
+        g = onehot[:, self.cond_index].masked_fill(~self.cond_mask, float("-inf"))
+        return g.argmax(-1)
+
+    def cond_logits(self, logits: torch.Tensor, cond_group: torch.Tensor) -> torch.Tensor:
+        """Logits of one conditional group per row (padding -inf): ``[B, width]``."""
+        return logits.gather(1, self.cond_index[cond_group]).masked_fill(~self.cond_mask[cond_group], float("-inf"))

@@ -57,7 +57,7 @@ class VAENet(nn.Module):
             diff = x[:, lay.cont_idx] - torch.tanh(recon[:, lay.cont_idx])
             rec = rec + (diff ** 2 / (2 * sigma ** 2) + torch.log(sigma)).sum(1)
         if lay.n_groups:
-            rec = rec + lay.group_cross_entropy(recon, x).sum(1)
+            rec = rec + lay.group_cross_entropy(recon, x)
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         return self.loss_factor * rec, kl
 
@@ -109,7 +109,7 @@ class TVAE(BaseSynthesizer):
         pass
 
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2scale)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2scale, fused=True)
         n, bs = len(data), min(self.batch_size, len(data))
         history = []
         bar = tqdm(range(self.epochs), desc="TVAE", disable=not self.verbose, unit="epoch")

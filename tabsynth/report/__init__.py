@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from tabsynth.errors import ConfigError
 from tabsynth.report._common import (DEFAULT_MAX_ROWS, check_frame_arg, check_positive_int, check_same_columns,
@@ -95,6 +96,15 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
     sensitive override the roles guessed from column names. max_rows caps every table used for
     distances, classifiers and sdmetrics (random subsample, stated in the report).
     """
+    # scikit-learn's OpenMP loops spin-wait: on a busy machine two threads run ~10x slower than one
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _evaluate(real, synthetic, holdout, target, metadata, profile, model,
+                         quasi_identifiers=quasi_identifiers, sensitive=sensitive, max_rows=max_rows,
+                         max_plots=max_plots, n_attacks=n_attacks, seed=seed, title=title)
+
+
+def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, quasi_identifiers, sensitive,
+              max_rows, max_plots, n_attacks, seed, title) -> Report:
     t0 = time.perf_counter()
     real = check_frame_arg(real, "real")
     synthetic = check_same_columns(real, check_frame_arg(synthetic, "synthetic"), "synthetic")

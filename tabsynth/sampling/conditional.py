@@ -9,6 +9,7 @@ flattened value-to-row index (a gather, no Python loop per row).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from tabsynth.models.layout import SpanLayout
 
@@ -27,12 +28,10 @@ class ConditionSampler:
     def __init__(self, layout: SpanLayout, codes: torch.Tensor | None, counts: torch.Tensor | None = None) -> None:
         self.layout = layout
         device = layout.device
-        widths = layout.group_mask[layout.cond_groups].sum(-1) if len(layout.cond_groups) else torch.zeros(0)
-        self.widths = widths.to(device=device, dtype=torch.long)
+        self.widths = layout.cond_widths.long()
         self.n_groups = len(self.widths)
         self.max_width = int(self.widths.max()) if self.n_groups else 0
-        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.widths.cumsum(0)])[:-1] \
-            if self.n_groups else torch.zeros(0, dtype=torch.long, device=device)
+        self.offsets = (torch.cumsum(self.widths, 0) - self.widths) if self.n_groups else self.widths
         self.dim = int(self.widths.sum()) if self.n_groups else 0
         if counts is None and codes is not None and self.n_groups:
             counts = torch.zeros(self.n_groups, self.max_width, device=device)
@@ -48,7 +47,7 @@ class ConditionSampler:
         if codes is not None and self.n_groups:
             n = codes.shape[0]
             flat = torch.empty(self.n_groups * n, dtype=torch.long, device=device)
-            for g in range(self.n_groups):
+            for g in range(self.n_groups):  # one argsort per column, not per row
                 flat[g * n:(g + 1) * n] = torch.argsort(codes[:, g], stable=True)
             starts = torch.cumsum(self.counts, dim=1) - self.counts
             self._row_starts = (starts + torch.arange(self.n_groups, device=device)[:, None] * n).long()
@@ -57,8 +56,7 @@ class ConditionSampler:
     @classmethod
     def from_matrix(cls, layout: SpanLayout, data: torch.Tensor) -> "ConditionSampler":
         """Sampler over an encoded matrix (the non-DP path: real frequencies and rows)."""
-        codes = layout.group_targets(data)[:, layout.cond_groups] if len(layout.cond_groups) else None
-        return cls(layout, codes)
+        return cls(layout, layout.cond_codes(data) if layout.cond_groups else None)
 
     def sample(self, n: int, *, log_frequency: bool = True, generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,15 +92,6 @@ class ConditionSampler:
         pick = (u * count).long().clamp_max((count - 1).clamp_min(0).long())
         return self._row_index[self._row_starts[group, slot] + pick]
 
-    def cond_loss(self, logits: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """CTGAN's generator penalty: cross-entropy of the asked group against the asked value."""
-        g = self.layout.grouped(logits)[:, self.layout.cond_groups]
-        target = torch.zeros(cond.shape[0], self.n_groups, dtype=torch.long, device=cond.device)
-        # slot asked for in each group (0 where not asked; masked out below)
-        padded = torch.zeros(cond.shape[0], self.n_groups, self.max_width, device=cond.device)
-        idx = self.offsets[:, None] + torch.arange(self.max_width, device=cond.device)[None, :]
-        valid = torch.arange(self.max_width, device=cond.device)[None, :] < self.widths[:, None]
-        padded[:, valid] = cond[:, idx[valid]]
-        target = padded.argmax(-1)
-        ce = -torch.log_softmax(g, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        return (ce * mask).sum() / cond.shape[0]
+    def cond_loss(self, logits: torch.Tensor, group: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """CTGAN's generator penalty: cross-entropy of the asked group's logits against the asked value."""
+        return F.cross_entropy(self.layout.cond_logits(logits, group), slot, reduction="sum") / len(slot)
