@@ -123,6 +123,9 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
             raise ConfigError(f"target {target!r} is an id column; choose a column to predict")
 
     prep = prepare(meta, {"real": real, "synthetic": synthetic, "holdout": holdout})
+    # cheap parts first, so a bad model or role list fails before the long computations
+    formal = formal_section(model, meta)
+    roles = assign_roles(prep, profile, target, quasi_identifiers, sensitive)
     R, S = prep.frames["real"], prep.frames["synthetic"]
     Hd = prep.frames.get("holdout")
     caveats: list[str] = []
@@ -156,7 +159,6 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
     utility["seconds"] = time.perf_counter() - t_u
 
     # inventory, threat model, privacy
-    roles = assign_roles(prep, profile, target, quasi_identifiers, sensitive)
     inventory = build_inventory(prep, real, roles, profile)
     threat = threat_model(roles, profile, target)
     t_p = time.perf_counter()
@@ -165,7 +167,6 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
         quasi_identifiers=threat["quasi_identifiers"], sensitive=threat["sensitive"],
         seed=seed, max_rows=max_rows, n_attacks=n_attacks)
     privacy["seconds"] = time.perf_counter() - t_p
-    formal = formal_section(model, meta)
 
     scores = {"fidelity": fidelity.get("score"), "utility": utility.get("score"), "privacy": privacy.get("score")}
     subsampled = {k: v for k, v in sizes.items() if v is not None and v > max_rows}

@@ -205,7 +205,7 @@ def codes_for(frames: list[pd.DataFrame], col: str, numeric: bool, bins: int = 1
         out = []
         for f in frames:
             v = f[col].to_numpy(dtype=float)
-            code = np.searchsorted(edges, v, side="right")
+            code = np.searchsorted(edges, v, side="left")  # (e_i-1, e_i]: zero-inflated columns keep 2 bins
             out.append(np.where(np.isfinite(v), code, len(edges) + 1).astype(np.int64))
         return out
     allv = pd.concat([f[col] for f in frames], ignore_index=True).fillna("\x00missing")

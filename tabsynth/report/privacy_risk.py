@@ -208,7 +208,8 @@ def singling_out(prep: Prepared, T: np.ndarray, H: np.ndarray, S: np.ndarray, n_
 
     # multivariate: 3 random columns with the values of one synthetic row
     p = min(3, ncol)
-    cand = max(4 * n_attacks, 200)
+    # candidate predicates: as many as fit a fixed amount of work (predicates x synthetic rows)
+    cand = int(max(n_attacks, min(10 * n_attacks, 1e8 // max(len(S), 1))))
     rows = rng.integers(0, len(S), cand)
     cols = np.argsort(rng.random((cand, ncol)), axis=1)[:, :p]
     vals = S[rows[:, None], cols]

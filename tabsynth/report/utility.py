@@ -112,7 +112,7 @@ def evaluate_utility(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, hold
 
     # feature-importance agreement (permutation importance on the same test rows)
     importance: dict[str, Any] = {"method": f"permutation importance on {min(len(test), IMPORTANCE_ROWS)} "
-                                            "holdout rows, 3 repeats; agreement = Spearman rank correlation"}
+                                            "holdout rows, 2 repeats; agreement = Spearman rank correlation"}
     if m_syn is not None and len(features) > 1:
         idx = np.random.default_rng(seed).permutation(len(test))[:IMPORTANCE_ROWS]
         if task == "classification" and len(classes) == 2:
@@ -128,7 +128,7 @@ def evaluate_utility(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, hold
             scoring = "r2"
         imps = []
         for m in (m_real, m_syn):
-            r = permutation_importance(m, Xt[idx], yt[idx], scoring=scoring, n_repeats=3,
+            r = permutation_importance(m, Xt[idx], yt[idx], scoring=scoring, n_repeats=2,
                                        random_state=seed)
             imps.append(r.importances_mean)
         rho = spearmanr(imps[0], imps[1]).statistic if np.std(imps[0]) > 0 and np.std(imps[1]) > 0 else None

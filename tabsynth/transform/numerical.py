@@ -17,6 +17,8 @@ from tabsynth.transform.base import CONTINUOUS, DISCRETE, Span, one_hot, restore
 METHODS = ("mode", "quantile", "minmax")
 #: A mixture component is kept when its weight is above this (as in CTGAN).
 MIN_MODE_WEIGHT = 0.005
+#: A value held by this share of rows gets its own point-mass mode.
+SPIKE_SHARE = 0.05
 _N_QUANTILES = 1000
 
 
@@ -182,31 +184,49 @@ class NumericEncoder:
 
 
 def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None) -> tuple[list, list, list]:
-    """Means, stds and weights of a Bayesian Gaussian mixture (as in CTGAN), on a subsample."""
+    """Means, stds and weights of the modes: point masses plus a Bayesian Gaussian mixture (CTGAN).
+
+    Values held by at least ``SPIKE_SHARE`` of the rows (a 0 in capital-gain, 40 hours a week)
+    get a mode of their own with a negligible spread, so they decode to exactly that value
+    instead of being smeared by a Gaussian; the mixture is fitted on the other values.
+    """
     from sklearn.mixture import BayesianGaussianMixture
 
-    uniq = np.unique(x)
-    if len(uniq) == 1:
-        return [float(uniq[0])], [1.0], [1.0]
-    if len(x) > max_rows:
-        x = np.random.default_rng(seed).choice(x, max_rows, replace=False)
-    n_components = int(min(max_modes, len(np.unique(x)), len(x)))
-    scale = float(np.std(x)) or 1.0
-    gm = BayesianGaussianMixture(
-        n_components=n_components,
-        weight_concentration_prior_type="dirichlet_process",
-        weight_concentration_prior=0.001,
-        max_iter=100,
-        n_init=1,
-        random_state=seed,
-    )
-    gm.fit((x / scale).reshape(-1, 1))  # ConvergenceWarning is silenced by the caller's thread
-    keep = gm.weights_ > MIN_MODE_WEIGHT
-    if not keep.any():
-        keep = gm.weights_ == gm.weights_.max()
-    means = gm.means_.reshape(-1)[keep] * scale
-    stds = np.sqrt(gm.covariances_.reshape(-1)[keep]) * scale
-    stds = np.maximum(stds, 1e-6 * max(scale, 1e-12))
-    weights = gm.weights_[keep] / gm.weights_[keep].sum()
-    order = np.argsort(means)
-    return means[order].tolist(), stds[order].tolist(), weights[order].tolist()
+    uniq, counts = np.unique(x, return_counts=True)
+    scale = float(np.std(x)) or max(abs(float(uniq[0])), 1.0)
+    point_std = 1e-6 * scale
+    share = counts / len(x)
+    spikes = np.argsort(-share)[: max(max_modes - 1, 1)]
+    spikes = spikes[share[spikes] >= SPIKE_SHARE] if len(uniq) > 1 else np.arange(1)
+    means = [float(uniq[i]) for i in spikes]
+    stds = [point_std] * len(spikes)
+    weights = [float(share[i]) for i in spikes]
+    rest = x[~np.isin(x, uniq[spikes])]
+    n_rest_unique = len(np.unique(rest))
+    if n_rest_unique == 1:
+        means.append(float(rest[0]))
+        stds.append(point_std)
+        weights.append(len(rest) / len(x))
+    elif n_rest_unique > 1:
+        rest_share = len(rest) / len(x)
+        if len(rest) > max_rows:
+            rest = np.random.default_rng(seed).choice(rest, max_rows, replace=False)
+        n_components = int(min(max_modes - len(spikes), len(np.unique(rest)), len(rest)))
+        gm = BayesianGaussianMixture(
+            n_components=max(n_components, 1),
+            weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=0.001,
+            max_iter=100,
+            n_init=1,
+            random_state=seed,
+        )
+        gm.fit((rest / scale).reshape(-1, 1))  # ConvergenceWarning is silenced by the caller's thread
+        keep = gm.weights_ > MIN_MODE_WEIGHT
+        if not keep.any():
+            keep = gm.weights_ == gm.weights_.max()
+        means += (gm.means_.reshape(-1)[keep] * scale).tolist()
+        stds += np.maximum(np.sqrt(gm.covariances_.reshape(-1)[keep]) * scale, point_std).tolist()
+        weights += (gm.weights_[keep] / gm.weights_[keep].sum() * rest_share).tolist()
+    order = np.argsort(means, kind="stable")
+    w = np.asarray(weights)[order]
+    return (np.asarray(means)[order].tolist(), np.asarray(stds)[order].tolist(), (w / w.sum()).tolist())
