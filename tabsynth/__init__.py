@@ -6,6 +6,8 @@ from tabsynth import datasets, errors  # noqa: E402
 from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
+from tabsynth.report import Report, evaluate  # noqa: E402
 
-__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Metadata", "PrivacySpent", "datasets", "errors", "load",
+__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Metadata", "PrivacySpent", "Report", "datasets", "errors", "evaluate",
+           "load",
            "__version__"]

@@ -80,10 +80,18 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from tabsynth import datasets
     from tabsynth.demo import run_demo
 
-    run_demo(Path(args.out), datasets.load("adult"), epochs=args.epochs, verbose=not args.quiet)
+    run_demo(Path(args.out), datasets.load("adult"), epochs=args.epochs, holdout=datasets.load("adult_test"),
+             target="income", verbose=not args.quiet)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from tabsynth.report import command as report_command
+
+    report_command.run(args)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "report": _cmd_report,
     "metadata": _cmd_metadata,
     "fit": _cmd_fit,
     "sample": _cmd_sample,
@@ -138,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
     p.add_argument("--batch-rows", type=_positive_int, default=100_000, help="rows per written batch")
+
+    from tabsynth.report import command as report_command
+
+    report_command.add_parser(sub)
 
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult.")

@@ -12,8 +12,9 @@ from tabsynth.metadata import Metadata
 from tabsynth.transform import TableTransformer
 
 
-def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 10, verbose: bool = True) -> dict:
-    """Detect metadata, check the encoders' round trip, fit a CTGAN, write a synthetic table."""
+def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 10, holdout: pd.DataFrame | None = None,
+             target: str | None = None, verbose: bool = True) -> dict:
+    """Detect metadata, check the encoders' round trip, fit a CTGAN, sample, and report on it."""
     out.mkdir(parents=True, exist_ok=True)
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
@@ -45,6 +46,14 @@ def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 10, verbose: bool = T
     say(f"CTGAN: {epochs} epochs in {t5 - t4:.1f} s -> {out / 'model.tsyn'}; "
         f"{len(synthetic)} synthetic rows -> {out / 'synthetic.csv'}")
     say(f"privacy: {model.privacy_spent()}")
-    return {"metadata": meta, "model": model, "synthetic": synthetic, "matrix_shape": matrix.shape, "exact": exact,
+    from tabsynth.report import evaluate
+
+    t6 = time.perf_counter()
+    report = evaluate(df, synthetic, holdout=holdout, target=target, metadata=meta, model=model)
+    report.to_html(out / "report.html")
+    report.to_json(out / "report.json")
+    scores = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in report.scores.items())
+    say(f"report in {time.perf_counter() - t6:.0f} s -> {out / 'report.html'} ({scores})")
+    return {"metadata": meta, "model": model, "synthetic": synthetic, "report": report, "matrix_shape": matrix.shape, "exact": exact,
             "seconds": {"detect": t1 - t0, "fit_transform": t2 - t1, "inverse": t3 - t2},
             "max_abs_error": {c: float(np.nanmax(np.abs(df[c] - back[c]))) for c in meta.names_of_kind("numerical")}}

@@ -17,18 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from tabsynth.errors import ConfigError
 from tabsynth.report._common import (DEFAULT_MAX_ROWS, check_frame_arg, check_positive_int, check_same_columns,
                                      fmt, jsonable, prepare, resolve_metadata, subsample, traffic)
-from tabsynth.report.fidelity import THRESHOLDS as FIDELITY_THRESHOLDS
-from tabsynth.report.fidelity import evaluate_fidelity
 from tabsynth.report.formal import formal_section
 from tabsynth.report.inventory import assign_roles, build_inventory, check_profile, threat_model
-from tabsynth.report.privacy_risk import RISK_THRESHOLDS, evaluate_privacy
-from tabsynth.report.utility import THRESHOLDS as UTILITY_THRESHOLDS
-from tabsynth.report.utility import evaluate_utility
+
+# fidelity / utility / privacy_risk pull in scikit-learn, scipy and matplotlib: imported on first
+# use so that ``import tabsynth`` stays fast.
 
 __all__ = ["Report", "evaluate"]
 
@@ -96,6 +93,8 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
     sensitive override the roles guessed from column names. max_rows caps every table used for
     distances, classifiers and sdmetrics (random subsample, stated in the report).
     """
+    from threadpoolctl import threadpool_limits
+
     # scikit-learn's OpenMP loops spin-wait: on a busy machine two threads run ~10x slower than one
     with threadpool_limits(limits=1, user_api="openmp"):
         return _evaluate(real, synthetic, holdout, target, metadata, profile, model,
@@ -105,6 +104,10 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
 
 def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, quasi_identifiers, sensitive,
               max_rows, max_plots, n_attacks, seed, title) -> Report:
+    from tabsynth.report.fidelity import evaluate_fidelity
+    from tabsynth.report.privacy_risk import evaluate_privacy
+    from tabsynth.report.utility import evaluate_utility
+
     t0 = time.perf_counter()
     real = check_frame_arg(real, "real")
     synthetic = check_same_columns(real, check_frame_arg(synthetic, "synthetic"), "synthetic")
@@ -209,6 +212,10 @@ def _light_word(light: str) -> str:
 
 
 def _summary(fid: dict, uti: dict, pri: dict, formal: dict, caveats: list[str]) -> dict[str, Any]:
+    from tabsynth.report.fidelity import THRESHOLDS as FIDELITY_THRESHOLDS
+    from tabsynth.report.privacy_risk import RISK_THRESHOLDS
+    from tabsynth.report.utility import THRESHOLDS as UTILITY_THRESHOLDS
+
     verdicts: dict[str, dict[str, Any]] = {}
     next_steps: list[str] = []
     # fidelity

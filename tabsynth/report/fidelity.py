@@ -33,7 +33,9 @@ def _sdmetrics_frames(prep: Prepared, *dfs: pd.DataFrame) -> tuple[list[pd.DataF
 
 def run_sdmetrics(prep: Prepared, real: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
     """sdmetrics' single-table QualityReport and DiagnosticReport, reused as they are."""
-    from sdmetrics.reports.single_table import DiagnosticReport, QualityReport
+    with warnings.catch_warnings():  # sdmetrics 0.32 flags the single-table module as deprecated on import
+        warnings.simplefilter("ignore", FutureWarning)
+        from sdmetrics.reports.single_table import DiagnosticReport, QualityReport
 
     (r, o), md = _sdmetrics_frames(prep, real, other)
     with warnings.catch_warnings():
