@@ -65,6 +65,10 @@ class BaseSynthesizer:
                 problems.append(f"{name} must be a positive integer, got {v!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)):
             problems.append(f"seed must be an integer or None, got {self.seed!r}")
+        if self.epsilon is not None:
+            from tabsynth.privacy.engine import check_private_params
+
+            problems += check_private_params(self)
         problems += self._check_params()
         if problems:
             raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
@@ -85,6 +89,16 @@ class BaseSynthesizer:
         device = resolve_device(self.device)
         if self.verbose:
             print(f"tabsynth {type(self).__name__}: fitting {len(df)} rows x {df.shape[1]} columns on {device}")
+        self.privacy_ = None
+        if self.epsilon is not None:
+            with seeded(self.seed, device):
+                history = self._fit_private(df, metadata, device)
+            self.loss_history_ = pd.DataFrame(history)
+            self.n_rows_ = len(df)
+            self._sample_calls = 0
+            if self.verbose:
+                print(f"privacy: {self.privacy_}")
+            return self
         with seeded(self.seed, device):
             transformer = TableTransformer(numerical=self.numerical, max_categories=self.max_categories,
                                            seed=self.seed if self.seed is not None else 0).fit(df, metadata)
@@ -95,6 +109,45 @@ class BaseSynthesizer:
         self.n_rows_ = len(df)
         self._sample_calls = 0
         return self
+
+    def _fit_private(self, df: pd.DataFrame, metadata: Metadata, device: torch.device) -> list[dict[str, float]]:
+        """DP mode: plan the budget, preprocess privately, train with DP-SGD (privacy.md)."""
+        from tabsynth.privacy.accountant import Accountant
+        from tabsynth.privacy.engine import GaussianNoise, resolve_delta, sample_rate
+        from tabsynth.privacy.preprocessing import condition_counts, plan, private_transformer
+
+        n = len(df)
+        accountant = Accountant(self.epsilon, resolve_delta(self.delta, n))
+        release = plan(metadata, accountant, self.preprocessing_epsilon_share)
+        batch_size = min(self.batch_size, n)
+        q, steps_per_epoch = sample_rate(n, batch_size)
+        steps = self.epochs * steps_per_epoch
+        sigma = accountant.training_noise(q, steps)  # a budget too small fails here, before reading rows
+        noise = GaussianNoise(None if self.seed is None else self.seed + 1, self.secure_mode)
+        stats = private_transformer(df, metadata, accountant, release, max_modes=10,
+                                    max_categories=self.max_categories, rng=np.random.default_rng(self.seed),
+                                    noise_rng=noise)
+        self._init_fitted(stats.transformer, device)
+        data = torch.from_numpy(stats.transformer.transform(df)).to(device)
+        history = self._train_private(data, accountant, condition_counts(stats.transformer), sigma=sigma, q=q,
+                                      steps=steps, batch_size=batch_size) if stats.transformer.output_dim_ else []
+        self.privacy_ = accountant.statement()
+        return history
+
+    def _train_private(self, data: torch.Tensor, accountant: Any, cond_counts: list[list[float]], *, sigma: float,
+                       q: float, steps: int, batch_size: int) -> list[dict[str, float]]:
+        raise NotImplementedError
+
+    def _training_release(self, sigma: float, q: float, steps: int, batch_size: int, engine: Any,
+                          accountant: Any, mechanism: str) -> None:
+        """Record the DP-SGD part, with Opacus' own accountant's figure as a cross-check."""
+        from tabsynth.privacy.accountant import Release
+
+        opacus_eps = float(engine.accountant.get_epsilon(delta=accountant.delta_rdp)) if steps else 0.0
+        accountant.add(Release("training", sigma, q, steps, mechanism=mechanism, details={
+            "max_grad_norm": self.max_grad_norm, "expected_batch_size": batch_size, "epochs": self.epochs,
+            "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": self.secure_mode,
+            "seeded": self.seed is not None and not self.secure_mode}))
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:
         self.transformer_ = transformer

@@ -23,6 +23,12 @@ LOSSES = ("wgan-gp", "bce")
 _FAST_ADAM = {"fused": True}
 
 
+def _training(sigma: float, q: float, steps: int):
+    from tabsynth.privacy.accountant import Release
+
+    return Release("training", sigma, q, steps)
+
+
 class Residual(nn.Module):
     """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
 
@@ -63,6 +69,8 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pac == 1:  # also takes [batch, pair, features] inputs (the DP critic judges pairs)
+            return self.net(x)
         return self.net(x.reshape(-1, x.shape[1] * self.pac))
 
 
@@ -93,10 +101,12 @@ class CTGAN(BaseSynthesizer):
     def __init__(self, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
                  generator_dim: Sequence[int] = (256, 256), discriminator_dim: Sequence[int] = (256, 256),
                  generator_lr: float = 2e-4, generator_decay: float = 1e-6, discriminator_lr: float = 2e-4,
-                 discriminator_decay: float = 1e-6, discriminator_steps: int = 1, pac: int = 10,
-                 loss: str = "wgan-gp", gp_lambda: float = 10.0, log_frequency: bool = True,
+                 discriminator_decay: float = 1e-6, discriminator_steps: int = 1, pac: int | None = None,
+                 loss: str | None = None, gp_lambda: float = 10.0, log_frequency: bool = True,
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto",
-                 seed: int | None = None, verbose: bool = True) -> None:
+                 seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
+                 delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
+                 secure_mode: bool = False) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -116,15 +126,42 @@ class CTGAN(BaseSynthesizer):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.preprocessing_epsilon_share = preprocessing_epsilon_share
+        self.secure_mode = secure_mode
+
+    @property
+    def _pac(self) -> int:
+        """PacGAN pack size: 10 (the paper), 1 under DP (privacy.md rule 10)."""
+        return self.pac if self.pac is not None else (1 if self.epsilon is not None else 10)
+
+    @property
+    def _loss(self) -> str:
+        """WGAN-GP (the paper), non-saturating BCE under DP (privacy.md rule 11)."""
+        return self.loss if self.loss is not None else ("bce" if self.epsilon is not None else "wgan-gp")
 
     def _check_params(self) -> list[str]:
         out = []
-        if not isinstance(self.pac, int) or self.pac < 1:
+        if not isinstance(self._pac, int) or self._pac < 1:
             out.append(f"pac must be a positive integer, got {self.pac!r}")
-        elif isinstance(self.batch_size, int) and self.batch_size % self.pac:
-            out.append(f"batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})")
-        if self.loss not in LOSSES:
+        elif isinstance(self.batch_size, int) and self.epsilon is None and self.batch_size % self._pac:
+            out.append(f"batch_size ({self.batch_size}) must be a multiple of pac ({self._pac})")
+        if self._loss not in LOSSES:
             out.append(f"loss={self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.epsilon is not None:
+            from tabsynth.errors import PrivacyConfigError
+
+            dp = []
+            if self._pac != 1:
+                dp.append(f"pac={self.pac} packs several real rows into one critic input, so one row's "
+                          "influence is not clipped on its own: use pac=1 (the DP default)")
+            if self._loss != "bce":
+                dp.append("loss='wgan-gp' needs a double backward that Opacus' per-sample gradients get wrong: "
+                          "use loss='bce' (the DP default)")
+            if dp:
+                raise PrivacyConfigError("CTGAN with epsilon set: " + "; ".join(dp))
         if not isinstance(self.discriminator_steps, int) or self.discriminator_steps < 1:
             out.append("discriminator_steps must be a positive integer")
         return out
@@ -134,7 +171,7 @@ class CTGAN(BaseSynthesizer):
         self.data_dim_ = data_dim
         cond_dim = sum(s.size for s in self.transformer_.conditional_spans_)
         self.generator_ = Generator(self.embedding_dim + cond_dim, self.generator_dim, data_dim).to(self.device_)
-        self.discriminator_ = Discriminator(data_dim + cond_dim, self.discriminator_dim, self.pac).to(self.device_)
+        self.discriminator_ = Discriminator(data_dim + cond_dim, self.discriminator_dim, self._pac).to(self.device_)
         self.cond_sampler_ = ConditionSampler(self.layout_, None)  # frequencies set in _train or load
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -153,11 +190,12 @@ class CTGAN(BaseSynthesizer):
         pass
 
     # --- training -------------------------------------------------------------------------------
-    def _make_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    def _make_optimizers(self, fused: bool = True) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        fast = _FAST_ADAM if fused else {}
         opt_g = torch.optim.Adam(self.generator_.parameters(), lr=self.generator_lr, betas=(0.5, 0.9),
-                                 weight_decay=self.generator_decay, **_FAST_ADAM)
+                                 weight_decay=self.generator_decay, **fast)
         opt_d = torch.optim.Adam(self.discriminator_.parameters(), lr=self.discriminator_lr, betas=(0.5, 0.9),
-                                 weight_decay=self.discriminator_decay, **_FAST_ADAM)
+                                 weight_decay=self.discriminator_decay, **fast)
         return opt_g, opt_d
 
     def _noise(self, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -189,13 +227,13 @@ class CTGAN(BaseSynthesizer):
     def _critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
         d_real = self.discriminator_(real_in)
         d_fake = self.discriminator_(fake_in)
-        if self.loss == "bce":
+        if self._loss == "bce":
             return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         return d_fake.mean() - d_real.mean() + self._gradient_penalty(real_in, fake_in)
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        pac, dim = self.pac, real.shape[1]
+        pac, dim = self._pac, real.shape[1]
         alpha = torch.rand(real.shape[0] // pac, 1, 1, device=real.device).expand(-1, pac, dim).reshape(-1, dim)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         out = self.discriminator_(mixed)
@@ -205,7 +243,7 @@ class CTGAN(BaseSynthesizer):
 
     def _generator_loss(self, fake_in: torch.Tensor) -> torch.Tensor:
         d_fake = self.discriminator_(fake_in)
-        if self.loss == "bce":
+        if self._loss == "bce":
             return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         return -d_fake.mean()
 
@@ -246,6 +284,81 @@ class CTGAN(BaseSynthesizer):
             history.append(record)
             bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}")
         self.discriminator_.requires_grad_(True)
+        return history
+
+    def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
+                       batch_size: int) -> list[dict[str, float]]:
+        """DP-SGD on the critic only (privacy.md rules 7-11): Poisson-sampled real rows, each paired with
+        one fake row in the same per-sample gradient; the generator is post-processing."""
+        from tabsynth.privacy.engine import make_private
+
+        width = max((len(c) for c in cond_counts), default=0)
+        counts = torch.zeros(len(cond_counts), width)
+        for g, c in enumerate(cond_counts):
+            counts[g, : len(c)] = torch.tensor(c)
+        self.cond_sampler_ = ConditionSampler(self.layout_, None, counts if cond_counts else None)
+        cs = self.cond_sampler_
+        opt_g, opt_d = self._make_optimizers(fused=False)
+        engine, critic, opt_d, loader = make_private(
+            self.discriminator_, opt_d, data, batch_size, sigma, self.max_grad_norm, secure_mode=self.secure_mode,
+            seed=None if self.seed is None else self.seed + 2)
+        history, done = [], 0
+        bar = tqdm(range(self.epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
+        for epoch in bar:
+            g_sum = torch.zeros((), device=self.device_)
+            d_sum = torch.zeros((), device=self.device_)
+            n_steps = 0
+            for (real,) in loader:
+                if done >= steps:
+                    break
+                b = len(real)
+                # each real row's condition comes from its own value in a uniformly chosen column
+                if cs.n_groups:
+                    group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
+                    slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
+                    real_cond = cs._vectors(group, slot)[0]
+                    fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
+                else:
+                    real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
+                with torch.no_grad():
+                    fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
+                pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
+                out = critic(pairs)
+                per_pair = (F.binary_cross_entropy_with_logits(out[:, 0], torch.ones_like(out[:, 0]), reduction="none")
+                            + F.binary_cross_entropy_with_logits(out[:, 1], torch.zeros_like(out[:, 1]),
+                                                                 reduction="none")).sum(-1)
+                loss_d = per_pair.sum() / max(b, 1)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                done += 1
+                # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
+                critic.disable_hooks()
+                self.discriminator_.requires_grad_(False)
+                cond, group, slot = self._fake_conditions(batch_size)
+                logits, fake = self._fake(cond)
+                loss_g = self._generator_loss(torch.cat([fake, cond], 1))
+                if cs.n_groups:
+                    loss_g = loss_g + cs.cond_loss(logits, group, slot)
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                self.discriminator_.requires_grad_(True)
+                critic.enable_hooks()
+                g_sum += loss_g.detach()
+                d_sum += loss_d.detach()
+                n_steps += 1
+            n_steps = max(n_steps, 1)
+            spent = accountant.spent_epsilon([_training(sigma, q, done)])
+            record = {"epoch": epoch, "generator_loss": float(g_sum) / n_steps,
+                      "discriminator_loss": float(d_sum) / n_steps, "epsilon": spent}
+            history.append(record)
+            bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}",
+                            eps=f"{spent:.3f}")
+        opt_d.zero_grad(set_to_none=True)
+        critic._close()
+        self._training_release(sigma, q, done, batch_size, engine, accountant,
+                               "DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
         return history
 
     # --- generation -----------------------------------------------------------------------------

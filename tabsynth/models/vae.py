@@ -26,6 +26,17 @@ def _mlp(i: int, hidden: Sequence[int]) -> tuple[nn.Sequential, int]:
     return nn.Sequential(*layers), dim
 
 
+class Sigma(nn.Module):
+    """The learned per-scalar sigma as a layer, so Opacus computes its per-sample gradients too."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.sigma = nn.Parameter(torch.ones(n) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sigma.expand(x.shape[0], -1)
+
+
 class VAENet(nn.Module):
     """Encoder, decoder and per-scalar sigma; ``forward(x)`` gives each row's loss terms."""
 
@@ -37,7 +48,7 @@ class VAENet(nn.Module):
         self.logvar = nn.Linear(dim, embedding_dim)
         dec, dim = _mlp(embedding_dim, decompress_dims)
         self.decoder = nn.Sequential(dec, nn.Linear(dim, data_dim))
-        self.sigma = nn.Parameter(torch.ones(max(len(layout.cont_idx), 1)) * 0.1)
+        self.sigma = Sigma(max(len(layout.cont_idx), 1))
         self.layout = layout
         self.loss_factor = loss_factor
 
@@ -53,7 +64,7 @@ class VAENet(nn.Module):
         rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
         lay = self.layout
         if len(lay.cont_idx):
-            sigma = self.sigma[: len(lay.cont_idx)]
+            sigma = self.sigma(x)[:, : len(lay.cont_idx)]
             diff = x[:, lay.cont_idx] - torch.tanh(recon[:, lay.cont_idx])
             rec = rec + (diff ** 2 / (2 * sigma ** 2) + torch.log(sigma)).sum(1)
         if lay.n_groups:
@@ -80,7 +91,9 @@ class TVAE(BaseSynthesizer):
                  compress_dims: Sequence[int] = (128, 128), decompress_dims: Sequence[int] = (128, 128),
                  l2scale: float = 1e-5, lr: float = 1e-3, loss_factor: float = 2.0, numerical: str = "mode",
                  max_categories: int = 500, device: str = "auto", seed: int | None = None,
-                 verbose: bool = True) -> None:
+                 verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
+                 max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
+                 secure_mode: bool = False) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -94,6 +107,11 @@ class TVAE(BaseSynthesizer):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.preprocessing_epsilon_share = preprocessing_epsilon_share
+        self.secure_mode = secure_mode
 
     def _build(self, data_dim: int) -> None:
         self.net_ = VAENet(data_dim, self.embedding_dim, self.compress_dims, self.decompress_dims,
@@ -125,7 +143,7 @@ class TVAE(BaseSynthesizer):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                self.net_.sigma.data.clamp_(0.01, 1.0)
+                self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
                 rec_sum += rec.detach().mean()
                 kl_sum += kl.detach().mean()
                 steps += 1
@@ -136,13 +154,56 @@ class TVAE(BaseSynthesizer):
             bar.set_postfix(loss=f"{record['loss']:.3f}")
         return history
 
+    def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
+                       batch_size: int) -> list[dict[str, float]]:
+        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13)."""
+        from tabsynth.privacy.accountant import Release
+        from tabsynth.privacy.engine import make_private
+
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2scale)
+        engine, net, opt, loader = make_private(self.net_, opt, data, batch_size, sigma, self.max_grad_norm,
+                                                secure_mode=self.secure_mode,
+                                                seed=None if self.seed is None else self.seed + 2)
+        history, done = [], 0
+        bar = tqdm(range(self.epochs), desc="DP-TVAE", disable=not self.verbose, unit="epoch")
+        for epoch in bar:
+            rec_sum = torch.zeros((), device=self.device_)
+            kl_sum = torch.zeros((), device=self.device_)
+            n_steps = 0
+            for (x,) in loader:
+                if done >= steps:
+                    break
+                rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+                loss = (rec + kl).sum() / max(len(x), 1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
+                done += 1
+                n_steps += 1
+                rec_sum += rec.detach().sum() / max(len(x), 1)
+                kl_sum += kl.detach().sum() / max(len(x), 1)
+            n_steps = max(n_steps, 1)
+            spent = accountant.spent_epsilon([Release("training", sigma, q, done)])
+            record = {"epoch": epoch, "reconstruction_loss": float(rec_sum) / n_steps,
+                      "kl_loss": float(kl_sum) / n_steps}
+            record["loss"] = record["reconstruction_loss"] + record["kl_loss"]
+            record["epsilon"] = spent
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", eps=f"{spent:.3f}")
+        opt.zero_grad(set_to_none=True)
+        net._close()
+        self._training_release(sigma, q, done, batch_size, engine, accountant,
+                               "DP-SGD on the whole VAE (Opacus, Poisson sampling, per-sample clipping)")
+        return history
+
     def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:
         lay = self.layout_
         z = torch.randn(n, self.embedding_dim, device=self.device_, generator=generator)
         logits = self.net_.decode(z)
         out = lay.activate(logits, tau=1.0, hard=True, generator=generator)
         if len(lay.cont_idx):
-            sigma = self.net_.sigma[: len(lay.cont_idx)]
+            sigma = self.net_.sigma.sigma[: len(lay.cont_idx)]
             noise = torch.randn(n, len(lay.cont_idx), device=self.device_, generator=generator)
             out[:, lay.cont_idx] = (out[:, lay.cont_idx] + noise * sigma).clamp(-1.0, 1.0)
         return out

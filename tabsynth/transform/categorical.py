@@ -30,6 +30,8 @@ class CategoricalEncoder:
         dtype: str | None = None,
         dtype_categories: list[Any] | None = None,
         role: str = "category",
+        force_other: bool = False,
+        other_label: Any = None,
     ) -> None:
         self.column = column
         self.categories = list(categories)
@@ -40,6 +42,8 @@ class CategoricalEncoder:
         self.dtype = dtype
         self.dtype_categories = dtype_categories
         self.role = role
+        self.force_other = force_other
+        self.other_label = other_label
         self._index = pd.Index(self.categories)
 
     @classmethod
@@ -75,7 +79,7 @@ class CategoricalEncoder:
 
     @property
     def has_other(self) -> bool:
-        return bool(self.other_values)
+        return bool(self.other_values) or self.force_other
 
     @property
     def width(self) -> int:
@@ -143,7 +147,9 @@ class CategoricalEncoder:
         if self.has_other:
             is_other = codes == self.other_slot
             k = int(is_other.sum())
-            if k:
+            if k and not self.other_values:  # DP mode: the folded values are unknown
+                values[is_other] = self.other_label
+            elif k:
                 draws = rng.choice(len(self.other_values), size=k, p=self.other_weights)
                 others = np.empty(len(self.other_values), dtype=object)
                 others[:] = self.other_values
@@ -159,6 +165,7 @@ class CategoricalEncoder:
             "has_missing": self.has_missing, "other_values": self.other_values,
             "other_weights": self.other_weights, "dtype": self.dtype,
             "dtype_categories": self.dtype_categories, "role": self.role,
+            "force_other": self.force_other, "other_label": self.other_label,
         }
 
     @classmethod

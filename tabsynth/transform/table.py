@@ -77,6 +77,13 @@ class TableTransformer:
                                        max_rows=self.mixture_rows, seed=self.seed)
         return IdEncoder.fit(spec.name, s)
 
+    @classmethod
+    def from_encoders(cls, metadata: Metadata, encoders: list[Encoder], **params: Any) -> "TableTransformer":
+        """A fitted transformer from encoders built elsewhere (the DP mode builds them from DP statistics)."""
+        out = cls(**params)
+        out._set_encoders(metadata, encoders)
+        return out
+
     def _set_encoders(self, metadata: Metadata, encoders: list[Encoder]) -> None:
         self.metadata_ = metadata
         self.encoders_ = encoders

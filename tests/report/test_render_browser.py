@@ -90,9 +90,11 @@ class DevTools:
         self.profile = tempfile.mkdtemp(prefix="tabsynth-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # Move the child's ends to fds >= 10 first so the dup2 onto 3 and 4 cannot clobber each other.
-        child_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
-        child_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+        # Copies at fds >= 10 (close-on-exec) so the dup2 onto 3 and 4 in the child cannot clobber
+        # each other; dup2 makes 3 and 4 inheritable. Every other fd Python opens is close-on-exec
+        # (PEP 446), hence close_fds=False (pass_fds=(3, 4) fails when the parent has no fd 3 or 4).
+        child_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 10)
 
         def wire() -> None:  # runs in the child before exec
             os.dup2(child_r, 3)
@@ -101,7 +103,7 @@ class DevTools:
         args = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
                 f"--window-size={WINDOW[0]},{WINDOW[1]}", "about:blank"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=wire, pass_fds=(3, 4))
+                                     stderr=subprocess.DEVNULL, preexec_fn=wire, close_fds=False)
         for fd in (to_chrome_r, from_chrome_w, child_r, child_w):
             os.close(fd)
         self._buf = b""
@@ -168,8 +170,10 @@ class DevTools:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def render(binary: str, path: Path, selector: str = CARD_SELECTOR, window: tuple[int, int] = WINDOW) -> Rendered:
-    """Open ``path`` in headless Chromium; collect console errors and requests; screenshot ``selector``."""
+def render(binary: str, path: Path, selector: str = CARD_SELECTOR, window: tuple[int, int] = WINDOW,
+           margin: int = 0) -> Rendered:
+    """Open ``path`` in headless Chromium; collect console errors and requests; screenshot ``selector``
+    (with ``margin`` pixels around it), or the top ``window`` of the page when nothing matches."""
     dt = DevTools(binary)
     try:
         target = dt.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -187,8 +191,11 @@ def render(binary: str, path: Path, selector: str = CARD_SELECTOR, window: tuple
                 % json.dumps(selector))
         card = dt.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
         card = card.get("result", {}).get("value")
-        clip = card if card and card["width"] > 0 and card["height"] > 0 else \
-            {"x": 0, "y": 0, "width": window[0], "height": window[1]}
+        if card and card["width"] > 0 and card["height"] > 0:
+            clip = {"x": max(card["x"] - margin, 0), "y": max(card["y"] - margin, 0),
+                    "width": card["width"] + 2 * margin, "height": card["height"] + 2 * margin}
+        else:
+            clip = {"x": 0, "y": 0, "width": window[0], "height": window[1]}
         shot = dt.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
                                                   "clip": {**clip, "scale": 1}}, session=session)
         out = Rendered(card=card, card_png=base64.b64decode(shot["data"]))

@@ -1,0 +1,413 @@
+"""Release bundles: writing them atomically and verifying them against their manifests.
+
+Layout of a bundle folder::
+
+    public/data.parquet        the synthetic rows
+    public/data.csv.gz         the same rows as gzip CSV (byte-reproducible: gzip mtime 0)
+    public/model_card.md       what was released, the DP statement, model, intended use, limits
+    public/manifest.json       release facts and the SHA-256 of every public file (paths relative
+                               to public/, so a shipped copy of public/ verifies on its own)
+    internal/report.html       fidelity / utility / privacy-risk report: reads the real data
+    internal/report.json       outside the privacy budget, for the data custodian only
+    internal/manifest.json     the SHA-256 of every other file of the bundle, root-relative paths,
+                               and the plain source fingerprint
+
+Public files hold only the DP statement, the synthetic data and facts derived from them
+(privacy.md rule 17). That is why the hashes of internal files (functions of the real rows) and
+the plain SHA-256 of the source table live in ``internal/manifest.json``; ``public/manifest.json``
+carries the source fingerprint keyed with the ledger's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tabsynth.errors import ConfigError, TabsynthError
+from tabsynth.privacy import PrivacySpent
+
+__all__ = ["BundleVerificationError", "dependency_versions", "fingerprint_table", "sha256_file", "verify",
+           "write_bundle"]
+
+FORMAT = "tabsynth-release"
+MANIFEST_VERSION = 1
+PUBLIC, INTERNAL, MANIFEST = "public", "internal", "manifest.json"
+_FINGERPRINT_FORMAT = "tabsynth-table-fingerprint/1"
+_CHUNK_ROWS = 50_000
+
+
+class BundleVerificationError(TabsynthError):
+    """A release bundle does not match its manifest (missing, extra or altered files)."""
+
+
+# --- hashing ----------------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_table(df: pd.DataFrame) -> str:
+    """SHA-256 of a canonical serialisation of ``df``: column names and dtypes, then the rows as CSV.
+
+    Same values, names, order and dtypes give the same fingerprint; the index is ignored. Rows
+    are hashed in chunks, so memory stays bounded for large tables. This is a private value (a
+    function of every row): keep it internal, publish only a keyed form.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"fingerprint_table needs a pandas DataFrame, got {type(df).__name__}")
+    h = hashlib.sha256()
+    header = {"format": _FINGERPRINT_FORMAT, "rows": len(df),
+              "columns": [[str(c), str(t)] for c, t in df.dtypes.items()]}
+    h.update(json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n")
+    for start in range(0, len(df), _CHUNK_ROWS):
+        chunk = df.iloc[start:start + _CHUNK_ROWS]
+        h.update(chunk.to_csv(index=False, header=False, lineterminator="\n", na_rep="\\N").encode("utf-8"))
+    return h.hexdigest()
+
+
+def dependency_versions() -> dict[str, str | None]:
+    """Versions of Python, tabsynth and the libraries that shape a release."""
+    from tabsynth import __version__
+
+    out: dict[str, str | None] = {"python": platform.python_version(), "tabsynth": __version__}
+    for dist in ("torch", "opacus", "numpy", "pandas", "scikit-learn", "pyarrow", "sdmetrics"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            out[dist] = None
+    out["platform"] = f"{platform.system()} {platform.machine()}"
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_safe(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def check_target_folder(out: str | os.PathLike) -> Path:
+    """``out`` as a Path, or :class:`ConfigError` if it exists and is not an empty folder."""
+    p = Path(out)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        raise ConfigError(f"{p}: already exists and is not an empty folder; a release is never written over "
+                          "another; choose a new folder")
+    return p
+
+
+# --- the model card ---------------------------------------------------------------------------
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def _md_cell(x: Any) -> str:
+    return _fmt(x).replace("|", "\\|").replace("\n", " ")
+
+
+def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
+    """The Markdown model card of a release, from its (public) manifest and synthetic rows only."""
+    p = manifest["privacy"]
+    dp = p["epsilon"] != "inf"
+    m = manifest["model"]
+    budget = manifest.get("budget")
+    lines = [f"# Synthetic data release `{manifest['release_id']}`", "",
+             f"- Dataset: `{manifest['dataset_id']}`",
+             f"- Created: {manifest['created_at']} with tabsynth {manifest['versions']['tabsynth']}",
+             f"- Source table fingerprint (keyed): `{manifest.get('source_fingerprint') or 'not recorded'}`", "",
+             "## What was released", "",
+             f"A synthetic table of {len(synthetic):,} rows and {synthetic.shape[1]} columns, generated by a "
+             f"{m['name']} model trained on the source table, as `data.parquet` and `data.csv.gz` (the same rows). "
+             "Its rows are not real records: each is sampled from the trained model.", "",
+             "| column | type |", "|---|---|"]
+    lines += [f"| {_md_cell(c)} | {_md_cell(t)} |" for c, t in synthetic.dtypes.items()]
+    lines += ["", "## Differential privacy statement", ""]
+    if dp:
+        lines += [f"The model, and therefore this table, satisfies **({_fmt(p['epsilon'])}, {_fmt(p['delta'])})-"
+                  "differential privacy** with respect to adding or removing one row of the source table. The "
+                  "statement covers the whole pipeline (preprocessing statistics, sampling conditions and "
+                  "training); the synthetic rows are post-processing of the private model, so any analysis of "
+                  "them keeps the guarantee.", "",
+                  f"- Accountant: {p.get('accountant') or 'not stated'}",
+                  f"- Composition of the parts: {p.get('composition') or 'not stated'}", ""]
+        parts = p.get("parts") or {}
+        if parts:
+            lines += ["| part | epsilon | delta | mechanism | details |", "|---|---|---|---|---|"]
+            for name, part in parts.items():
+                details = ", ".join(
+                    f"{k}={_fmt(v)}" if not isinstance(v, (dict, list)) else f"{k}=({len(v)} entries, see manifest.json)"
+                    for k, v in (part.get("details") or {}).items())
+                lines.append(f"| {_md_cell(name)} | {_md_cell(part['epsilon'])} | {_md_cell(part['delta'])} | "
+                             f"{_md_cell(part['mechanism'])} | {_md_cell(details or '-')} |")
+            lines.append("")
+    else:
+        lines += ["**No formal privacy guarantee.** This model was trained without differential privacy: the "
+                  "synthetic rows may reveal information about individual rows of the source table. Do not "
+                  "publish it as a private release.", ""]
+    if budget:
+        lines += [f"Across releases, the privacy ledger composes the spends on dataset `{manifest['dataset_id']}` "
+                  f"by {budget['composition']}.", "",
+                  "| | epsilon | delta |", "|---|---|---|",
+                  f"| dataset budget | {_fmt(budget['total']['epsilon'])} | {_fmt(budget['total']['delta'])} |",
+                  f"| this release | {_fmt(budget['this_release']['epsilon'])} | "
+                  f"{_fmt(budget['this_release']['delta'])} |",
+                  f"| remaining after it (at the time of writing) | {_fmt(budget['remaining']['epsilon'])} | "
+                  f"{_fmt(budget['remaining']['delta'])} |", ""]
+    lines += ["## Model and settings", "", f"- Model: {m['name']} (`{m['class']}`)"]
+    lines += [f"- `{k}`: `{_fmt(v)}`" for k, v in (m.get("settings") or {}).items()]
+    lines += ["", "## Intended use", "",
+              "- Exploratory analysis, prototyping, teaching, software testing and sharing the shape of the data "
+              "with people who may not see the real rows.",
+              "- Aggregate statistics and models whose conclusions are checked against the real data by the "
+              "custodian before decisions rest on them.",
+              "- Not for decisions about individuals, and not as a substitute for the real data in final "
+              "scientific, clinical or financial conclusions.", "",
+              "## Known limits", "",
+              "- The guarantee is per row. A person with several rows in the source table is protected less "
+              "(roughly k times epsilon for k rows).",
+              "- Differential privacy bounds what the table reveals about any one row; it does not stop "
+              "inferences about groups that hold in the population.",
+              "- Noise lowers fidelity: rare categories, small subgroups, outliers and distribution tails are "
+              "weakened or missing, and relations between many columns are only approximate.",
+              "- Column names and kinds, and any domain the custodian declared public in the metadata, are "
+              "treated as public; they are not protected.",
+              "- The number of synthetic rows is a setting; by default it equals the source table's row count, "
+              "which is then disclosed (DP-SGD accounting also treats the row count as public).",
+              "- The budget is tracked per dataset id. Releases from the same people under another dataset id, "
+              "or from another ledger, are not composed with this one.", "",
+              "## Files and verification", "",
+              "`manifest.json` lists the SHA-256 of every public file; check a copy with "
+              "`tabsynth verify <folder>`.", ""]
+    if manifest.get("internal_files"):
+        lines += ["The custodian's copy of this release also holds `internal/` (a fidelity, utility and "
+                  "privacy-risk report). That report reads the real data outside the privacy budget: it is for "
+                  "the data custodian only and must never be published or shipped with `public/`.", ""]
+    return "\n".join(lines)
+
+
+# --- writing ----------------------------------------------------------------------------------
+def write_bundle(out: str | os.PathLike, model: Any, synthetic: pd.DataFrame, statement: PrivacySpent | None = None,
+                 *, release_id: str, dataset_id: str, model_name: str | None = None,
+                 settings: dict[str, Any] | None = None, source_fingerprint: str | None = None,
+                 source_sha256: str | None = None, budget: dict[str, Any] | None = None,
+                 ledger: dict[str, Any] | None = None, report: Any = None, report_error: str | None = None,
+                 created_at: str | None = None) -> Path:
+    """Write a release bundle to the folder ``out`` and return its path.
+
+    ``model``: the fitted model (its class and ``get_params()`` describe the settings unless
+    ``settings`` is given); ``synthetic``: the rows to release; ``statement``: the DP statement
+    (``model.privacy_spent()`` when None). ``source_fingerprint``: the keyed fingerprint that may
+    be published; ``source_sha256``: the plain one (internal manifest only). ``budget``: dict with
+    ``composition``, ``total``, ``this_release`` and ``remaining`` (each epsilon/delta);
+    ``ledger``: reservation id and event hash. ``report``: a :class:`tabsynth.Report` written to
+    internal/ (``report_error`` records why it is missing instead).
+
+    Everything goes to a hidden sibling folder first and is renamed into place at the end, so a
+    crash never leaves a complete-looking half bundle. ``out`` must not exist or be empty.
+    """
+    out = check_target_folder(out)
+    if not isinstance(synthetic, pd.DataFrame):
+        raise ConfigError(f"synthetic must be a pandas DataFrame, got {type(synthetic).__name__}")
+    if statement is None:
+        statement = model.privacy_spent() if hasattr(model, "privacy_spent") else PrivacySpent.none()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{release_id}"
+    tmp.mkdir()
+    try:
+        _write_into(tmp, model, synthetic, statement, release_id=release_id, dataset_id=dataset_id,
+                    model_name=model_name, settings=settings, source_fingerprint=source_fingerprint,
+                    source_sha256=source_sha256, budget=budget, ledger=ledger, report=report,
+                    report_error=report_error, created_at=created_at or _now())
+        _fsync_dir(tmp)
+        if out.exists():
+            out.rmdir()  # empty (checked above); a folder created meanwhile and filled makes this fail
+        os.rename(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_into(root: Path, model: Any, synthetic: pd.DataFrame, statement: PrivacySpent, *, release_id: str,
+                dataset_id: str, model_name: str | None, settings: dict[str, Any] | None,
+                source_fingerprint: str | None, source_sha256: str | None, budget: dict[str, Any] | None,
+                ledger: dict[str, Any] | None, report: Any, report_error: str | None, created_at: str) -> None:
+    pub, internal = root / PUBLIC, root / INTERNAL
+    pub.mkdir()
+    synthetic = synthetic.reset_index(drop=True)
+    synthetic.to_parquet(pub / "data.parquet", index=False)
+    synthetic.to_csv(pub / "data.csv.gz", index=False, lineterminator="\n",
+                     compression={"method": "gzip", "mtime": 0})
+    internal_files: list[str] = []
+    if report is not None or report_error is not None:
+        internal.mkdir()
+        if report is not None:
+            report.to_html(internal / "report.html")
+            report.to_json(internal / "report.json")
+            internal_files += ["report.html", "report.json"]
+        if report_error is not None:
+            _write_text(internal / "report_error.txt", report_error.rstrip() + "\n")
+            internal_files.append("report_error.txt")
+    if settings is None:
+        settings = model.get_params() if hasattr(model, "get_params") else {}
+        settings = {k: v for k, v in settings.items() if k != "verbose"}
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "manifest_version": MANIFEST_VERSION,
+        "release_id": release_id, "dataset_id": dataset_id, "created_at": created_at,
+        "source_fingerprint": source_fingerprint,
+        "source_fingerprint_note": ("HMAC-SHA256 of the source table's SHA-256 under the ledger's secret key: the "
+                                    "custodian can match it to the table; it tells nobody else anything"
+                                    if source_fingerprint and source_fingerprint.startswith("hmac") else None),
+        "privacy": {**statement.to_dict(), "statement": str(statement)},
+        "budget": budget, "ledger": ledger,
+        "model": {"name": model_name or type(model).__name__.lower(),
+                  "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                  "settings": _json_safe(settings)},
+        "synthetic": {"rows": len(synthetic), "columns": [[str(c), str(t)] for c, t in synthetic.dtypes.items()]},
+        "versions": dependency_versions(),
+        "internal_files": [f"{INTERNAL}/{f}" for f in internal_files] or None,
+    }
+    _write_text(pub / "model_card.md", model_card(manifest, synthetic))
+    for name in ("data.parquet", "data.csv.gz"):
+        _fsync_file(pub / name)
+    manifest["files"] = _listing(pub)
+    _write_text(pub / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    if internal.exists():
+        for f in internal_files:
+            _fsync_file(internal / f)
+        imanifest = {"format": FORMAT + "-internal", "manifest_version": MANIFEST_VERSION,
+                     "release_id": release_id, "dataset_id": dataset_id, "created_at": created_at,
+                     "note": "for the data custodian only: these files and hashes are computed from real rows",
+                     "source_sha256": source_sha256,
+                     "files": _listing(root)}
+        _write_text(internal / MANIFEST, json.dumps(imanifest, indent=2, allow_nan=False) + "\n")
+
+
+def _walk(base: Path) -> list[str]:
+    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _listing(base: Path) -> dict[str, dict[str, Any]]:
+    return {rel: {"sha256": sha256_file(base / rel), "bytes": (base / rel).stat().st_size} for rel in _walk(base)}
+
+
+# --- verifying --------------------------------------------------------------------------------
+def _load_manifest(path: Path, shown: str, problems: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        problems.append(f"{shown}: missing")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{shown}: unreadable ({type(exc).__name__}: {exc})")
+        return None
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith(FORMAT) \
+            or not isinstance(data.get("files"), dict):
+        problems.append(f"{shown}: not a tabsynth release manifest")
+        return None
+    return data
+
+
+def _check_files(base: Path, listing: dict[str, Any], prefix: str, skip: set[str]) -> list[str]:
+    """Compare the files under ``base`` with ``listing`` (paths relative to base, shown with prefix)."""
+    problems = []
+    for rel, entry in listing.items():
+        shown = prefix + str(rel)
+        parts = Path(str(rel)).parts
+        if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in parts or "\\" in rel:
+            problems.append(f"{shown}: the manifest names an unsafe path")
+            continue
+        p = base / rel
+        if p.is_symlink():
+            problems.append(f"{shown}: is a symbolic link, not a file")
+        elif not p.is_file():
+            problems.append(f"{shown}: missing")
+        elif not isinstance(entry, dict) or sha256_file(p) != entry.get("sha256"):
+            problems.append(f"{shown}: altered (its SHA-256 differs from the manifest)")
+        elif entry.get("bytes") is not None and p.stat().st_size != entry["bytes"]:
+            problems.append(f"{shown}: altered (its size differs from the manifest)")
+    for rel in _walk(base):
+        if rel not in listing and rel not in skip:
+            problems.append(f"{prefix}{rel}: extra file not in the manifest")
+    return problems
+
+
+def verify(release_dir: str | os.PathLike) -> list[str]:
+    """Check a release folder against its manifests; returns the problems (empty list: intact).
+
+    Works on a custodian's full bundle (``public/`` and ``internal/``) and on a shipped copy of
+    ``public/`` alone (a folder holding ``manifest.json``). Reports missing, extra and altered files.
+    """
+    root = Path(release_dir)
+    if not root.is_dir():
+        return [f"{root}: not a folder"]
+    problems: list[str] = []
+    if not (root / PUBLIC).is_dir() and (root / MANIFEST).is_file():  # a shipped copy of public/
+        manifest = _load_manifest(root / MANIFEST, MANIFEST, problems)
+        if manifest is not None:
+            problems += _check_files(root, manifest["files"], "", {MANIFEST})
+        return problems
+    if not (root / PUBLIC).is_dir():
+        return [f"{root}: no {PUBLIC}/{MANIFEST} or {MANIFEST}: not a tabsynth release folder"]
+    manifest = _load_manifest(root / PUBLIC / MANIFEST, f"{PUBLIC}/{MANIFEST}", problems)
+    if manifest is not None:
+        problems += _check_files(root / PUBLIC, manifest["files"], f"{PUBLIC}/", {MANIFEST})
+    expects_internal = bool(manifest and manifest.get("internal_files"))
+    if (root / INTERNAL).is_dir():
+        imanifest = _load_manifest(root / INTERNAL / MANIFEST, f"{INTERNAL}/{MANIFEST}", problems)
+        if imanifest is not None:
+            problems += _check_files(root, imanifest["files"], "", {f"{INTERNAL}/{MANIFEST}"})
+            if manifest is not None and imanifest.get("release_id") != manifest.get("release_id"):
+                problems.append(f"{INTERNAL}/{MANIFEST}: belongs to release {imanifest.get('release_id')!r}, "
+                                f"not {manifest.get('release_id')!r}")
+    elif expects_internal:
+        problems.append(f"{INTERNAL}/: missing (the custodian's copy holds the internal report; to check a "
+                        f"shipped copy, verify its {PUBLIC}/ folder alone)")
+    else:
+        problems += [f"{rel}: extra file not in the manifest" for rel in _walk(root)
+                     if not rel.startswith(f"{PUBLIC}/")]
+    seen: dict[str, None] = {}
+    for p in problems:
+        seen.setdefault(p, None)
+    return list(seen)

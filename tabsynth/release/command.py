@@ -1,0 +1,195 @@
+"""``tabsynth release``, ``tabsynth ledger`` and ``tabsynth verify``.
+
+The CLI owner wires each in with its ``add_*_parser(subparsers)`` and ``COMMANDS[name] = run_*``;
+``add_parser`` / ``run`` add and dispatch all three at once (``run`` reads ``args.command``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from tabsynth.errors import ConfigError, PrivacyError
+
+__all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_verify_parser", "run", "run_release",
+           "run_ledger", "run_verify", "COMMANDS"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
+# --- parsers ----------------------------------------------------------------------------------
+def add_release_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "release", help="make a DP synthetic release under a privacy budget ledger",
+        description="Reserve the privacy budget in the ledger (refused before any training when it does not fit), "
+                    "fit a model in differential-privacy mode, sample, and write a release folder: public/ (data, "
+                    "model card, manifest) and internal/ (the custodian-only report).")
+    p.add_argument("data", help="the private table (.csv, .csv.gz, .parquet)")
+    p.add_argument("--epsilon", type=_number, required=True, help="privacy budget this release spends (> 0)")
+    p.add_argument("--delta", type=_number, help="delta this release spends (default min(1e-5, n^-1.5))")
+    p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
+    p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
+    p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")
+    p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (model default)")
+    p.add_argument("--batch-size", type=_positive_int, help="rows per training step (model default)")
+    p.add_argument("--max-grad-norm", type=_number, help="DP-SGD clipping norm (model default)")
+    p.add_argument("--rows", type=_positive_int, help="synthetic rows to release (default: as many as the data)")
+    p.add_argument("--seed", type=int, help="seed for a reproducible run")
+    p.add_argument("--metadata", help="metadata JSON (public domains); detected when omitted")
+    p.add_argument("--holdout", help="real rows not used for training, for the internal report")
+    p.add_argument("--target", help="column to predict in the internal report's utility section")
+    p.add_argument("--no-report", action="store_true", help="skip the internal report")
+    p.add_argument("--budget-epsilon", type=_number,
+                   help="total epsilon budget of --dataset-id, set only when the dataset is new to the ledger")
+    p.add_argument("--budget-delta", type=_number, help="total delta budget (with --budget-epsilon)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def add_ledger_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "ledger", help="show privacy budgets and spends of a ledger",
+        description="Print each dataset's budget, spend and remaining budget, and the history of spends.")
+    p.add_argument("ledger", help="privacy ledger file (e.g. budget.db)")
+    p.add_argument("--dataset-id", help="show only this dataset")
+    p.add_argument("--set-budget", nargs=2, type=_number, metavar=("EPSILON", "DELTA"),
+                   help="set or change the total budget of --dataset-id (never below what is spent)")
+    return p
+
+
+def add_verify_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "verify", help="check a release folder against its manifest",
+        description="Check every file of a release folder (or of a shipped public/ folder) against the SHA-256 "
+                    "hashes in its manifest. Exit status 2 when a file is missing, extra or altered.")
+    p.add_argument("release_dir", help="release folder written by tabsynth release (or its public/ folder)")
+    return p
+
+
+def add_parser(subparsers) -> None:
+    """Add all three commands (``release``, ``ledger``, ``verify``)."""
+    add_release_parser(subparsers)
+    add_ledger_parser(subparsers)
+    add_verify_parser(subparsers)
+
+
+# --- commands ---------------------------------------------------------------------------------
+def run_release(args: argparse.Namespace) -> None:
+    from tabsynth.io import read_table
+    from tabsynth.privacy.ledger import Ledger
+    from tabsynth.release.core import release
+
+    if (args.budget_epsilon is None) != (args.budget_delta is None):
+        raise ConfigError("give --budget-epsilon and --budget-delta together (the total budget of a new dataset)")
+    is_new_file = not Path(args.ledger).exists()
+    if is_new_file and args.budget_epsilon is None:
+        raise PrivacyError(f"{args.ledger}: no ledger file there; check the path, or create the ledger with "
+                           "--budget-epsilon E --budget-delta D for a new dataset")
+    ledger = Ledger(args.ledger)
+    if args.budget_epsilon is not None:
+        if is_new_file:
+            print(f"created a new privacy ledger {args.ledger}")
+        wanted = (args.budget_epsilon, args.budget_delta)
+        budget = ledger.set_budget(args.dataset_id, *wanted, only_if_new=True)
+        if (budget.epsilon, budget.delta) != wanted:
+            raise ConfigError(
+                f"dataset {args.dataset_id!r} already has a budget of epsilon={budget.epsilon:.6g}, "
+                f"delta={budget.delta:.6g} in {args.ledger}; drop --budget-epsilon/--budget-delta, or change it "
+                f"deliberately with: tabsynth ledger {args.ledger} --dataset-id {args.dataset_id} --set-budget E D")
+    df = read_table(args.data)
+    holdout = read_table(args.holdout) if args.holdout else None
+    extra = {}
+    if args.batch_size is not None:
+        extra["batch_size"] = args.batch_size
+    if args.max_grad_norm is not None:
+        extra["max_grad_norm"] = args.max_grad_norm
+    result = release(df, args.epsilon, ledger, args.output, args.model, dataset_id=args.dataset_id,
+                     delta=args.delta, n_rows=args.rows, epochs=args.epochs, seed=args.seed, holdout=holdout,
+                     target=args.target, metadata=args.metadata, report=not args.no_report,
+                     verbose=not args.quiet, **extra)
+    print(f"release {result.release_id}: {result.path}")
+    print(f"privacy: {result.privacy}")
+    print(f"remaining budget of {result.dataset_id!r}: {result.remaining}")
+    print(f"public files: {result.public_dir} (internal report for the custodian only: {result.internal_dir})")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def run_ledger(args: argparse.Namespace) -> None:
+    from tabsynth.privacy.ledger import Ledger
+
+    ledger = Ledger(args.ledger, create=False)
+    if args.set_budget is not None:
+        if not args.dataset_id:
+            raise ConfigError("--set-budget needs --dataset-id")
+        b = ledger.set_budget(args.dataset_id, *args.set_budget)
+        print(f"budget of {args.dataset_id!r} set to {b}")
+    budgets = ledger.datasets()
+    if args.dataset_id is not None and args.dataset_id not in budgets:
+        raise ConfigError(f"dataset {args.dataset_id!r} is not in {args.ledger} "
+                          f"(known: {', '.join(budgets) or 'none'})")
+    ids = [args.dataset_id] if args.dataset_id else list(budgets)
+    print(f"ledger {args.ledger}\ncomposition: {ledger.composition}\n")
+    rows = []
+    for ds in ids:
+        spent, left = ledger.spent(ds), ledger.remaining(ds)
+        rows.append([ds, f"{budgets[ds].epsilon:.6g}", f"{budgets[ds].delta:.3g}", f"{spent.epsilon:.6g}",
+                     f"{spent.delta:.3g}", f"{left.epsilon:.6g}", f"{left.delta:.3g}"])
+    print(_table(["dataset", "budget eps", "budget delta", "spent eps", "spent delta", "left eps", "left delta"],
+                 rows) if rows else "no datasets yet")
+    history = [s for s in ledger.history() if s.dataset_id in ids]
+    print()
+    if not history:
+        print("no spends yet")
+        return
+    print(_table(["id", "time (UTC)", "dataset", "release", "status", "epsilon", "delta", "mechanism", "source",
+                  "tabsynth"],
+                 [[str(s.id), s.time[:19].replace("T", " "), s.dataset_id, s.release_id, s.status,
+                   f"{s.epsilon:.6g}", f"{s.delta:.3g}", s.mechanism, s.fingerprint[:12], s.tabsynth_version]
+                  for s in history]))
+
+
+def run_verify(args: argparse.Namespace) -> None:
+    from tabsynth.release.bundle import BundleVerificationError, verify
+
+    problems = verify(args.release_dir)
+    if not problems:
+        print(f"OK: {args.release_dir} matches its manifest")
+        return
+    print(f"FAILED: {args.release_dir}: {len(problems)} problem(s)")
+    for p in problems:
+        print(f"  {p}")
+    raise BundleVerificationError(f"{args.release_dir} does not match its manifest ({len(problems)} problem(s): "
+                                  f"{problems[0]}{'; ...' if len(problems) > 1 else ''})")
+
+
+COMMANDS = {"release": run_release, "ledger": run_ledger, "verify": run_verify}
+
+
+def run(args: argparse.Namespace) -> None:
+    """Dispatch on ``args.command`` (one of ``release``, ``ledger``, ``verify``)."""
+    COMMANDS[args.command](args)

@@ -1,0 +1,57 @@
+"""Test doubles for release tests (a module, so that spawned children can import them)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from tabsynth.privacy import PrivacyPart, PrivacySpent
+
+
+class FakeDP:
+    """Stands in for a DP model: 'spends' 90% of its epsilon; samples real rows back (tests only!)."""
+
+    fits = 0
+
+    def __init__(self, epochs: int = 1, seed: int | None = None, verbose: bool = False, epsilon: float | None = None,
+                 delta: float | None = None, max_grad_norm: float = 1.0, fail: bool = False, sleep: float = 0.0,
+                 dp: bool = True, overspend: bool = False) -> None:
+        self.epochs, self.seed, self.verbose, self.epsilon, self.delta = epochs, seed, verbose, epsilon, delta
+        self.max_grad_norm, self.fail, self.sleep, self.dp, self.overspend = max_grad_norm, fail, sleep, dp, overspend
+
+    def get_params(self) -> dict:
+        return {"epochs": self.epochs, "seed": self.seed, "verbose": self.verbose, "epsilon": self.epsilon,
+                "delta": self.delta, "max_grad_norm": self.max_grad_norm}
+
+    def _validate_params(self) -> None:
+        pass
+
+    def fit(self, df: pd.DataFrame, metadata=None) -> "FakeDP":
+        type(self).fits += 1
+        if self.sleep:
+            time.sleep(self.sleep)
+        if self.fail:
+            raise RuntimeError("training diverged")
+        self._df = df.copy()
+        return self
+
+    def privacy_spent(self) -> PrivacySpent:
+        if not self.dp:
+            return PrivacySpent.none()
+        eps = self.epsilon * (1.5 if self.overspend else 0.9)
+        return PrivacySpent(epsilon=eps, delta=self.delta, accountant="test",
+                            parts={"training": PrivacyPart("training", eps, self.delta, "fake DP-SGD",
+                                                           {"steps": 3})})
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        return self._df.sample(n, replace=True, random_state=seed or 0).reset_index(drop=True)
+
+
+def release_then_hang(ledger_path: str, out: str, data_path: str) -> None:
+    """Child body: a release whose training hangs until the parent SIGKILLs it."""
+    import tabsynth.release.core as core
+    from tabsynth.release import release
+
+    core._model_class = lambda name: FakeDP
+    release(data_path, 0.6, ledger_path, out, dataset_id="ds", sleep=120.0, report=False)
