@@ -6,8 +6,10 @@ from tabsynth import datasets, errors  # noqa: E402
 from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
+from tabsynth.privacy.ledger import Ledger  # noqa: E402
+from tabsynth.release import release  # noqa: E402
 from tabsynth.report import Report, evaluate  # noqa: E402
 
-__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Metadata", "PrivacySpent", "Report", "datasets", "errors", "evaluate",
-           "load",
+__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "datasets", "errors",
+           "evaluate", "load", "release",
            "__version__"]

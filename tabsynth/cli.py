@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tabsynth.errors import TabsynthError
+from tabsynth.release import command as release_command
 
 
 class UserError(TabsynthError):
@@ -46,6 +47,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         params["epochs"] = args.epochs
     if args.batch_size is not None:
         params["batch_size"] = args.batch_size
+    if args.epsilon is not None:
+        params.update(epsilon=args.epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
+    elif args.delta is not None:
+        raise UserError("--delta needs --epsilon (differential privacy is on only when epsilon is set)")
     model = (CTGAN if args.model == "ctgan" else TVAE)(**params)
     t0 = time.perf_counter()
     model.fit(df, metadata=meta)
@@ -96,6 +101,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fit": _cmd_fit,
     "sample": _cmd_sample,
     "demo": _cmd_demo,
+    **release_command.COMMANDS,
 }
 
 
@@ -133,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="training epochs (model default: 300)")
     p.add_argument("--batch-size", type=_positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
+    p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
+    p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")
     p.add_argument("--seed", type=int, help="seed for a reproducible fit")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -150,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tabsynth.report import command as report_command
 
     report_command.add_parser(sub)
+    release_command.add_parser(sub)
 
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult.")

@@ -29,6 +29,15 @@ def _training(sigma: float, q: float, steps: int):
     return Release("training", sigma, q, steps)
 
 
+def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
+    """Per-pair BCE critic loss for ``[batch, 2, features]`` inputs (real row, its fake partner): one
+    per-sample gradient covers both, so a real row's whole influence is clipped together."""
+    out = critic(pairs)
+    real = F.binary_cross_entropy_with_logits(out[:, 0], torch.ones_like(out[:, 0]), reduction="none")
+    fake = F.binary_cross_entropy_with_logits(out[:, 1], torch.zeros_like(out[:, 1]), reduction="none")
+    return (real + fake).sum(-1)
+
+
 class Residual(nn.Module):
     """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
 
@@ -290,7 +299,7 @@ class CTGAN(BaseSynthesizer):
                        batch_size: int) -> list[dict[str, float]]:
         """DP-SGD on the critic only (privacy.md rules 7-11): Poisson-sampled real rows, each paired with
         one fake row in the same per-sample gradient; the generator is post-processing."""
-        from tabsynth.privacy.engine import make_private
+        from tabsynth.privacy.engine import make_private, quiet_opacus
 
         width = max((len(c) for c in cond_counts), default=0)
         counts = torch.zeros(len(cond_counts), width)
@@ -303,58 +312,55 @@ class CTGAN(BaseSynthesizer):
             self.discriminator_, opt_d, data, batch_size, sigma, self.max_grad_norm, secure_mode=self.secure_mode,
             seed=None if self.seed is None else self.seed + 2)
         history, done = [], 0
-        bar = tqdm(range(self.epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
-        for epoch in bar:
-            g_sum = torch.zeros((), device=self.device_)
-            d_sum = torch.zeros((), device=self.device_)
-            n_steps = 0
-            for (real,) in loader:
-                if done >= steps:
-                    break
-                b = len(real)
-                # each real row's condition comes from its own value in a uniformly chosen column
-                if cs.n_groups:
-                    group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
-                    slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
-                    real_cond = cs._vectors(group, slot)[0]
-                    fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
-                else:
-                    real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
-                with torch.no_grad():
-                    fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
-                pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
-                out = critic(pairs)
-                per_pair = (F.binary_cross_entropy_with_logits(out[:, 0], torch.ones_like(out[:, 0]), reduction="none")
-                            + F.binary_cross_entropy_with_logits(out[:, 1], torch.zeros_like(out[:, 1]),
-                                                                 reduction="none")).sum(-1)
-                loss_d = per_pair.sum() / max(b, 1)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                done += 1
-                # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
-                critic.disable_hooks()
-                self.discriminator_.requires_grad_(False)
-                cond, group, slot = self._fake_conditions(batch_size)
-                logits, fake = self._fake(cond)
-                loss_g = self._generator_loss(torch.cat([fake, cond], 1))
-                if cs.n_groups:
-                    loss_g = loss_g + cs.cond_loss(logits, group, slot)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                self.discriminator_.requires_grad_(True)
-                critic.enable_hooks()
-                g_sum += loss_g.detach()
-                d_sum += loss_d.detach()
-                n_steps += 1
-            n_steps = max(n_steps, 1)
-            spent = accountant.spent_epsilon([_training(sigma, q, done)])
-            record = {"epoch": epoch, "generator_loss": float(g_sum) / n_steps,
-                      "discriminator_loss": float(d_sum) / n_steps, "epsilon": spent}
-            history.append(record)
-            bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}",
-                            eps=f"{spent:.3f}")
+        with quiet_opacus():
+            bar = tqdm(range(self.epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
+            for epoch in bar:
+                g_sum = torch.zeros((), device=self.device_)
+                d_sum = torch.zeros((), device=self.device_)
+                n_steps = 0
+                for (real,) in loader:
+                    if done >= steps:
+                        break
+                    b = len(real)
+                    # each real row's condition comes from its own value in a uniformly chosen column
+                    if cs.n_groups:
+                        group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
+                        slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
+                        real_cond = cs._vectors(group, slot)[0]
+                        fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
+                    else:
+                        real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
+                    with torch.no_grad():
+                        fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
+                    pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
+                    loss_d = pair_loss(critic, pairs).sum() / max(b, 1)
+                    opt_d.zero_grad(set_to_none=True)
+                    loss_d.backward()
+                    opt_d.step()
+                    done += 1
+                    # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
+                    critic.disable_hooks()
+                    self.discriminator_.requires_grad_(False)
+                    cond, group, slot = self._fake_conditions(batch_size)
+                    logits, fake = self._fake(cond)
+                    loss_g = self._generator_loss(torch.cat([fake, cond], 1))
+                    if cs.n_groups:
+                        loss_g = loss_g + cs.cond_loss(logits, group, slot)
+                    opt_g.zero_grad(set_to_none=True)
+                    loss_g.backward()
+                    opt_g.step()
+                    self.discriminator_.requires_grad_(True)
+                    critic.enable_hooks()
+                    g_sum += loss_g.detach()
+                    d_sum += loss_d.detach()
+                    n_steps += 1
+                n_steps = max(n_steps, 1)
+                spent = accountant.spent_epsilon([_training(sigma, q, done)])
+                record = {"epoch": epoch, "generator_loss": float(g_sum) / n_steps,
+                          "discriminator_loss": float(d_sum) / n_steps, "epsilon": spent}
+                history.append(record)
+                bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}",
+                                eps=f"{spent:.3f}")
         opt_d.zero_grad(set_to_none=True)
         critic._close()
         self._training_release(sigma, q, done, batch_size, engine, accountant,

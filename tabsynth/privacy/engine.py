@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -76,7 +78,8 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
 
     validate_module(module)
     try:
-        engine = PrivacyEngine(accountant="rdp", secure_mode=secure_mode)
+        with quiet_opacus():
+            engine = PrivacyEngine(accountant="rdp", secure_mode=secure_mode)
     except ImportError as exc:
         raise PrivacyConfigError(
             "secure_mode=True needs Opacus' cryptographic RNG (the torchcsprng package), which is not "
@@ -86,14 +89,22 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
     if not secure_mode and seed is not None:
         generator = torch.Generator(device=data.device)
         generator.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
-        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+    with quiet_opacus():
         gsm, dp_opt, dp_loader = engine.make_private(
             module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=noise_multiplier,
             max_grad_norm=max_grad_norm, poisson_sampling=True, noise_generator=generator,
             loss_reduction="mean")
     return engine, gsm, dp_opt, dp_loader
+
+
+@contextlib.contextmanager
+def quiet_opacus() -> Iterator[None]:
+    """Silence Opacus/torch notices that say nothing to a tabsynth user (the model records secure_mode)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
+        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+        warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
+        yield
 
 
 def sample_rate(n: int, batch_size: int) -> tuple[float, int]:

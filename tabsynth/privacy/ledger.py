@@ -492,6 +492,20 @@ class Ledger:
                 raise self._integrity_error("SQLite integrity check failed")
             return state.head
 
+    def backup(self, dest: str | os.PathLike) -> Path:
+        """Copy the verified ledger to ``dest`` (SQLite online backup: safe while others use it)."""
+        dest = Path(dest)
+        if dest.exists():
+            raise PrivacyConfigError(f"{dest}: already exists; a backup never overwrites a file")
+        with self._transaction(write=False) as (conn, _):
+            target = sqlite3.connect(str(dest))
+            try:
+                conn.backup(target)
+            finally:
+                target.close()
+        Ledger(dest, create=False)  # the copy passes the same checks
+        return dest
+
     def keyed_fingerprint(self, fingerprint: str) -> str:
         """HMAC-SHA256 of a table fingerprint under this ledger's secret key.
 
@@ -556,10 +570,12 @@ class Ledger:
                     what.append(f"epsilon {epsilon:.6g} asked, {float(eps_r):.6g} of {eps_b:.6g} left")
                 if _dec(delta) > delta_r:
                     what.append(f"delta {delta:.6g} asked, {float(delta_r):.6g} of {delta_b:.6g} left")
+                counted = sum(1 for s in state.spends.values()
+                              if s["dataset_id"] == dataset_id and s["status"] in COUNTED)
                 raise PrivacyBudgetExceeded(
                     f"dataset {dataset_id!r}: the release does not fit in its privacy budget ({'; '.join(what)}; "
-                    f"basic composition over {sum(1 for s in state.spends.values() if s['dataset_id'] == dataset_id and s['status'] in COUNTED)} "
-                    "counted spends). Nothing was spent. Ask for less, or have the custodian decide on the budget.")
+                    f"basic composition over {counted} counted spends). Nothing was spent. Ask for less, or have "
+                    "the custodian decide on the budget.")
             sid = max(state.spends, default=0) + 1
             t = _now()
             payload = {"time": t, "id": sid, "release_id": release_id, "mechanism": mechanism, "params": params,

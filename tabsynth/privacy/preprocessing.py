@@ -13,12 +13,14 @@ Everything downstream of the noisy counts is post-processing.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
 
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
@@ -34,7 +36,7 @@ _DECADES = (-3, 13)
 EMPTY_SIGMAS = 4.5
 #: Tails cut when reading bounds off a noisy histogram.
 TAIL = 0.001
-_MIXTURE_DRAWS = 10_000
+_MIXTURE_DRAWS = 4_000
 _NS_PER_DAY = 86_400 * 10**9
 _DATE_GRID_DAYS = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01
 
@@ -189,7 +191,9 @@ def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_mo
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
         draws = np.round(draws)
-    means, stds, weights = _fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        means, stds, weights = _fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
     common = dict(integer=integer, has_missing=missing > empty, fill=float(np.median(draws)),
                   means=means, stds=stds, weights=weights)
     present_count = max(float(hist.sum()), 0.0)

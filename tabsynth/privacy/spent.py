@@ -53,4 +53,7 @@ class PrivacySpent:
     def __str__(self) -> str:
         if not self.is_dp:
             return "no formal privacy guarantee (trained without differential privacy)"
-        return f"({self.epsilon:.3g}, {self.delta:.3g})-differential privacy"
+        parts = ", ".join(f"{name} epsilon {part.epsilon:.3g}" if part.epsilon else f"{name} delta {part.delta:.2g}"
+                          for name, part in self.parts.items())
+        head = f"({self.epsilon:.3g}, {self.delta:.3g})-differential privacy"
+        return f"{head} ({self.composition and 'RDP-composed: '}{parts})" if parts else head

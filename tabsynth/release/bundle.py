@@ -174,9 +174,8 @@ def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
         if parts:
             lines += ["| part | epsilon | delta | mechanism | details |", "|---|---|---|---|---|"]
             for name, part in parts.items():
-                details = ", ".join(
-                    f"{k}={_fmt(v)}" if not isinstance(v, (dict, list)) else f"{k}=({len(v)} entries, see manifest.json)"
-                    for k, v in (part.get("details") or {}).items())
+                details = ", ".join(f"{k}=({len(v)} entries, see manifest.json)" if isinstance(v, (dict, list))
+                                    else f"{k}={_fmt(v)}" for k, v in (part.get("details") or {}).items())
                 lines.append(f"| {_md_cell(name)} | {_md_cell(part['epsilon'])} | {_md_cell(part['delta'])} | "
                              f"{_md_cell(part['mechanism'])} | {_md_cell(details or '-')} |")
             lines.append("")

@@ -38,7 +38,8 @@ def _scores(task: str, model, X: np.ndarray, y: np.ndarray, classes: list) -> di
     proba = model.predict_proba(X)
     full = np.zeros((len(X), len(classes)))
     for j, c in enumerate(model.classes_):
-        full[:, classes.index(c)] = proba[:, j]
+        if c in classes:  # a class only the synthetic table has (e.g. a DP 'other') cannot be scored
+            full[:, classes.index(c)] = proba[:, j]
     present = [c for c in classes if (y == c).any()]
     try:
         if len(classes) == 2:

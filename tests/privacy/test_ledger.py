@@ -229,3 +229,19 @@ def test_hand_edits_are_refused(ledger, sql):
     _assert_refused(ledger.path)
     with pytest.raises(LedgerIntegrityError):  # also refused by an already open Ledger object
         ledger.remaining("ds")
+
+
+def test_backup_restores_a_refused_ledger(ledger, tmp_path):
+    _reserve(ledger, 0.25)
+    copy = ledger.backup(tmp_path / "backup.db")
+    with pytest.raises(PrivacyConfigError, match="already exists"):
+        ledger.backup(copy)
+    conn = sqlite3.connect(ledger.path, isolation_level=None)
+    conn.execute("UPDATE spends SET epsilon = 0")
+    conn.close()
+    _assert_refused(ledger.path)
+    os.replace(copy, ledger.path)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(ledger.path) + suffix):
+            os.unlink(str(ledger.path) + suffix)
+    assert Ledger(ledger.path).remaining("ds").epsilon == 0.75
