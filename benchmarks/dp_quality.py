@@ -194,7 +194,7 @@ def checks_for(results: list[dict], epsilons: list[float]) -> list[dict]:
                 for metric in ("quality", "tstr_auc"):
                     if p is None:
                         out.append({"epsilon": eps, "target": f"{ours} {metric} > {peer}", "value": o[metric],
-                                    "other": None, "pass": None, "note": f"{peer} not available"})
+                                    "other": None, "pass": None, "note": f"{peer} failed or not run"})
                         continue
                     out.append({"epsilon": eps, "target": f"{ours} {metric} > {peer}", "value": o[metric],
                                 "other": p[metric], "pass": bool(o[metric] > p[metric])})
@@ -226,7 +226,7 @@ def build_markdown(args: argparse.Namespace, results: list[dict], checks: list[d
     refs = md_table(["reference (not measured here)", "epsilon", "quality", "TSTR AUC"],
                     [[r["model"], r["epsilon"], r["quality"], r["tstr_auc"]] for r in REFERENCES])
     trows = [[c["epsilon"], c["target"], c["value"] if isinstance(c["value"], str) else fmt(c["value"]),
-              fmt(c.get("other")), "-" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")] for c in checks]
+              fmt(c.get("other")), "n/a (peer failed)" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")] for c in checks]
     tmd = md_table(["epsilon", "target", "ours", "peer", "result"], trows)
     sweep = "\n".join(f"- {s}" for s in SETTINGS_TRIED)
     return "\n\n".join([
@@ -288,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.merge:
         parts = [json.loads(Path(m).read_text()) for m in args.merge]
-        results = [r for p in parts for r in p["results"]]
+        seen: dict[tuple, dict] = {}
+        for r in (r for p in parts for r in p["results"]):  # first successful result per (model, epsilon) wins
+            key = (r["model"], r["epsilon"])
+            if key not in seen or ("error" in seen[key] and "error" not in r):
+                seen[key] = r
+        results = list(seen.values())
         args.epsilons = sorted({r["epsilon"] for r in results})
         ref = next((p["reference_real"] for p in parts if p.get("reference_real")), None)
         checks = checks_for(results, args.epsilons)

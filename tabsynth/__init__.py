@@ -7,7 +7,7 @@ from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
 from tabsynth.privacy.ledger import Ledger  # noqa: E402
-from tabsynth.release import release  # noqa: E402
+from tabsynth import release  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
 from tabsynth.report import Report, evaluate  # noqa: E402
 
 __all__ = ["CTGAN", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "datasets", "errors",

@@ -85,8 +85,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from tabsynth import datasets
     from tabsynth.demo import run_demo
 
-    run_demo(Path(args.out), datasets.load("adult"), epochs=args.epochs, holdout=datasets.load("adult_test"),
-             target="income", verbose=not args.quiet)
+    df, holdout = datasets.load("adult"), datasets.load("adult_test")
+    if args.rows is not None:
+        df = df.sample(min(args.rows, len(df)), random_state=0).reset_index(drop=True)
+        holdout = holdout.sample(min(args.rows, len(holdout)), random_state=0).reset_index(drop=True)
+    run_demo(Path(args.out), df, epochs=args.epochs, holdout=holdout, target="income", verbose=not args.quiet)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the main job end to end on bundled UCI Adult.")
     p.add_argument("--out", default="out/demo", help="folder for the demo's outputs (default: out/demo)")
     p.add_argument("--epochs", type=_positive_int, default=10, help="CTGAN epochs (default 10)")
+    p.add_argument("--rows", type=_positive_int, help="use a random sample of this many rows (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 

@@ -57,7 +57,7 @@ def test_fit_then_sample_with_conditions(tmp_path, capsys):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "-q"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--rows", "2000", "-q"]) == 0
     assert (tmp_path / "synthetic.csv").exists() and (tmp_path / "model.tsyn").exists()
     assert (tmp_path / "metadata.json").exists() and (tmp_path / "report.html").exists()
     assert "no formal" in (tmp_path / "report.html").read_text().lower()
