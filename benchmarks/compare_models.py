@@ -113,12 +113,14 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, float] = {}
     model = make_model(name, epochs, record)
     rss_before = peak_rss_mb()
+    load_start = os.getloadavg()[0]
     with Timer() as fit:
         if name.startswith("ours-"):
             model.fit(df)
         else:
             model.fit(df, discrete_columns=discrete)
     rss_fit = peak_rss_mb()
+    load_end = os.getloadavg()[0]
     ours = name.startswith("ours-")
     with Timer() as samp:
         big = model.sample(SAMPLE_SPEED_ROWS, seed=1) if ours else model.sample(SAMPLE_SPEED_ROWS)
@@ -147,7 +149,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             "rss_before_fit_mb": rss_before, "peak_rss_mb": rss_fit,
             "fit_rss_delta_mb": rss_fit - rss_before, "peak_rss_after_sampling_mb": rss_sample,
             "sample_100k_s": samp.seconds, "eval_rows": len(synth), **q, "tstr_auc": auc, **rng,
-            "eval_s": ev.seconds, "torch_threads": torch.get_num_threads()}
+            "eval_s": ev.seconds, "torch_threads": torch.get_num_threads(),
+            "loadavg_1min_fit_start": load_start, "loadavg_1min_fit_end": load_end}
 
 
 # --- parent -------------------------------------------------------------------------------------------
@@ -189,7 +192,8 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
             ("quality", "quality"), ("shapes", "column_shapes"), ("pair trends", "column_pair_trends"),
             ("quality all-pairs", "quality_allpairs"), ("pair trends all-pairs", "column_pair_trends_allpairs"),
             ("TSTR AUC", "tstr_auc"), ("rows in range", "rows_in_range"),
-            ("neg capital-gain", "negative[capital-gain]"), ("neg capital-loss", "negative[capital-loss]")]
+            ("neg capital-gain", "negative[capital-gain]"), ("neg capital-loss", "negative[capital-loss]"),
+            ("load at fit end", "loadavg_1min_fit_end")]
     rows = []
     for r in results:
         if "error" in r:
@@ -247,7 +251,8 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
         "Pair Trends averages only pairs with real |corr| > 0.5 or association > 0.3); all-pairs = same report "
         "with thresholds 0. TSTR = ROC AUC on adult_test of HistGradientBoostingClassifier(random_state=0) "
         "trained on the synthetic rows (native categorical handling). The reference row compares adult_train "
-        "with adult_test (TSTR there = train on real).",
+        "with adult_test (TSTR there = train on real). `load at fit end` = 1-minute load average of the "
+        f"machine ({os.cpu_count()} CPUs) when the fit ended: speed ratios are only meaningful at similar load.",
     ])
     return md, checks
 

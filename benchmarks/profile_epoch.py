@@ -1,9 +1,8 @@
 #!/usr/bin/env python
 """Profile tabsynth's CTGAN (or TVAE) fit on Adult: cProfile by Python function and torch.profiler by op.
 
-CPU, 2 threads. The fit runs ``--warmup`` epochs first (untimed, so first-call costs show apart),
-then ``--epochs`` profiled epochs via a second fit? No: one fit of ``--epochs`` epochs is profiled
-as a whole, the encoder included; the top entries are printed and written to
+CPU, 2 threads. One fit of ``--epochs`` epochs (encoder included) runs under cProfile, then a
+second identical fit under torch.profiler; the top entries are printed and written to
 benchmarks/results/profile_<model>.txt.
 
     .venv/bin/python benchmarks/profile_epoch.py [--model ctgan|tvae] [--epochs 1] [--rows N] [--top 15]

@@ -73,9 +73,10 @@ class SpanLayout:
         parts = [torch.tanh(logits[:, self.cont_idx])]
         for b in self.buckets:
             g = b.grouped(logits)
-            u = torch.rand(g.shape, device=g.device, dtype=g.dtype, generator=generator)
-            gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
-            soft = torch.softmax((g + gumbel) / tau, dim=-1)
+            # Gumbel(0, 1) noise is -log of an Exponential(1) draw: one log per slot
+            expo = torch.empty(g.shape, device=g.device, dtype=g.dtype).exponential_(generator=generator)
+            expo.clamp_min_(1e-30)  # an exact 0 would give an infinite logit
+            soft = torch.softmax((g - expo.log()) / tau, dim=-1)
             if hard:
                 soft = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
             parts.append(soft[:, b.mask])
