@@ -44,12 +44,27 @@ def environment() -> dict[str, Any]:
 
     out = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": "cpu"}
+    out.update(git_state())
     for pkg in ("tabsynth", "ctgan", "rdt", "sdmetrics", "sklearn", "pandas", "numpy"):
         try:
             out[pkg] = __import__(pkg).__version__
         except Exception:  # noqa: BLE001 - version lookup only
             out[pkg] = None
     return out
+
+
+def git_state() -> dict[str, Any]:
+    """Commit of the checkout and whether tabsynth/ has uncommitted edits (read-only git calls)."""
+    import subprocess
+
+    def run(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:  # noqa: BLE001 - git may be missing
+            return None
+
+    dirty = run("status", "--porcelain", "--", "tabsynth")
+    return {"git_commit": run("rev-parse", "--short", "HEAD"), "tabsynth_dirty": bool(dirty) if dirty is not None else None}
 
 
 class Timer:

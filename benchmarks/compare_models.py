@@ -2,7 +2,7 @@
 """tabsynth CTGAN/TVAE vs SDV's ``ctgan`` package (CTGAN, TVAE) on bundled Adult, side by side.
 
 Every fit runs in its own child process (this script re-invoked with --child) on CPU with torch
-and BLAS limited to 2 threads, so the fit's peak RSS (ru_maxrss of the child, read right after
+and BLAS limited to --threads (default 2) threads, so the fit's peak RSS (ru_maxrss of the child, read right after
 fit) is comparable. Both sides use the same epochs, batch size 500 and the paper's network sizes
 (each library's defaults; identical). Per model: fit seconds, seconds per epoch (fit / epochs,
 nothing subtracted; the encoder's fit+transform is also shown separately), peak RSS, seconds to
@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (RESULTS, THREADS, Timer, discrete_columns, environment, fmt, load_adult,  # noqa: E402
-                     md_table, peak_rss_mb, quality, ranges, set_threads, tstr_auc, write_results)
+from _common import (RESULTS, THREADS, Timer, discrete_columns, environment, fmt, git_state,  # noqa: E402
+                     load_adult, md_table, peak_rss_mb, quality, ranges, set_threads, tstr_auc, write_results)
 
 MODELS = ("ours-ctgan", "theirs-ctgan", "ours-tvae", "theirs-tvae")
 BATCH_SIZE = 500
@@ -104,10 +104,11 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    set_threads(THREADS)
+    set_threads(spec.get("threads", THREADS))
     torch.manual_seed(0)
     np.random.seed(0)
     name, epochs = spec["model"], spec["epochs"]
+    code = git_state()  # the tabsynth code this child imports (others may edit it during a long run)
     df = load_adult(spec.get("rows"))
     discrete = discrete_columns(df)
     record: dict[str, float] = {}
@@ -150,7 +151,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             "fit_rss_delta_mb": rss_fit - rss_before, "peak_rss_after_sampling_mb": rss_sample,
             "sample_100k_s": samp.seconds, "eval_rows": len(synth), **q, "tstr_auc": auc, **rng,
             "eval_s": ev.seconds, "torch_threads": torch.get_num_threads(),
-            "loadavg_1min_fit_start": load_start, "loadavg_1min_fit_end": load_end}
+            **code, "loadavg_1min_fit_start": load_start, "loadavg_1min_fit_end": load_end}
 
 
 # --- parent -------------------------------------------------------------------------------------------
@@ -175,7 +176,9 @@ def spawn(spec: dict[str, Any], log: Path) -> dict[str, Any]:
         with open(log, "a") as fh:
             fh.write(f"\n=== {spec} ===\n")
             fh.flush()
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ})
+            n = str(spec.get("threads", THREADS))
+            env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         if proc.returncode != 0 or not result.exists():
             return {"model": spec["model"], "epochs": spec["epochs"], "error": f"child exit {proc.returncode}; see {log}"}
         return json.loads(result.read_text())
@@ -240,7 +243,7 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
     targets = md_table(["model", "epochs", "metric", "ours", "theirs", "goal", "ours vs theirs", "result"], trows)
     rows_txt = "all" if args.rows is None else str(args.rows)
     md = "\n\n".join([
-        f"# tabsynth vs SDV ctgan on Adult (train rows: {rows_txt}; CPU, {THREADS} threads; batch {BATCH_SIZE})",
+        f"# tabsynth vs SDV ctgan on Adult (train rows: {rows_txt}; CPU, {args.threads} threads; batch {BATCH_SIZE})",
         main,
         "## Targets (issue 3)",
         targets,
@@ -265,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None, help="train on a random subsample of Adult (default all)")
     ap.add_argument("--out", type=Path, default=RESULTS / "compare_models",
                     help="output path without suffix; .json, .md and .log are written (default %(default)s)")
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help="torch/BLAS threads per fit (default %(default)s; on a loaded 2-core machine 1 is far "
+                         "less noisy, OpenMP waits on descheduled threads)")
     ap.add_argument("--no-reference", action="store_true", help="skip the real-vs-holdout reference row")
     ap.add_argument("--keep-samples", type=Path, default=None,
                     help="folder to write each model's 32,561 evaluation rows to (csv.gz)")
@@ -291,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for epochs in args.epochs:
         for name in args.models:
-            spec = {"model": name, "epochs": epochs, "rows": args.rows,
+            spec = {"model": name, "epochs": epochs, "rows": args.rows, "threads": args.threads,
                     "keep_samples": str(args.keep_samples) if args.keep_samples else None}
             r = spawn(spec, log)
             results.append(r)

@@ -35,7 +35,9 @@ def check_frame(df: object) -> pd.DataFrame:
     if not dups:
         for name in names:
             s = df[name]
-            if pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_object_dtype(s.dtype):
+            inferred = pd.api.types.infer_dtype(s, skipna=True) if s.dtype == object else None
+            numeric_objects = inferred in ("floating", "mixed-integer-float", "decimal")
+            if pd.api.types.is_float_dtype(s.dtype) or numeric_objects:
                 vals = pd.to_numeric(s, errors="coerce") if s.dtype == object else s
                 arr = np.asarray(vals, dtype="float64") if len(vals) else np.zeros(0)
                 n_inf = int(np.isinf(arr).sum())
@@ -45,7 +47,6 @@ def check_frame(df: object) -> pd.DataFrame:
                         "(missing) or a finite value, e.g. df[col].replace([np.inf, -np.inf], np.nan)"
                     )
             if s.dtype == object:
-                inferred = pd.api.types.infer_dtype(s, skipna=True)
                 if inferred in _MIXED:
                     types = sorted({type(v).__name__ for v in s.dropna().head(1000)})
                     problems.append(

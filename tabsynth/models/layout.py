@@ -69,7 +69,10 @@ class SpanLayout:
 
     def activate(self, logits: torch.Tensor, *, tau: float = 0.2, hard: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """tanh on continuous slots, gumbel-softmax (temperature ``tau``) on every discrete group."""
+        """tanh on continuous slots; gumbel-softmax (temperature ``tau``) on every discrete group, or,
+        with ``hard=True``, one-hot draws from each group's softmax (for sampling)."""
+        if hard:
+            return self._sample_one_hot(logits, generator)
         parts = [torch.tanh(logits[:, self.cont_idx])]
         for b in self.buckets:
             g = b.grouped(logits)
@@ -77,10 +80,20 @@ class SpanLayout:
             expo = torch.empty(g.shape, device=g.device, dtype=g.dtype).exponential_(generator=generator)
             expo.clamp_min_(1e-30)  # an exact 0 would give an infinite logit
             soft = torch.softmax((g - expo.log()) / tau, dim=-1)
-            if hard:
-                soft = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
             parts.append(soft[:, b.mask])
         return torch.cat(parts, dim=1)[:, self.assemble]
+
+    def _sample_one_hot(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """One draw per group by inverse CDF (one uniform per group), written straight into the row."""
+        out = torch.zeros_like(logits)
+        out[:, self.cont_idx] = torch.tanh(logits[:, self.cont_idx])
+        for b in self.buckets:
+            cdf = torch.softmax(b.grouped(logits), dim=-1).cumsum_(-1)
+            u = torch.rand(cdf.shape[:-1], device=cdf.device, dtype=cdf.dtype, generator=generator)
+            slot = (cdf < u.unsqueeze(-1)).sum(-1)
+            slot = torch.minimum(slot, b.mask.sum(1) - 1)  # rounding can leave u above the last cdf value
+            out.scatter_(1, b.index.gather(1, slot.t()).t(), 1.0)
+        return out
 
     def group_cross_entropy(self, logits: torch.Tensor, target_onehot: torch.Tensor) -> torch.Tensor:
         """Summed cross-entropy over every discrete group, per row: ``[B]``."""
