@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tabsynth.argtypes import non_negative_int, positive_int
 from tabsynth.errors import TabsynthError
 from tabsynth.release import command as release_command
 
@@ -108,20 +109,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive_int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from tabsynth import __version__
 
@@ -139,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.tsyn)")
     p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
-    p.add_argument("--epochs", type=_positive_int, help="training epochs (model default: 300)")
-    p.add_argument("--batch-size", type=_positive_int, help="rows per training step")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (model default: 300)")
+    p.add_argument("--batch-size", type=positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
     p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
@@ -152,12 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
                        description="Stream synthetic rows from a saved model to a file.")
     p.add_argument("model", help="model file written by tabsynth fit")
-    p.add_argument("-n", "--num-rows", type=_non_negative_int, required=True, help="rows to generate")
+    p.add_argument("-n", "--num-rows", type=non_negative_int, required=True, help="rows to generate")
     p.add_argument("-o", "--output", required=True, help="output table (.csv, .csv.gz, .parquet)")
     p.add_argument("--condition", action="append", metavar="COLUMN=VALUE",
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
-    p.add_argument("--batch-rows", type=_positive_int, default=100_000, help="rows per written batch")
+    p.add_argument("--batch-rows", type=positive_int, default=100_000, help="rows per written batch")
 
     from tabsynth.report import command as report_command
 
@@ -167,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult.")
     p.add_argument("--out", default="out/demo", help="folder for the demo's outputs (default: out/demo)")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="CTGAN epochs (default 10)")
-    p.add_argument("--rows", type=_positive_int, help="use a random sample of this many rows (default: all)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="CTGAN epochs (default 10)")
+    p.add_argument("--rows", type=positive_int, help="use a random sample of this many rows (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 

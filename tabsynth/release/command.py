@@ -10,30 +10,12 @@ import argparse
 import math
 from pathlib import Path
 
+from tabsynth.argtypes import number, positive_int
+
 from tabsynth.errors import ConfigError, PrivacyError
 
 __all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_verify_parser", "run", "run_release",
            "run_ledger", "run_verify", "COMMANDS"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
-    return value
 
 
 # --- parsers ----------------------------------------------------------------------------------
@@ -44,24 +26,24 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
                     "fit a model in differential-privacy mode, sample, and write a release folder: public/ (data, "
                     "model card, manifest) and internal/ (the custodian-only report).")
     p.add_argument("data", help="the private table (.csv, .csv.gz, .parquet)")
-    p.add_argument("--epsilon", type=_number, required=True, help="privacy budget this release spends (> 0)")
-    p.add_argument("--delta", type=_number, help="delta this release spends (default min(1e-5, n^-1.5))")
+    p.add_argument("--epsilon", type=number, required=True, help="privacy budget this release spends (> 0)")
+    p.add_argument("--delta", type=number, help="delta this release spends (default min(1e-5, n^-1.5))")
     p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
     p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
     p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")
     p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
-    p.add_argument("--epochs", type=_positive_int, help="training epochs (model default)")
-    p.add_argument("--batch-size", type=_positive_int, help="rows per training step (model default)")
-    p.add_argument("--max-grad-norm", type=_number, help="DP-SGD clipping norm (model default)")
-    p.add_argument("--rows", type=_positive_int, help="synthetic rows to release (default: as many as the data)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (model default)")
+    p.add_argument("--batch-size", type=positive_int, help="rows per training step (model default)")
+    p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")
+    p.add_argument("--rows", type=positive_int, help="synthetic rows to release (default: as many as the data)")
     p.add_argument("--seed", type=int, help="seed for a reproducible run")
     p.add_argument("--metadata", help="metadata JSON (public domains); detected when omitted")
     p.add_argument("--holdout", help="real rows not used for training, for the internal report")
     p.add_argument("--target", help="column to predict in the internal report's utility section")
     p.add_argument("--no-report", action="store_true", help="skip the internal report")
-    p.add_argument("--budget-epsilon", type=_number,
+    p.add_argument("--budget-epsilon", type=number,
                    help="total epsilon budget of --dataset-id, set only when the dataset is new to the ledger")
-    p.add_argument("--budget-delta", type=_number, help="total delta budget (with --budget-epsilon)")
+    p.add_argument("--budget-delta", type=number, help="total delta budget (with --budget-epsilon)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
@@ -72,7 +54,7 @@ def add_ledger_parser(subparsers) -> argparse.ArgumentParser:
         description="Print each dataset's budget, spend and remaining budget, and the history of spends.")
     p.add_argument("ledger", help="privacy ledger file (e.g. budget.db)")
     p.add_argument("--dataset-id", help="show only this dataset")
-    p.add_argument("--set-budget", nargs=2, type=_number, metavar=("EPSILON", "DELTA"),
+    p.add_argument("--set-budget", nargs=2, type=number, metavar=("EPSILON", "DELTA"),
                    help="set or change the total budget of --dataset-id (never below what is spent)")
     return p
 
