@@ -7,11 +7,9 @@ The CLI owner wires each in with its ``add_*_parser(subparsers)`` and ``COMMANDS
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from tabsynth.argtypes import number, positive_int
-
 from tabsynth.errors import ConfigError, PrivacyError
 
 __all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_verify_parser", "run", "run_release",
