@@ -191,6 +191,9 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
     return {"median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
             "median_ours_s": statistics.median(r["ours_s"] for r in rows),
             "median_theirs_s": statistics.median(r["theirs_s"] for r in rows), "n": len(rows),
+            # best-case times are the least disturbed by other jobs' load; their ratio is a cross-check
+            "min_ours_s": min(r["ours_s"] for r in rows), "min_theirs_s": min(r["theirs_s"] for r in rows),
+            "ratio_of_min_times": min(r["ours_s"] for r in rows) / min(r["theirs_s"] for r in rows),
             "load_first": rows[0]["load_before"], "load_last": rows[-1]["load_after"]}
 
 
@@ -224,9 +227,9 @@ def build_markdown(args: argparse.Namespace, results: dict[str, Any], chk: list[
                    load_start: tuple[float, ...], load_end: tuple[float, ...] | None, rows: int) -> str:
     summary = md_table(
         ["family", "metric", "pairs", "ours median (s)", "theirs median (s)", "median ratio", "min", "max",
-         "goal", "result"],
+         "min(ours)/min(theirs)", "goal", "result"],
         [[c["family"], c["metric"], c["n"], c["median_ours_s"], c["median_theirs_s"], c["median_ratio"],
-          c["min_ratio"], c["max_ratio"], "-" if c["goal"] is None else f"<= {c['goal']:g}",
+          c["min_ratio"], c["max_ratio"], c["ratio_of_min_times"], "-" if c["goal"] is None else f"<= {c['goal']:g}",
           "-" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")] for c in chk])
     detail = []
     for fam, res in results.items():
@@ -250,10 +253,26 @@ def build_markdown(args: argparse.Namespace, results: dict[str, Any], chk: list[
         "first-call overheads); not used for targets.\n\nEach pair is timed back to back (ours first, then "
         "theirs) in one process; ratios are per pair. Theirs `train_epoch` also includes input validation and "
         "building their data sampler, networks and optimizers; ours includes building the optimizers and the "
-        "condition sampler (our networks are built once, in the setup fit).",
+        "condition sampler (our networks are built once, in the setup fit). `min(ours)/min(theirs)` (info) is "
+        "the ratio of the best times, the least disturbed by other jobs; PASS/FAIL uses the median pair ratio.",
         "## Per round",
         per_round,
     ])
+
+
+def rerender(src: Path, out: Path) -> int:
+    import json
+
+    payload = json.loads(src.read_text())
+    results = payload["results"]
+    for res in results.values():
+        res["summary"] = {m: summarise(res[m]) for m in ("train_epoch", "fit_1epoch", "sample_100k") if m in res}
+    payload["checks"] = checks(results)
+    run_args = argparse.Namespace(**payload["args"])
+    md = build_markdown(run_args, results, payload["checks"], tuple(payload["loadavg_start"]),
+                        tuple(payload["loadavg_end"]), payload["rows"])
+    write_results(out, payload, md)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None, help="random subsample of Adult (default all rows)")
     ap.add_argument("--out", type=Path, default=RESULTS / "speed_interleaved",
                     help="output path without suffix (default %(default)s)")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="re-render the summary and Markdown of a saved run's JSON (no timing) to --out")
     args = ap.parse_args(argv)
+    if args.from_json is not None:
+        return rerender(args.from_json, args.out)
     if args.rounds < 1 or args.fit_rounds < 0 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1, --fit-rounds >= 0")
 
