@@ -54,24 +54,6 @@ CANARY = {"age": 45, "education": "Bachelors", "sex": "Female", "relationship": 
 MATCH = ("sex", "relationship")
 
 
-def _memoise_accountant() -> None:
-    import tabsynth.privacy.accountant as acc
-
-    if getattr(acc.gaussian_rdp, "_audit_cached", False):
-        return
-    raw = acc.gaussian_rdp
-
-    @functools.lru_cache(maxsize=4096)
-    def cached(noise_multiplier: float, sample_rate: float = 1.0, steps: int = 1) -> tuple[float, ...]:
-        return tuple(raw(noise_multiplier, sample_rate, steps))
-
-    def gaussian_rdp(noise_multiplier: float, sample_rate: float = 1.0, steps: int = 1) -> list[float]:
-        return list(cached(float(noise_multiplier), float(sample_rate), int(steps)))
-
-    gaussian_rdp._audit_cached = True  # type: ignore[attr-defined]
-    acc.gaussian_rdp = gaussian_rdp
-
-
 def base_table(rows: int, seed: int = 0):
     import tabsynth as ts
 
@@ -151,7 +133,6 @@ def run_audit(runs: int = 16, epsilon: float | None = 1.0, *, model: str = "tvae
     if runs < 2:
         raise ValueError("runs must be >= 2 (half calibrate the threshold, half are scored)")
     set_threads(THREADS)
-    _memoise_accountant()
     df_out = base_table(rows, seed)
     df_in = pd.concat([df_out, pd.DataFrame([CANARY])], ignore_index=True)
     df_in = df_in.sample(frac=1.0, random_state=seed).reset_index(drop=True)

@@ -144,11 +144,13 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
     kept = [i for i in order if keep[i]][: max_categories - (0 if public else 1)]
     categories = [_plain(domain[i]) for i in kept]
     label = "other" if spec.dtype in (None, "object", "string", "category") else None
-    enc = CategoricalEncoder(spec.name, categories, has_missing=missing > empty, dtype=spec.dtype,
-                             dtype_categories=categories if spec.dtype == "category" else None,
-                             force_other=not public, other_label=label)
     kept_counts = np.clip(noisy_counts[kept], 0, None)
     other = max(n_hat - max(missing, 0.0) - float(kept_counts.sum()), 0.0) if not public else None
+    if other is not None and other <= empty:  # the folded values are too few to model as their own slot
+        other = None
+    enc = CategoricalEncoder(spec.name, categories, has_missing=missing > empty, dtype=spec.dtype,
+                             dtype_categories=categories if spec.dtype == "category" else None,
+                             force_other=other is not None, other_label=label, warn_unknown=False)
     enc.private_counts = [*kept_counts.tolist(), *([other] if other is not None else []),
                           *([max(missing, 0.0)] if enc.has_missing else [])]
     return enc

@@ -32,6 +32,7 @@ class CategoricalEncoder:
         role: str = "category",
         force_other: bool = False,
         other_label: Any = None,
+        warn_unknown: bool = True,
     ) -> None:
         self.column = column
         self.categories = list(categories)
@@ -44,6 +45,7 @@ class CategoricalEncoder:
         self.role = role
         self.force_other = force_other
         self.other_label = other_label
+        self.warn_unknown = warn_unknown
         self._index = pd.Index(self.categories)
 
     @classmethod
@@ -121,12 +123,13 @@ class CategoricalEncoder:
         if self.has_other:
             codes = np.where(unknown, self.other_slot, codes)
         elif unknown.any():
-            warnings.warn(
-                f"column {self.column!r}: {int(unknown.sum())} value(s) unseen at fit time were "
-                "encoded as the most frequent category",
-                DataWarning,
-                stacklevel=3,
-            )
+            if self.warn_unknown:
+                warnings.warn(
+                    f"column {self.column!r}: {int(unknown.sum())} value(s) unseen at fit time were "
+                    "encoded as the most frequent category",
+                    DataWarning,
+                    stacklevel=3,
+                )
             codes = np.where(unknown, 0, codes)
         if self.has_missing:
             codes = np.where(missing, self.missing_slot, codes)
@@ -165,7 +168,7 @@ class CategoricalEncoder:
             "has_missing": self.has_missing, "other_values": self.other_values,
             "other_weights": self.other_weights, "dtype": self.dtype,
             "dtype_categories": self.dtype_categories, "role": self.role,
-            "force_other": self.force_other, "other_label": self.other_label,
+            "force_other": self.force_other, "other_label": self.other_label, "warn_unknown": self.warn_unknown,
         }
 
     @classmethod

@@ -163,3 +163,14 @@ def test_bad_options_and_unfitted():
         TableTransformer(numerical="gmm").fit(pd.DataFrame({"a": [1.0, 2.0]}))
     with pytest.raises(ts.errors.NotFittedError, match="call fit"):
         TableTransformer().transform(pd.DataFrame({"a": [1.0]}))
+
+
+def test_unknown_values_map_to_most_frequent_without_other_slot():
+    from tabsynth.transform import CategoricalEncoder
+
+    quiet = CategoricalEncoder("c", ["a", "b"], warn_unknown=False)
+    block = quiet.transform(pd.Series(["a", "zzz", "b"]))
+    assert block.argmax(1).tolist() == [0, 0, 1] and block.sum() == 3
+    loud = CategoricalEncoder("c", ["a", "b"])
+    with pytest.warns(ts.errors.DataWarning, match="unseen at fit time"):
+        loud.transform(pd.Series(["zzz"]))
