@@ -36,7 +36,6 @@ are unchanged.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import sys
 import time
