@@ -87,8 +87,9 @@ class CTGAN(BaseSynthesizer):
     """Conditional tabular GAN.
 
     Args:
-        epochs: passes over the data (steps per epoch = rows / batch_size).
-        batch_size: rows per step; a multiple of ``pac``.
+        epochs: passes over the data (steps per epoch = rows / batch_size); default 300, or 10 under DP.
+        batch_size: rows per step (expected Poisson batch under DP); a multiple of ``pac``; default 500,
+            or 2000 under DP.
         embedding_dim: size of the generator's noise input.
         generator_dim, discriminator_dim: hidden layer sizes.
         generator_lr, generator_decay, discriminator_lr, discriminator_decay: Adam settings
@@ -107,7 +108,7 @@ class CTGAN(BaseSynthesizer):
 
     _conditional_vector = True
 
-    def __init__(self, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  generator_dim: Sequence[int] = (256, 256), discriminator_dim: Sequence[int] = (256, 256),
                  generator_lr: float = 2e-4, generator_decay: float = 1e-6, discriminator_lr: float = 2e-4,
                  discriminator_decay: float = 1e-6, discriminator_steps: int = 1, pac: int | None = None,
@@ -155,8 +156,8 @@ class CTGAN(BaseSynthesizer):
         out = []
         if not isinstance(self._pac, int) or self._pac < 1:
             out.append(f"pac must be a positive integer, got {self.pac!r}")
-        elif isinstance(self.batch_size, int) and self.epsilon is None and self.batch_size % self._pac:
-            out.append(f"batch_size ({self.batch_size}) must be a multiple of pac ({self._pac})")
+        elif isinstance(self._batch_size, int) and self.epsilon is None and self._batch_size % self._pac:
+            out.append(f"batch_size ({self._batch_size}) must be a multiple of pac ({self._pac})")
         if self._loss not in LOSSES:
             out.append(f"loss={self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.epsilon is not None:
@@ -259,10 +260,10 @@ class CTGAN(BaseSynthesizer):
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         self.cond_sampler_ = ConditionSampler.from_matrix(self.layout_, data)
         opt_g, opt_d = self._make_optimizers()
-        n, bs = len(data), self.batch_size
+        n, bs = len(data), self._batch_size
         steps = max(n // bs, 1)
         history = []
-        bar = tqdm(range(self.epochs), desc="CTGAN", disable=not self.verbose, unit="epoch")
+        bar = tqdm(range(self._epochs), desc="CTGAN", disable=not self.verbose, unit="epoch")
         for epoch in bar:
             g_sum = torch.zeros((), device=self.device_)
             d_sum = torch.zeros((), device=self.device_)
@@ -313,7 +314,7 @@ class CTGAN(BaseSynthesizer):
             seed=None if self.seed is None else self.seed + 2)
         history, done = [], 0
         with quiet_opacus():
-            bar = tqdm(range(self.epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
+            bar = tqdm(range(self._epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
             for epoch in bar:
                 g_sum = torch.zeros((), device=self.device_)
                 d_sum = torch.zeros((), device=self.device_)

@@ -77,19 +77,20 @@ class TVAE(BaseSynthesizer):
     """Tabular variational autoencoder.
 
     Args:
-        epochs: passes over the data.
-        batch_size: rows per step.
+        epochs: passes over the data; default 300, or 10 under DP.
+        batch_size: rows per step (expected Poisson batch under DP); default 500, or 2000 under DP.
         embedding_dim: latent size.
         compress_dims, decompress_dims: encoder and decoder hidden sizes.
         l2scale: Adam weight decay.
-        lr: Adam learning rate.
+        lr: Adam learning rate; default 1e-3, or 1e-2 under DP (few noisy steps need larger ones:
+            on Adult at epsilon 1 TSTR AUC rose from 0.49 at 1e-3 to 0.69).
         loss_factor: weight of the reconstruction term against the KL term.
         numerical, max_categories, device, seed, verbose: as for :class:`CTGAN`.
     """
 
-    def __init__(self, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  compress_dims: Sequence[int] = (128, 128), decompress_dims: Sequence[int] = (128, 128),
-                 l2scale: float = 1e-5, lr: float = 1e-3, loss_factor: float = 2.0, numerical: str = "mode",
+                 l2scale: float = 1e-5, lr: float | None = None, loss_factor: float = 2.0, numerical: str = "mode",
                  max_categories: int = 500, device: str = "auto", seed: int | None = None,
                  verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
                  max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
@@ -113,6 +114,10 @@ class TVAE(BaseSynthesizer):
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.secure_mode = secure_mode
 
+    @property
+    def _lr(self) -> float:
+        return self.lr if self.lr is not None else (1e-2 if self.epsilon is not None else 1e-3)
+
     def _build(self, data_dim: int) -> None:
         self.net_ = VAENet(data_dim, self.embedding_dim, self.compress_dims, self.decompress_dims,
                            self.layout_, self.loss_factor).to(self.device_)
@@ -127,10 +132,10 @@ class TVAE(BaseSynthesizer):
         pass
 
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2scale, fused=True)
-        n, bs = len(data), min(self.batch_size, len(data))
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale, fused=True)
+        n, bs = len(data), min(self._batch_size, len(data))
         history = []
-        bar = tqdm(range(self.epochs), desc="TVAE", disable=not self.verbose, unit="epoch")
+        bar = tqdm(range(self._epochs), desc="TVAE", disable=not self.verbose, unit="epoch")
         for epoch in bar:
             rec_sum = torch.zeros((), device=self.device_)
             kl_sum = torch.zeros((), device=self.device_)
@@ -160,13 +165,13 @@ class TVAE(BaseSynthesizer):
         from tabsynth.privacy.accountant import Release
         from tabsynth.privacy.engine import make_private, quiet_opacus
 
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2scale)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         engine, net, opt, loader = make_private(self.net_, opt, data, batch_size, sigma, self.max_grad_norm,
                                                 secure_mode=self.secure_mode,
                                                 seed=None if self.seed is None else self.seed + 2)
         history, done = [], 0
         with quiet_opacus():
-            bar = tqdm(range(self.epochs), desc="DP-TVAE", disable=not self.verbose, unit="epoch")
+            bar = tqdm(range(self._epochs), desc="DP-TVAE", disable=not self.verbose, unit="epoch")
             for epoch in bar:
                 rec_sum = torch.zeros((), device=self.device_)
                 kl_sum = torch.zeros((), device=self.device_)
