@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
 from tabsynth.transform import CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, TableTransformer
+from tabsynth.transform.categorical import _plain
 from tabsynth.transform.datetime import to_datetime
 from tabsynth.transform.numerical import _fit_modes
 
@@ -257,6 +258,3 @@ def _private_id(spec: ColumnSpec, s: pd.Series) -> IdEncoder:
         return IdEncoder(spec.name, "integer", start=0, dtype=spec.dtype)
     return IdEncoder(spec.name, "prefixed", prefix=f"{spec.name}-", digits=6, dtype=spec.dtype)
 
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
