@@ -263,12 +263,12 @@ def _summary(fid: dict, uti: dict, pri: dict, formal: dict, caveats: list[str]) 
         text = (f"{copies[0].upper() + copies[1:]}; singling-out risk {fmt(so.get('value'), 2)} "
                 f"[{fmt(so.get('low'), 2)}, {fmt(so.get('high'), 2)}]; {fmt(100 * share['value'], 3)}% of synthetic "
                 f"rows are closer to training than to holdout rows (50% is ideal). Highest risk: "
-                f"{pri['worst_risk']['name']} = {fmt(pri['worst_risk']['value'], 2)}.")
+                f"{pri['worst_risk']['label']} = {fmt(pri['worst_risk']['value'], 2)}.")
         verdicts["privacy"] = {"light": light, "score": score, "text": text,
                                "threshold": f"low risk <= {RISK_THRESHOLDS['green']}, medium <= "
                                             f"{RISK_THRESHOLDS['amber']} for every risk"}
         if light in ("amber", "red"):
-            next_steps.append(f"Privacy: the highest risk is {pri['worst_risk']['name']}; train with differential "
+            next_steps.append(f"Privacy: the highest risk is {pri['worst_risk']['label']}; train with differential "
                               "privacy (epsilon set) or fewer epochs, and remove exact copies before release.")
     for f in pri.get("flags", []):
         caveats.insert(0, f["message"])

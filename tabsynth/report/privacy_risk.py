@@ -381,7 +381,7 @@ def evaluate_privacy(prep: Prepared, train: pd.DataFrame, syn: pd.DataFrame, hol
     known = {k: v for k, v in risks.items() if v is not None}
     section["risks"] = risks
     worst = max(known.items(), key=lambda kv: kv[1]) if known else (None, None)
-    section["worst_risk"] = {"name": worst[0], "value": worst[1]}
+    section["worst_risk"] = {"name": worst[0], "label": risk_label(worst[0]), "value": worst[1]}
     score = None if not known else 1.0 - worst[1]
     if any(f["flag"] == "synthetic_copies_training" for f in section["flags"]):
         score = 0.0
@@ -389,3 +389,22 @@ def evaluate_privacy(prep: Prepared, train: pd.DataFrame, syn: pd.DataFrame, hol
     section["score_definition"] = "1 - the highest of the risks below (privacy high = low risk)"
     section["status"] = "complete"
     return section, figs
+
+
+_RISK_LABELS = {
+    "exact_copies": "exact copies of training rows",
+    "closer_to_training": "synthetic rows closer to training than to holdout rows",
+    "membership_inference": "membership inference",
+    "singling_out_univariate": "singling out by one column",
+    "singling_out_multivariate": "singling out by several columns",
+    "linkability": "linkability",
+}
+
+
+def risk_label(name: str | None) -> str:
+    """Plain-language name of a risk key, for the summary card."""
+    if name is None:
+        return "n/a"
+    if name.startswith("inference:"):
+        return f"inference of {name.split(':', 1)[1]}"
+    return _RISK_LABELS.get(name, name.replace("_", " "))

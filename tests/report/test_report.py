@@ -295,3 +295,11 @@ def test_full_adult_under_90_seconds():
     assert time.perf_counter() - t0 < 90
     assert rep.to_dict()["privacy"]["rows_used"]["training"] == 10_000
     assert isinstance(rep, Report) and not math.isnan(rep.scores["fidelity"])
+
+
+def test_risk_names_are_plain_language():
+    from tabsynth.report.privacy_risk import risk_label
+
+    assert risk_label("singling_out_univariate") == "singling out by one column"
+    assert risk_label("inference:income") == "inference of income"
+    assert risk_label(None) == "n/a"
