@@ -24,34 +24,29 @@ RATIO_TARGET = 0.5
 ABS_TARGET_S = 10.0
 
 
+def _time(transformer, fit, df) -> dict:
+    """Seconds of fit, transform and inverse_transform of one transformer on ``df``."""
+    with Timer() as f:
+        fit(transformer)
+    with Timer() as tr:
+        m = transformer.transform(df)
+    with Timer() as inv:
+        back = transformer.inverse_transform(m)
+    assert back.shape == df.shape
+    return {"fit": f.seconds, "transform": tr.seconds, "inverse_transform": inv.seconds,
+            "output_dim": int(m.shape[1])}
+
+
 def time_ours(df):
     from tabsynth.transform import TableTransformer
 
-    t = TableTransformer()
-    with Timer() as fit:
-        t.fit(df)
-    with Timer() as tr:
-        m = t.transform(df)
-    with Timer() as inv:
-        back = t.inverse_transform(m)
-    assert back.shape == df.shape
-    return {"fit": fit.seconds, "transform": tr.seconds, "inverse_transform": inv.seconds,
-            "output_dim": int(m.shape[1])}
+    return _time(TableTransformer(), lambda t: t.fit(df), df)
 
 
 def time_theirs(df, discrete):
     from ctgan.data_transformer import DataTransformer
 
-    t = DataTransformer()
-    with Timer() as fit:
-        t.fit(df, discrete_columns=discrete)
-    with Timer() as tr:
-        m = t.transform(df)
-    with Timer() as inv:
-        back = t.inverse_transform(m)
-    assert back.shape == df.shape
-    return {"fit": fit.seconds, "transform": tr.seconds, "inverse_transform": inv.seconds,
-            "output_dim": int(m.shape[1])}
+    return _time(DataTransformer(), lambda t: t.fit(df, discrete_columns=discrete), df)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError, SamplingWarning
 from tabsynth.io import read_table
@@ -24,7 +25,6 @@ from tabsynth.metadata import Metadata, check_frame
 from tabsynth.models.device import make_generator, resolve_device, seeded
 from tabsynth.models.layout import SpanLayout
 from tabsynth.privacy import PrivacySpent
-from tabsynth.sampling.conditional import ConditionSampler
 from tabsynth.transform import TableTransformer
 
 #: Rows generated per forward pass when sampling.
@@ -157,16 +157,45 @@ class BaseSynthesizer:
                        q: float, steps: int, batch_size: int) -> list[dict[str, float]]:
         raise NotImplementedError
 
-    def _training_release(self, sigma: float, q: float, steps: int, batch_size: int, engine: Any,
-                          accountant: Any, mechanism: str) -> None:
-        """Record the DP-SGD part, with Opacus' own accountant's figure as a cross-check."""
-        from tabsynth.privacy.accountant import Release
+    def _run_private(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, *,
+                     step: Any, accountant: Any, sigma: float, q: float, steps: int, batch_size: int,
+                     desc: str, mechanism: str) -> list[dict[str, float]]:
+        """The DP-SGD run both models share: Opacus wrapping, the exact step budget, epsilon per epoch in
+        the history and progress bar, and the training part of the statement.
 
-        opacus_eps = float(engine.accountant.get_epsilon(delta=accountant.delta_rdp)) if steps else 0.0
-        accountant.add(Release("training", sigma, q, steps, mechanism=mechanism, details={
+        ``step(private_module, private_optimizer, batch)`` does one update and returns its detached losses.
+        """
+        from tabsynth.privacy.accountant import Release
+        from tabsynth.privacy.engine import make_private, quiet_opacus
+
+        engine, private, optimizer, loader = make_private(
+            module, optimizer, data, batch_size, sigma, self.max_grad_norm, secure_mode=self.secure_mode,
+            seed=None if self.seed is None else self.seed + 2)
+        history, done = [], 0
+        with quiet_opacus():
+            bar = tqdm(range(self._epochs), desc=desc, disable=not self.verbose, unit="epoch")
+            for epoch in bar:
+                sums: dict[str, torch.Tensor] = {}
+                n_steps = 0
+                for (batch,) in loader:
+                    if done >= steps:
+                        break
+                    for key, value in step(private, optimizer, batch).items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    done += 1
+                    n_steps += 1
+                record = {"epoch": epoch, **{k: float(v) / max(n_steps, 1) for k, v in sums.items()}}
+                record["epsilon"] = accountant.spent_epsilon([Release("training", sigma, q, done)])
+                history.append(record)
+                bar.set_postfix({k.split("_")[0]: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
+        optimizer.zero_grad(set_to_none=True)
+        private._close()
+        opacus_eps = float(engine.accountant.get_epsilon(delta=accountant.delta_rdp)) if done else 0.0
+        accountant.add(Release("training", sigma, q, done, mechanism=mechanism, details={
             "max_grad_norm": self.max_grad_norm, "expected_batch_size": batch_size, "epochs": self._epochs,
             "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": self.secure_mode,
             "seeded": self.seed is not None and not self.secure_mode}))
+        return history
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:
         self.transformer_ = transformer

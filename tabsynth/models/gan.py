@@ -23,12 +23,6 @@ LOSSES = ("wgan-gp", "bce")
 _FAST_ADAM = {"fused": True}
 
 
-def _training(sigma: float, q: float, steps: int):
-    from tabsynth.privacy.accountant import Release
-
-    return Release("training", sigma, q, steps)
-
-
 def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
     """Per-pair BCE critic loss for ``[batch, 2, features]`` inputs (real row, its fake partner): one
     per-sample gradient covers both, so a real row's whole influence is clipped together."""
@@ -300,8 +294,6 @@ class CTGAN(BaseSynthesizer):
                        batch_size: int) -> list[dict[str, float]]:
         """DP-SGD on the critic only (privacy.md rules 7-11): Poisson-sampled real rows, each paired with
         one fake row in the same per-sample gradient; the generator is post-processing."""
-        from tabsynth.privacy.engine import make_private, quiet_opacus
-
         width = max((len(c) for c in cond_counts), default=0)
         counts = torch.zeros(len(cond_counts), width)
         for g, c in enumerate(cond_counts):
@@ -309,64 +301,42 @@ class CTGAN(BaseSynthesizer):
         self.cond_sampler_ = ConditionSampler(self.layout_, None, counts if cond_counts else None)
         cs = self.cond_sampler_
         opt_g, opt_d = self._make_optimizers(fused=False)
-        engine, critic, opt_d, loader = make_private(
-            self.discriminator_, opt_d, data, batch_size, sigma, self.max_grad_norm, secure_mode=self.secure_mode,
-            seed=None if self.seed is None else self.seed + 2)
-        history, done = [], 0
-        with quiet_opacus():
-            bar = tqdm(range(self._epochs), desc="DP-CTGAN", disable=not self.verbose, unit="epoch")
-            for epoch in bar:
-                g_sum = torch.zeros((), device=self.device_)
-                d_sum = torch.zeros((), device=self.device_)
-                n_steps = 0
-                for (real,) in loader:
-                    if done >= steps:
-                        break
-                    b = len(real)
-                    # each real row's condition comes from its own value in a uniformly chosen column
-                    if cs.n_groups:
-                        group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
-                        slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
-                        real_cond = cs._vectors(group, slot)[0]
-                        fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
-                    else:
-                        real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
-                    with torch.no_grad():
-                        fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
-                    pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
-                    loss_d = pair_loss(critic, pairs).sum() / max(b, 1)
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_d.step()
-                    done += 1
-                    # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
-                    critic.disable_hooks()
-                    self.discriminator_.requires_grad_(False)
-                    cond, group, slot = self._fake_conditions(batch_size)
-                    logits, fake = self._fake(cond)
-                    loss_g = self._generator_loss(torch.cat([fake, cond], 1))
-                    if cs.n_groups:
-                        loss_g = loss_g + cs.cond_loss(logits, group, slot)
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    opt_g.step()
-                    self.discriminator_.requires_grad_(True)
-                    critic.enable_hooks()
-                    g_sum += loss_g.detach()
-                    d_sum += loss_d.detach()
-                    n_steps += 1
-                n_steps = max(n_steps, 1)
-                spent = accountant.spent_epsilon([_training(sigma, q, done)])
-                record = {"epoch": epoch, "generator_loss": float(g_sum) / n_steps,
-                          "discriminator_loss": float(d_sum) / n_steps, "epsilon": spent}
-                history.append(record)
-                bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}",
-                                eps=f"{spent:.3f}")
-        opt_d.zero_grad(set_to_none=True)
-        critic._close()
-        self._training_release(sigma, q, done, batch_size, engine, accountant,
-                               "DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
-        return history
+
+        def step(critic, opt_d, real):
+            b = len(real)
+            # each real row's condition comes from its own value in a uniformly chosen column
+            if cs.n_groups:
+                group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
+                slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
+                real_cond = cs._vectors(group, slot)[0]
+                fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
+            else:
+                real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
+            with torch.no_grad():
+                fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
+            pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
+            loss_d = pair_loss(critic, pairs).sum() / max(b, 1)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
+            critic.disable_hooks()
+            self.discriminator_.requires_grad_(False)
+            cond, group, slot = self._fake_conditions(batch_size)
+            logits, fake = self._fake(cond)
+            loss_g = self._generator_loss(torch.cat([fake, cond], 1))
+            if cs.n_groups:
+                loss_g = loss_g + cs.cond_loss(logits, group, slot)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            self.discriminator_.requires_grad_(True)
+            critic.enable_hooks()
+            return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+
+        return self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant, sigma=sigma,
+                                 q=q, steps=steps, batch_size=batch_size, desc="DP-CTGAN",
+                                 mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
 
     # --- generation -----------------------------------------------------------------------------
     def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:

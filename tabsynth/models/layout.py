@@ -9,7 +9,6 @@ width bucket (at most four), and the activated row is put back together with one
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from tabsynth.transform import CONTINUOUS, Span
 

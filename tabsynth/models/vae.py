@@ -162,46 +162,21 @@ class TVAE(BaseSynthesizer):
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
                        batch_size: int) -> list[dict[str, float]]:
         """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13)."""
-        from tabsynth.privacy.accountant import Release
-        from tabsynth.privacy.engine import make_private, quiet_opacus
+        def step(net, opt, x):
+            rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+            size = max(len(x), 1)
+            loss = (rec + kl).sum() / size
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
+            return {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
+                    "loss": loss.detach()}
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
-        engine, net, opt, loader = make_private(self.net_, opt, data, batch_size, sigma, self.max_grad_norm,
-                                                secure_mode=self.secure_mode,
-                                                seed=None if self.seed is None else self.seed + 2)
-        history, done = [], 0
-        with quiet_opacus():
-            bar = tqdm(range(self._epochs), desc="DP-TVAE", disable=not self.verbose, unit="epoch")
-            for epoch in bar:
-                rec_sum = torch.zeros((), device=self.device_)
-                kl_sum = torch.zeros((), device=self.device_)
-                n_steps = 0
-                for (x,) in loader:
-                    if done >= steps:
-                        break
-                    rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
-                    loss = (rec + kl).sum() / max(len(x), 1)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-                    done += 1
-                    n_steps += 1
-                    rec_sum += rec.detach().sum() / max(len(x), 1)
-                    kl_sum += kl.detach().sum() / max(len(x), 1)
-                n_steps = max(n_steps, 1)
-                spent = accountant.spent_epsilon([Release("training", sigma, q, done)])
-                record = {"epoch": epoch, "reconstruction_loss": float(rec_sum) / n_steps,
-                          "kl_loss": float(kl_sum) / n_steps}
-                record["loss"] = record["reconstruction_loss"] + record["kl_loss"]
-                record["epsilon"] = spent
-                history.append(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", eps=f"{spent:.3f}")
-        opt.zero_grad(set_to_none=True)
-        net._close()
-        self._training_release(sigma, q, done, batch_size, engine, accountant,
-                               "DP-SGD on the whole VAE (Opacus, Poisson sampling, per-sample clipping)")
-        return history
+        return self._run_private(self.net_, opt, data, step=step, accountant=accountant, sigma=sigma, q=q,
+                                 steps=steps, batch_size=batch_size, desc="DP-TVAE",
+                                 mechanism="DP-SGD on the whole VAE (Opacus, Poisson sampling, per-sample clipping)")
 
     def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:
         lay = self.layout_

@@ -1,6 +1,5 @@
 """The shared fit/sample life cycle of CTGAN and TVAE (small data, 1-2 epochs)."""
 
-import io
 import os
 import pickle
 import zipfile

@@ -1,6 +1,5 @@
 """The DP rule book (privacy.md) as tests: canaries, accounting, clipping, sensitivity, refusals."""
 
-import json
 import math
 import zipfile
 
