@@ -36,12 +36,37 @@ def _cmd_metadata(args: argparse.Namespace) -> None:
         print(meta.to_json())
 
 
-def _cmd_fit(args: argparse.Namespace) -> None:
+def _relaunch(nproc: int, argv: list[str]) -> int:
+    """Run this same command in ``nproc`` processes on this node under torchrun; its exit status."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "tabsynth", *argv]
+    return subprocess.call(cmd)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _cmd_fit(args: argparse.Namespace) -> int | None:
+    from tabsynth.distributed import current
     from tabsynth.io import read_table
     from tabsynth.metadata import Metadata
     from tabsynth.models import CTGAN, TVAE
 
-    df = read_table(args.data)
+    if args.nproc > 1:
+        return _relaunch(args.nproc, _without_nproc(args.argv))
+    runtime = current()
+    data = args.data if runtime.distributed else read_table(args.data)
     meta = Metadata.from_json(args.metadata) if args.metadata else None
     params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device}
     if args.epochs is not None:
@@ -54,9 +79,12 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         raise UserError("--delta needs --epsilon (differential privacy is on only when epsilon is set)")
     model = (CTGAN if args.model == "ctgan" else TVAE)(**params)
     t0 = time.perf_counter()
-    model.fit(df, metadata=meta)
+    model.fit(data, metadata=meta)
+    if not runtime.is_main:  # every rank holds the same model; rank 0 writes it
+        return
     model.save(args.output)
-    print(f"fitted {args.model} on {len(df)} rows in {time.perf_counter() - t0:.1f} s -> {args.output}")
+    where = f" in {runtime.world_size} processes" if runtime.distributed else ""
+    print(f"fitted {args.model} on {model.n_rows_} rows{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
     print(f"privacy: {model.privacy_spent()}")
 
 
@@ -72,14 +100,20 @@ def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def _cmd_sample(args: argparse.Namespace) -> None:
+def _cmd_sample(args: argparse.Namespace) -> int | None:
+    from tabsynth.distributed import current
     from tabsynth.models import load
 
+    if args.nproc > 1:
+        return _relaunch(args.nproc, _without_nproc(args.argv))
+    runtime = current()
     model = load(args.model)
     t0 = time.perf_counter()
     path = model.sample_to_file(args.num_rows, args.output, batch_rows=args.batch_rows, seed=args.seed,
                                 conditions=_parse_conditions(args.condition))
-    print(f"wrote {args.num_rows} rows to {path} in {time.perf_counter() - t0:.1f} s")
+    if runtime.is_main:
+        parts = f" (one Parquet part per process, {runtime.world_size} parts)" if runtime.distributed else ""
+        print(f"wrote {args.num_rows} rows to {path}{parts} in {time.perf_counter() - t0:.1f} s")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -99,7 +133,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report_command.run(args)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "report": _cmd_report,
     "metadata": _cmd_metadata,
     "fit": _cmd_fit,
@@ -135,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for a reproducible fit")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=positive_int, default=1,
+                   help="train in this many processes on this node (torchrun, data parallel; input must be "
+                        "Parquet); for several nodes run torchrun -m tabsynth fit ... yourself")
 
     p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
                        description="Stream synthetic rows from a saved model to a file.")
@@ -145,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
     p.add_argument("--batch-rows", type=positive_int, default=100_000, help="rows per written batch")
+    p.add_argument("--nproc", type=positive_int, default=1,
+                   help="sample in this many processes (torchrun); OUTPUT is then a Parquet dataset directory")
 
     from tabsynth.report import command as report_command
 
@@ -164,12 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
+        args.argv = argv
         if not args.command:
             parser.print_help()
             return 2
-        COMMANDS[args.command](args)
-        return 0
+        return COMMANDS[args.command](args) or 0
     except TabsynthError as exc:
         message = " ".join(str(exc).split())
         print(f"tabsynth: error: {message}", file=sys.stderr)
@@ -183,6 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tabsynth: internal error: {type(exc).__name__}: {exc} (set TABSYNTH_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":  # pragma: no cover

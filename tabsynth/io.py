@@ -25,13 +25,12 @@ def table_format(path: str | os.PathLike) -> str:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV (optionally gzip) or Parquet file into a DataFrame."""
+    """Read a CSV (optionally gzip) or Parquet file, or a directory of Parquet files, into a DataFrame."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{path}: file not found; check the path")
-    if p.is_dir() and table_format(p) != "parquet":
-        raise InputFileError(f"{path}: is a directory, not a table file")
-    fmt = table_format(p)
+    # a directory is read as a Parquet dataset (all its .parquet files)
+    fmt = "parquet" if p.is_dir() else table_format(p)
     try:
         if fmt == "parquet":
             df = pd.read_parquet(p)

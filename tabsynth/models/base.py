@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from tabsynth.distributed.runtime import Runtime
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError, SamplingWarning
 from tabsynth.io import read_table
 from tabsynth.metadata import Metadata, check_frame
@@ -36,6 +37,8 @@ class BaseSynthesizer:
 
     #: Whether the model can be steered by a conditional vector (else conditions use rejection).
     _conditional_vector = False
+    #: The process group of the current fit (one process unless run under torchrun).
+    _runtime = Runtime()
 
     # --- hyperparameters (sklearn style) ---------------------------------------------------------
     @classmethod
@@ -97,37 +100,87 @@ class BaseSynthesizer:
 
     # --- fit ----------------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame | str | os.PathLike, metadata: Metadata | None = None) -> "BaseSynthesizer":
-        """Learn the table ``data`` (a DataFrame or a .csv/.parquet path); returns ``self``."""
+        """Learn the table ``data`` (a DataFrame or a .csv/.parquet path); returns ``self``.
+
+        Under ``torchrun`` each process trains on its share of the rows: a Parquet file or directory
+        is split by rows and each rank reads only its part; a DataFrame is taken as this rank's part.
+        Statistics are combined over ranks, gradients averaged (DP: noised once), so every rank ends
+        with the same model.
+        """
+        from tabsynth.distributed import current, rank_device
+
         self._validate_params()
-        df = read_table(data) if isinstance(data, (str, os.PathLike)) else data
+        runtime = current()
+        self._runtime = runtime
+        df = self._read_input(data, runtime)
         check_frame(df)
         if metadata is not None and not isinstance(metadata, Metadata):
             raise ConfigError(f"metadata must be a tabsynth.Metadata, got {type(metadata).__name__}")
-        metadata = Metadata.detect(df) if metadata is None else metadata
+        if metadata is None:  # one detection, on rank 0's rows, shared by all
+            metadata = Metadata.from_dict(runtime.broadcast_object(Metadata.detect(df).to_dict()
+                                                                   if runtime.is_main else None))
         metadata.check_frame(df)
-        device = resolve_device(self.device)
-        if self.verbose:
-            print(f"tabsynth {type(self).__name__}: fitting {len(df)} rows x {df.shape[1]} columns on {device}")
+        self._n_global = int(runtime.all_reduce_sum(len(df)))
+        self._check_distributed(runtime)
+        device = rank_device(resolve_device(self.device), runtime)
+        if self.verbose and runtime.is_main:
+            where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
+            print(f"tabsynth {type(self).__name__}: fitting {self._n_global} rows x {df.shape[1]} columns "
+                  f"on {device}{where}")
         self.privacy_ = None
+        # each rank draws its own noise and batches; rank 0's initial weights are broadcast
+        seed = None if self.seed is None else self.seed + 104_729 * runtime.rank
         if self.epsilon is not None:
-            with seeded(self.seed, device):
+            with seeded(seed, device):
                 history = self._fit_private(df, metadata, device)
             self.loss_history_ = pd.DataFrame(history)
-            self.n_rows_ = len(df)
+            self.n_rows_ = self._n_global
             self._sample_calls = 0
-            if self.verbose:
+            if self.verbose and runtime.is_main:
                 print(f"privacy: {self.privacy_}")
             return self
-        with seeded(self.seed, device):
-            transformer = TableTransformer(numerical=self.numerical, max_categories=self.max_categories,
-                                           seed=self.seed if self.seed is not None else 0).fit(df, metadata)
+        with seeded(seed, device):
+            params = dict(numerical=self.numerical, max_categories=self.max_categories)
+            if runtime.distributed:
+                from tabsynth.distributed.preprocess import fit_transformer
+
+                transformer = fit_transformer(df, metadata, runtime, seed=self.seed or 0, **params)
+            else:
+                transformer = TableTransformer(**params, seed=self.seed if self.seed is not None else 0).fit(
+                    df, metadata)
             data_t = torch.from_numpy(transformer.transform(df)).to(device)
             self._init_fitted(transformer, device)
             history = self._train(data_t) if transformer.output_dim_ else []
         self.loss_history_ = pd.DataFrame(history)
-        self.n_rows_ = len(df)
+        self.n_rows_ = self._n_global
         self._sample_calls = 0
         return self
+
+    @staticmethod
+    def _read_input(data: Any, runtime: Any) -> pd.DataFrame:
+        if not isinstance(data, (str, os.PathLike)):
+            return data
+        if runtime.distributed:
+            from tabsynth.distributed import read_shard
+            from tabsynth.io import table_format
+
+            if not Path(data).is_dir() and table_format(data) != "parquet":
+                raise ConfigError(f"{data}: under torchrun, fit reads a Parquet file or directory, one share of "
+                                  "the rows per process; convert the table to Parquet (tabsynth reads CSV in "
+                                  "one process only)")
+            return read_shard(data, runtime.rank, runtime.world_size)
+        return read_table(data)
+
+    def _check_distributed(self, runtime: Any) -> None:
+        if not runtime.distributed:
+            return
+        if self._n_global < runtime.world_size:
+            raise ConfigError(f"{self._n_global} rows cannot be shared by {runtime.world_size} processes")
+
+    @property
+    def _local_batch(self) -> int:
+        """Rows per step on this process: the batch is global and split over the ranks."""
+        return max(1, math.ceil(min(self._batch_size, self._n_global) / self._runtime.world_size))
 
     def _fit_private(self, df: pd.DataFrame, metadata: Metadata, device: torch.device) -> list[dict[str, float]]:
         """DP mode: plan the budget, preprocess privately, train with DP-SGD (privacy.md)."""
@@ -135,7 +188,7 @@ class BaseSynthesizer:
         from tabsynth.privacy.engine import GaussianNoise, resolve_delta, sample_rate
         from tabsynth.privacy.preprocessing import condition_counts, plan, private_transformer
 
-        n = len(df)
+        n, runtime = self._n_global, self._runtime
         accountant = Accountant(self.epsilon, resolve_delta(self.delta, n))
         release = plan(metadata, accountant, self.preprocessing_epsilon_share)
         batch_size = min(self._batch_size, n)
@@ -145,11 +198,15 @@ class BaseSynthesizer:
         noise = GaussianNoise(None if self.seed is None else self.seed + 1, self.secure_mode)
         stats = private_transformer(df, metadata, accountant, release, max_modes=10,
                                     max_categories=self.max_categories, rng=np.random.default_rng(self.seed),
-                                    noise_rng=noise)
-        self._init_fitted(stats.transformer, device)
-        data = torch.from_numpy(stats.transformer.transform(df)).to(device)
-        history = self._train_private(data, accountant, condition_counts(stats.transformer), sigma=sigma, q=q,
-                                      steps=steps, batch_size=batch_size) if stats.transformer.output_dim_ else []
+                                    noise_rng=noise, runtime=runtime)
+        transformer, counts = stats.transformer, condition_counts(stats.transformer)
+        if runtime.distributed:  # rank 0's encoders for everyone (their mixture fits draw from its RNG)
+            state, counts = runtime.broadcast_object((transformer.to_dict(), counts))
+            transformer = TableTransformer.from_dict(state)
+        self._init_fitted(transformer, device)
+        data = torch.from_numpy(transformer.transform(df)).to(device)
+        history = self._train_private(data, accountant, counts, sigma=sigma, q=q,
+                                      steps=steps, batch_size=batch_size) if transformer.output_dim_ else []
         self.privacy_ = accountant.statement()
         return history
 
@@ -163,38 +220,46 @@ class BaseSynthesizer:
         """The DP-SGD run both models share: Opacus wrapping, the exact step budget, epsilon per epoch in
         the history and progress bar, and the training part of the statement.
 
-        ``step(private_module, private_optimizer, batch)`` does one update and returns its detached losses.
+        ``step(private_module, private_optimizer, batch)`` does one update on one physical batch and
+        returns its detached losses; when a logical Poisson batch is split into physical ones
+        (``max_physical_batch_size``), Opacus' optimizer only accumulates until the last of them.
         """
         from tabsynth.privacy.accountant import Release
         from tabsynth.privacy.engine import make_private, quiet_opacus
 
-        engine, private, optimizer, loader = make_private(
-            module, optimizer, data, batch_size, sigma, self.max_grad_norm, secure_mode=self.secure_mode,
-            seed=None if self.seed is None else self.seed + 2)
+        runtime = self._runtime
+        steps_per_epoch = math.ceil(steps / self._epochs)
+        dp = make_private(module, optimizer, data, sample_rate=q, steps_per_epoch=steps_per_epoch,
+                          expected_batch_size=q * self._n_global, noise_multiplier=sigma,
+                          max_grad_norm=self.max_grad_norm, secure_mode=self.secure_mode,
+                          seed=None if self.seed is None else self.seed + 2,
+                          max_physical_batch_size=self.max_physical_batch_size, runtime=runtime)
         history, done = [], 0
         with quiet_opacus():
-            bar = tqdm(range(self._epochs), desc=desc, disable=not self.verbose, unit="epoch")
+            bar = tqdm(range(self._epochs), desc=desc, disable=not self.verbose or not runtime.is_main, unit="epoch")
             for epoch in bar:
                 sums: dict[str, torch.Tensor] = {}
-                n_steps = 0
-                for (batch,) in loader:
+                n_calls = 0
+                for (batch,) in dp.loader:
                     if done >= steps:
                         break
-                    for key, value in step(private, optimizer, batch).items():
+                    for key, value in step(dp.module, dp.optimizer, batch).items():
                         sums[key] = sums.get(key, 0.0) + value
-                    done += 1
-                    n_steps += 1
-                record = {"epoch": epoch, **{k: float(v) / max(n_steps, 1) for k, v in sums.items()}}
+                    n_calls += 1
+                    if not dp.optimizer._is_last_step_skipped:
+                        done += 1
+                record = {"epoch": epoch, **{k: float(v) / max(n_calls, 1) for k, v in sums.items()}}
                 record["epsilon"] = accountant.spent_epsilon([Release("training", sigma, q, done)])
                 history.append(record)
                 bar.set_postfix({k.split("_")[0]: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
-        optimizer.zero_grad(set_to_none=True)
-        private._close()
-        opacus_eps = float(engine.accountant.get_epsilon(delta=accountant.delta_rdp)) if done else 0.0
+        dp.optimizer.zero_grad(set_to_none=True)
+        dp.module._close()
+        opacus_eps = float(dp.opacus_accountant.get_epsilon(delta=accountant.delta_rdp)) if done else 0.0
         accountant.add(Release("training", sigma, q, done, mechanism=mechanism, details={
             "max_grad_norm": self.max_grad_norm, "expected_batch_size": batch_size, "epochs": self._epochs,
             "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": self.secure_mode,
-            "seeded": self.seed is not None and not self.secure_mode}))
+            "seeded": self.seed is not None and not self.secure_mode,
+            "max_physical_batch_size": self.max_physical_batch_size, "processes": runtime.world_size}))
         return history
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:
@@ -203,6 +268,12 @@ class BaseSynthesizer:
         self.device_ = device
         self.layout_ = SpanLayout(transformer.spans_, device)
         self._build(transformer.output_dim_)
+        for module in self._modules().values():
+            self._runtime.broadcast_module(module)
+
+    def _sync_gradients(self, module: torch.nn.Module) -> None:
+        """Average ``module``'s gradients over the ranks (a no-op in one process)."""
+        self._runtime.average_gradients(list(module.parameters()))
 
     # --- hooks ----------------------------------------------------------------------------------
     def _build(self, data_dim: int) -> None:
@@ -330,7 +401,13 @@ class BaseSynthesizer:
     def sample_to_file(self, n: int, path: str | os.PathLike, batch_rows: int = 100_000, *,
                        seed: int | None = None, conditions: dict[str, Any] | None = None,
                        max_tries: int = 20) -> Path:
-        """Stream ``n`` rows to a .csv, .csv.gz or .parquet file, ``batch_rows`` at a time."""
+        """Stream ``n`` rows to a .csv, .csv.gz or .parquet file, ``batch_rows`` at a time.
+
+        Parquet is written one row group per batch, so memory stays bounded whatever ``n``. Under
+        ``torchrun``, ``path`` is a Parquet dataset directory and each rank writes its own share of
+        the ``n`` rows to ``part-<rank>.parquet`` in it (ids stay unique across parts).
+        """
+        from tabsynth.distributed import current, shard_range
         from tabsynth.sampling.writer import TableWriter
 
         self._check_fitted()
@@ -338,13 +415,23 @@ class BaseSynthesizer:
         if not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
             raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
         conds = self._parse_conditions(conditions)
+        runtime = current()
+        first, stop, target = 0, n, Path(path)
+        if runtime.distributed:
+            first, stop = shard_range(n, runtime.rank, runtime.world_size)
+            target = Path(path) / f"part-{runtime.rank:05d}.parquet"
+            if seed is None and self.seed is not None:
+                seed = self.seed
+            if seed is not None:
+                seed = int(np.random.default_rng([seed, runtime.rank]).integers(2**31))
         gen, rng = self._seeds(seed)
-        with TableWriter(path, columns=self.metadata_.column_names) as writer:
-            for start in range(0, n, batch_rows):
-                size = min(batch_rows, n - start)
+        with TableWriter(target, columns=self.metadata_.column_names) as writer:
+            for start in range(first, stop, batch_rows):
+                size = min(batch_rows, stop - start)
                 writer.write(self._decode(self._sample_matrix(size, conds, gen, max_tries), rng, start))
-            if n == 0:
+            if first == stop:
                 writer.write(self._decode(self._sample_matrix(0, [], gen, max_tries), rng, 0))
+        runtime.barrier()
         return Path(path)
 
     # --- privacy ------------------------------------------------------------------------------

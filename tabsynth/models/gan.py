@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from tabsynth.errors import ConfigError
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.sampling.conditional import ConditionSampler
 
@@ -98,6 +99,13 @@ class CTGAN(BaseSynthesizer):
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         seed: makes fit and sample reproducible on the same machine and device.
         verbose: progress bar with the current losses.
+        epsilon, delta: train with differential privacy at this budget (the whole pipeline: private
+            preprocessing and DP-SGD on the critic); delta defaults to ``min(1e-5, n ** -1.5)``.
+        max_grad_norm: per-sample clipping norm of DP-SGD.
+        preprocessing_epsilon_share: part of the budget for the private encoder statistics.
+        secure_mode: draw DP noise from a cryptographic RNG (needs ``torchcsprng``).
+        max_physical_batch_size: under DP, split each Poisson batch into physical batches of at most
+            this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
     """
 
     _conditional_vector = True
@@ -110,7 +118,7 @@ class CTGAN(BaseSynthesizer):
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto",
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False) -> None:
+                 secure_mode: bool = False, max_physical_batch_size: int | None = None) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -135,6 +143,7 @@ class CTGAN(BaseSynthesizer):
         self.max_grad_norm = max_grad_norm
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.secure_mode = secure_mode
+        self.max_physical_batch_size = max_physical_batch_size
 
     @property
     def _pac(self) -> int:
@@ -169,6 +178,13 @@ class CTGAN(BaseSynthesizer):
         if not isinstance(self.discriminator_steps, int) or self.discriminator_steps < 1:
             out.append("discriminator_steps must be a positive integer")
         return out
+
+    def _check_distributed(self, runtime) -> None:
+        super()._check_distributed(runtime)
+        world, bs = runtime.world_size, self._batch_size
+        if runtime.distributed and self.epsilon is None and (bs % world or (bs // world) % self._pac):
+            raise ConfigError(f"batch_size ({bs}) must split into {world} equal per-process batches that are "
+                              f"multiples of pac ({self._pac}): use a multiple of {world * self._pac}")
 
     # --- networks -------------------------------------------------------------------------------
     def _build(self, data_dim: int) -> None:
@@ -254,8 +270,9 @@ class CTGAN(BaseSynthesizer):
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         self.cond_sampler_ = ConditionSampler.from_matrix(self.layout_, data)
         opt_g, opt_d = self._make_optimizers()
-        n, bs = len(data), self._batch_size
-        steps = max(n // bs, 1)
+        world = self._runtime.world_size
+        bs = self._batch_size // world  # the batch is global; each rank draws its share
+        steps = max(self._n_global // self._batch_size, 1)
         history = []
         bar = tqdm(range(self._epochs), desc="CTGAN", disable=not self.verbose, unit="epoch")
         for epoch in bar:
@@ -271,6 +288,7 @@ class CTGAN(BaseSynthesizer):
                     loss_d = self._critic_loss(torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1))
                     opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()
+                    self._sync_gradients(self.discriminator_)
                     opt_d.step()
                 self.discriminator_.requires_grad_(False)
                 cond, group, slot = self._fake_conditions(bs)
@@ -280,6 +298,7 @@ class CTGAN(BaseSynthesizer):
                     loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
+                self._sync_gradients(self.generator_)
                 opt_g.step()
                 g_sum += loss_g.detach()
                 d_sum += loss_d.detach()
@@ -288,6 +307,7 @@ class CTGAN(BaseSynthesizer):
             history.append(record)
             bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}")
         self.discriminator_.requires_grad_(True)
+        self._runtime.average_buffers(self.generator_)
         return history
 
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
@@ -319,24 +339,29 @@ class CTGAN(BaseSynthesizer):
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
+            if opt_d._is_last_step_skipped:  # a physical batch inside a larger Poisson batch
+                return {"discriminator_loss": loss_d.detach()}
             # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
             critic.disable_hooks()
             self.discriminator_.requires_grad_(False)
-            cond, group, slot = self._fake_conditions(batch_size)
+            cond, group, slot = self._fake_conditions(self._local_batch)
             logits, fake = self._fake(cond)
             loss_g = self._generator_loss(torch.cat([fake, cond], 1))
             if cs.n_groups:
                 loss_g = loss_g + cs.cond_loss(logits, group, slot)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
+            self._sync_gradients(self.generator_)
             opt_g.step()
             self.discriminator_.requires_grad_(True)
             critic.enable_hooks()
             return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
 
-        return self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant, sigma=sigma,
-                                 q=q, steps=steps, batch_size=batch_size, desc="DP-CTGAN",
-                                 mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
+        history = self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant,
+                                    sigma=sigma, q=q, steps=steps, batch_size=batch_size, desc="DP-CTGAN",
+                                    mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
+        self._runtime.average_buffers(self.generator_)
+        return history
 
     # --- generation -----------------------------------------------------------------------------
     def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:

@@ -7,11 +7,13 @@ import math
 import secrets
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from tabsynth.errors import PrivacyConfigError
 from tabsynth.privacy.accountant import default_delta
@@ -42,6 +44,9 @@ def check_private_params(model: Any) -> list[str]:
     share = model.preprocessing_epsilon_share
     if not isinstance(share, (int, float)) or not 0 < share < 1:
         out.append(f"preprocessing_epsilon_share must be in (0, 1), got {share!r}")
+    m = model.max_physical_batch_size
+    if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
+        out.append(f"max_physical_batch_size must be a positive integer or None, got {m!r}")
     return out
 
 
@@ -70,31 +75,94 @@ class GaussianNoise:
         return draws.reshape(size) if size is not None else draws[0]
 
 
-def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, batch_size: int,
-                 noise_multiplier: float, max_grad_norm: float, *, secure_mode: bool, seed: int | None):
-    """Wrap a module, optimizer and a Poisson-sampling loader over ``data`` with Opacus."""
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
+class _Rows(Dataset):
+    """The encoded table where it lives (CPU or GPU), fetched one whole batch per index list."""
 
-    validate_module(module)
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor]:
+        return (self.data[i],)
+
+    def __getitems__(self, idx: list[int]) -> torch.Tensor:
+        return self.data[torch.as_tensor(idx, dtype=torch.long, device=self.data.device)]
+
+
+def _as_batch(rows: torch.Tensor) -> tuple[torch.Tensor]:
+    return (rows,)
+
+
+@dataclass
+class PrivateTraining:
+    """What DP-SGD runs on: the per-sample-gradient module, the clipping/noising optimizer, the Poisson
+    loader (split into physical batches by Opacus' BatchMemoryManager when asked), and Opacus' own RDP
+    accountant counting the steps actually taken (a cross-check of ours)."""
+
+    module: Any
+    optimizer: Any
+    loader: DataLoader
+    opacus_accountant: Any
+    sample_rate: float
+
+
+def _secure_generator() -> Any:
     try:
-        with quiet_opacus():
-            engine = PrivacyEngine(accountant="rdp", secure_mode=secure_mode)
+        import torchcsprng
     except ImportError as exc:
         raise PrivacyConfigError(
             "secure_mode=True needs Opacus' cryptographic RNG (the torchcsprng package), which is not "
             "installed; install it for production releases or use secure_mode=False for testing") from exc
-    loader = DataLoader(TensorDataset(data), batch_size=batch_size, shuffle=False)
-    generator = None
-    if not secure_mode and seed is not None:
-        generator = torch.Generator(device=data.device)
-        generator.manual_seed(seed)
+    return torchcsprng.create_random_device_generator("/dev/urandom")
+
+
+def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, *, sample_rate: float,
+                 steps_per_epoch: int, expected_batch_size: float, noise_multiplier: float, max_grad_norm: float,
+                 secure_mode: bool, seed: int | None, max_physical_batch_size: int | None = None,
+                 runtime: Any = None) -> PrivateTraining:
+    """Wrap ``module``/``optimizer`` with Opacus and Poisson-sample ``data`` at ``sample_rate``.
+
+    Under torchrun (``runtime.distributed``) ``data`` is this rank's shard and ``sample_rate`` the
+    global one: each rank Poisson-samples its own rows, clipped gradients are summed over ranks and
+    Opacus' ``DistributedDPOptimizer`` adds the noise once, on rank 0, so the step is exactly the
+    single-process step on the union of the shards. ``expected_batch_size`` is the global one.
+    """
+    from opacus import GradSampleModule
+    from opacus.accountants import RDPAccountant
+    from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
+    from opacus.utils.batch_memory_manager import BatchMemoryManager
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    validate_module(module)
+    distributed = runtime is not None and runtime.distributed
+    world = runtime.world_size if distributed else 1
+    rank = runtime.rank if distributed else 0
+    if secure_mode:
+        noise_gen = sample_gen = _secure_generator()
+    elif seed is not None:
+        noise_gen = torch.Generator(device=data.device)
+        noise_gen.manual_seed(seed)
+        sample_gen = torch.Generator()
+        sample_gen.manual_seed(seed + 7919 * (rank + 1))
+    else:
+        noise_gen = sample_gen = None
     with quiet_opacus():
-        gsm, dp_opt, dp_loader = engine.make_private(
-            module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=noise_multiplier,
-            max_grad_norm=max_grad_norm, poisson_sampling=True, noise_generator=generator,
-            loss_reduction="mean")
-    return engine, gsm, dp_opt, dp_loader
+        gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean")
+        opt_cls = DistributedDPOptimizer if distributed else DPOptimizer
+        dp_opt = opt_cls(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                         expected_batch_size=expected_batch_size / world, loss_reduction="mean",
+                         generator=noise_gen, secure_mode=secure_mode)
+    accountant = RDPAccountant()
+    dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
+    sampler = UniformWithReplacementSampler(num_samples=len(data), sample_rate=sample_rate, generator=sample_gen,
+                                            steps=steps_per_epoch)
+    loader = DataLoader(_Rows(data), batch_sampler=sampler, collate_fn=_as_batch)
+    if max_physical_batch_size is not None:
+        loader = BatchMemoryManager(data_loader=loader, max_physical_batch_size=max_physical_batch_size,
+                                    optimizer=dp_opt).__enter__()  # its __exit__ is a no-op
+    return PrivateTraining(gsm, dp_opt, loader, accountant, sample_rate)
 
 
 @contextlib.contextmanager

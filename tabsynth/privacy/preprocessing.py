@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 
+from tabsynth.distributed.runtime import Runtime
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
 from tabsynth.transform import CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, TableTransformer
@@ -90,15 +91,25 @@ def plan(metadata: Metadata, accountant: Accountant, share: float) -> Release | 
 
 def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accountant, release: Release | None, *,
                         max_modes: int, max_categories: int, rng: np.random.Generator,
-                        noise_rng: Any) -> PrivateStatistics:
-    """Measure the planned statistics with noise and build every encoder from them alone."""
+                        noise_rng: Any, runtime: Runtime | None = None) -> PrivateStatistics:
+    """Measure the planned statistics with noise and build every encoder from them alone.
+
+    Under torchrun ``df`` is this rank's shard: every count and histogram is summed over ranks
+    (exactly: they add) and rank 0 adds the noise once, so the release is the one-process release.
+    """
+    runtime = runtime or Runtime()
     modelled = [s for s in metadata.columns.values() if s.kind != "id"]
     std = release.details["noise_std"] if release is not None else 0.0
     selected = [s.name for s in modelled if s.kind == "categorical" and not s.is_public]
     delta_col = accountant.delta_sel / max(len(selected), 1)
     tau_sel = 1.0 + std * float(norm.isf(delta_col)) if std else 1.0
     empty = EMPTY_SIGMAS * std
-    noisy = lambda counts: counts + noise_rng.normal(0.0, std, size=np.shape(counts)) if std else counts  # noqa: E731
+
+    def noisy(counts: Any) -> np.ndarray:
+        total = runtime.all_reduce_sum(counts)
+        if runtime.is_main and std:
+            total = total + noise_rng.normal(0.0, std, size=np.shape(total))
+        return runtime.broadcast_object(total)
 
     n_hat = max(float(noisy(np.array([float(len(df))]))[0]), 1.0)
     encoders, costs = [], {}
@@ -109,7 +120,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
             encoders.append(_private_id(spec, s))
             continue
         if spec.kind in ("categorical", "boolean"):
-            encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories))
+            encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories, runtime))
             costs[spec.name] = "noisy counts" + (" with partition selection" if spec.name in selected else "")
         else:
             encoders.append(_private_numeric(spec, s, noisy, empty, max_modes, rng))
@@ -128,7 +139,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
 
 
 def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, empty: float, n_hat: float,
-                         max_categories: int) -> CategoricalEncoder:
+                         max_categories: int, runtime: Runtime) -> CategoricalEncoder:
     is_bool = spec.kind == "boolean"
     if spec.is_public and spec.categories is not None:
         domain, public = list(spec.categories), True
@@ -136,7 +147,8 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
         domain = [False, True] if spec.dtype in ("bool", "boolean", "object") else [0, 1]
         public = True
     else:
-        domain, public = list(pd.unique(s.dropna())), False
+        seen = runtime.all_gather_object(list(pd.unique(s.dropna())))  # every shard's values, once each
+        domain, public = list(dict.fromkeys(v for part in seen for v in part)), False
     counts = s.value_counts(dropna=True).reindex(domain, fill_value=0).to_numpy(dtype=np.float64)
     noisy_counts = noisy(counts)
     missing = float(noisy(np.array([float(s.isna().sum())]))[0])

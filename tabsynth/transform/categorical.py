@@ -58,8 +58,25 @@ class CategoricalEncoder:
         categories: list[Any] | None = None,
     ) -> "CategoricalEncoder":
         """Fit on observed values, most frequent first; ``categories`` fixes the list instead."""
-        counts = s.value_counts(dropna=True, sort=True)
         dtype_cats = list(s.dtype.categories) if isinstance(s.dtype, pd.CategoricalDtype) else None
+        return cls.from_counts(column, s.value_counts(dropna=True, sort=True), has_missing=bool(s.isna().any()),
+                               dtype=str(s.dtype), dtype_categories=dtype_cats, max_categories=max_categories,
+                               categories=categories)
+
+    @classmethod
+    def from_counts(
+        cls,
+        column: str,
+        counts: pd.Series,
+        *,
+        has_missing: bool,
+        dtype: str | None,
+        dtype_categories: list[Any] | None = None,
+        max_categories: int = 500,
+        categories: list[Any] | None = None,
+    ) -> "CategoricalEncoder":
+        """Fit on value counts (value -> count), e.g. summed over the shards of a distributed fit."""
+        counts = counts.sort_values(ascending=False, kind="stable")
         if categories is None:
             keep = counts.index[: max_categories - 1] if len(counts) > max_categories else counts.index
             cats = list(keep)
@@ -67,16 +84,14 @@ class CategoricalEncoder:
         else:
             cats = list(categories)
             rest = counts[~counts.index.isin(cats)]
-        if not cats and not len(rest):
-            cats = []
         return cls(
             column,
             [_plain(c) for c in cats],
-            has_missing=bool(s.isna().any()),
+            has_missing=has_missing,
             other_values=[_plain(v) for v in rest.index],
             other_weights=rest.to_numpy(dtype=np.float64).tolist(),
-            dtype=str(s.dtype),
-            dtype_categories=[_plain(c) for c in dtype_cats] if dtype_cats is not None else None,
+            dtype=dtype,
+            dtype_categories=[_plain(c) for c in dtype_categories] if dtype_categories is not None else None,
         )
 
     @property

@@ -123,6 +123,10 @@ class NumericEncoder:
         if self.method == "mode":
             mode = self.assign_modes(x)
             scalar = (x - self.means[mode]) / (4.0 * self.stds[mode])
+            # a value off every broad mode that lands on a point mass (the modes were fitted on a
+            # sample or on DP draws that missed it) would get a scalar of 1e5; it decodes to the spike
+            point = self.stds[mode] <= _POINT_REL * max(self.upper - self.lower, 1e-300)
+            scalar = np.where(point, np.clip(scalar, -1.0, 1.0), scalar)
             blocks += [scalar[:, None].astype(np.float32), one_hot(mode, self.n_modes)]
         elif self.method == "quantile":
             u = np.interp(x, self._q_vals, self._q_probs)
@@ -181,6 +185,10 @@ class NumericEncoder:
     def from_dict(cls, d: dict[str, Any]) -> "NumericEncoder":
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), d.pop("method"), d.pop("lower"), d.pop("upper"), **d)
+
+
+#: A mode whose spread is below this share of the column's range is a point mass.
+_POINT_REL = 1e-5
 
 
 def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None) -> tuple[list, list, list]:

@@ -85,8 +85,9 @@ def _critic(in_dim: int = 6) -> torch.nn.Module:
 def _summed_grad(pairs: torch.Tensor, clip: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
     critic = _critic(pairs.shape[-1])
     opt = torch.optim.SGD(critic.parameters(), lr=0.1)
-    _, gsm, dp_opt, _ = make_private(critic, opt, pairs[:, 0], batch_size=len(pairs), noise_multiplier=0.0,
-                                     max_grad_norm=clip, secure_mode=False, seed=0)
+    dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=len(pairs),
+                      noise_multiplier=0.0, max_grad_norm=clip, secure_mode=False, seed=0)
+    gsm, dp_opt = dp.module, dp.optimizer
     dp_opt.zero_grad()
     pair_loss(gsm, pairs).mean().backward()
     samples = [p.grad_sample for p in critic.parameters()]
@@ -163,3 +164,28 @@ def test_dp_model_round_trips_through_save(dp_model, tmp_path):
     again = ts.load(model.save(tmp_path / "dp.tsyn"))
     assert again.privacy_spent() == model.privacy_spent()
     pd.testing.assert_frame_equal(again.sample(100, seed=2), model.sample(100, seed=2))
+
+
+def test_physical_batches_give_the_same_step_as_one_logical_batch():
+    # Opacus' BatchMemoryManager: a Poisson batch split into physical ones clips and sums the same
+    pairs = torch.randn(32, 2, 6) * 5
+
+    def one_step(limit):
+        critic = _critic(6)
+        opt = torch.optim.SGD(critic.parameters(), lr=0.1)
+        dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=32,
+                          noise_multiplier=0.0, max_grad_norm=0.5, secure_mode=False, seed=0,
+                          max_physical_batch_size=limit)
+        sizes = []
+        for (batch,) in dp.loader:
+            sizes.append(len(batch))
+            dp.optimizer.zero_grad()
+            idx = torch.cat([torch.nonzero((pairs[:, 0] == row).all(1))[0] for row in batch])
+            pair_loss(dp.module, pairs[idx]).mean().backward()
+            dp.optimizer.step()
+        return sizes, torch.cat([p.detach().reshape(-1) for p in critic.parameters()])
+
+    whole_sizes, whole = one_step(None)
+    split_sizes, split = one_step(10)
+    assert whole_sizes == [32] and split_sizes == [8, 8, 8, 8]  # at most 10 rows each
+    assert torch.allclose(whole, split, atol=1e-6)

@@ -1,0 +1,40 @@
+"""Run by tests/distributed/test_torchrun.py under torchrun: fits on a Parquet dataset in N processes
+and writes what each rank ended with (weights, privacy statement) for the test to compare."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import tabsynth as ts
+from tabsynth.distributed import current
+
+
+def main(data: str, out: str) -> None:
+    runtime = current()
+    out_dir = Path(out)
+    runs = {
+        "dp_tvae": ts.TVAE(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu"),
+        "dp_ctgan": ts.CTGAN(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu",
+                             max_physical_batch_size=40),
+        "ctgan": ts.CTGAN(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
+        "tvae": ts.TVAE(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
+    }
+    for name, model in runs.items():
+        model.fit(data)
+        state = {f"{m}.{k}": v for m, module in model._modules().items() for k, v in module.state_dict().items()}
+        torch.save(state, out_dir / f"{name}.rank{runtime.rank}.pt")
+        if runtime.is_main:
+            spent = model.privacy_spent()
+            (out_dir / f"{name}.json").write_text(json.dumps({
+                "epsilon": spent.epsilon, "delta": spent.delta, "n_rows": model.n_rows_,
+                "parts": {k: {"epsilon": p.epsilon, "details": p.details} for k, p in spent.parts.items()}},
+                default=str))
+    runs["ctgan"].sample_to_file(1001, out_dir / "synthetic", batch_rows=300, seed=3)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
