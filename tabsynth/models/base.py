@@ -220,8 +220,9 @@ class BaseSynthesizer:
         """The DP-SGD run both models share: Opacus wrapping, the exact step budget, epsilon per epoch in
         the history and progress bar, and the training part of the statement.
 
-        ``step(private_module, private_optimizer, batch)`` does one update on one physical batch and
-        returns its detached losses; when a logical Poisson batch is split into physical ones
+        ``step(dp, batch)`` does one update on one physical batch through ``dp`` (the Opacus module,
+        optimizer and ``dp.loss`` of :class:`~tabsynth.privacy.engine.PrivateTraining`) and returns its
+        detached losses; when a logical Poisson batch is split into physical ones
         (``max_physical_batch_size``), Opacus' optimizer only accumulates until the last of them.
         """
         from tabsynth.privacy.accountant import Release
@@ -233,7 +234,8 @@ class BaseSynthesizer:
                           expected_batch_size=q * self._n_global, noise_multiplier=sigma,
                           max_grad_norm=self.max_grad_norm, secure_mode=self.secure_mode,
                           seed=None if self.seed is None else self.seed + 2,
-                          max_physical_batch_size=self.max_physical_batch_size, runtime=runtime)
+                          max_physical_batch_size=self.max_physical_batch_size, runtime=runtime,
+                          clipping="ghost" if self.grad_sample_mode == "ghost" else "per_sample")
         history, done = [], 0
         with quiet_opacus():
             bar = tqdm(range(self._epochs), desc=desc, disable=not self.verbose or not runtime.is_main, unit="epoch")
@@ -243,7 +245,7 @@ class BaseSynthesizer:
                 for (batch,) in dp.loader:
                     if done >= steps:
                         break
-                    for key, value in step(dp.module, dp.optimizer, batch).items():
+                    for key, value in step(dp, batch).items():
                         sums[key] = sums.get(key, 0.0) + value
                     n_calls += 1
                     if not dp.optimizer._is_last_step_skipped:
@@ -259,7 +261,8 @@ class BaseSynthesizer:
             "max_grad_norm": self.max_grad_norm, "expected_batch_size": batch_size, "epochs": self._epochs,
             "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": self.secure_mode,
             "seeded": self.seed is not None and not self.secure_mode,
-            "max_physical_batch_size": self.max_physical_batch_size, "processes": runtime.world_size}))
+            "max_physical_batch_size": self.max_physical_batch_size, "grad_sample_mode": self.grad_sample_mode,
+            "processes": runtime.world_size}))
         return history
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:

@@ -106,6 +106,9 @@ class CTGAN(BaseSynthesizer):
         secure_mode: draw DP noise from a cryptographic RNG (needs ``torchcsprng``).
         max_physical_batch_size: under DP, split each Poisson batch into physical batches of at most
             this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
+        grad_sample_mode: under DP, ``"hooks"`` (per-sample gradients, Opacus' default) or ``"ghost"``
+            (Opacus' fast gradient clipping: per-sample norms without per-sample gradients, for wide
+            networks on a GPU; the clipped step is the same).
     """
 
     _conditional_vector = True
@@ -118,7 +121,8 @@ class CTGAN(BaseSynthesizer):
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto",
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False, max_physical_batch_size: int | None = None) -> None:
+                 secure_mode: bool = False, max_physical_batch_size: int | None = None,
+                 grad_sample_mode: str = "hooks") -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -144,6 +148,7 @@ class CTGAN(BaseSynthesizer):
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.secure_mode = secure_mode
         self.max_physical_batch_size = max_physical_batch_size
+        self.grad_sample_mode = grad_sample_mode
 
     @property
     def _pac(self) -> int:
@@ -322,7 +327,8 @@ class CTGAN(BaseSynthesizer):
         cs = self.cond_sampler_
         opt_g, opt_d = self._make_optimizers(fused=False)
 
-        def step(critic, opt_d, real):
+        def step(dp, real):
+            critic, opt_d = dp.module, dp.optimizer
             b = len(real)
             # each real row's condition comes from its own value in a uniformly chosen column
             if cs.n_groups:
@@ -335,7 +341,7 @@ class CTGAN(BaseSynthesizer):
             with torch.no_grad():
                 fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
             pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
-            loss_d = pair_loss(critic, pairs).sum() / max(b, 1)
+            loss_d = dp.loss(pair_loss(critic, pairs))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

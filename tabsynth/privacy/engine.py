@@ -47,6 +47,8 @@ def check_private_params(model: Any) -> list[str]:
     m = model.max_physical_batch_size
     if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
         out.append(f"max_physical_batch_size must be a positive integer or None, got {m!r}")
+    if model.grad_sample_mode not in ("hooks", "ghost"):
+        out.append(f"grad_sample_mode={model.grad_sample_mode!r}: use 'hooks' or 'ghost'")
     return out
 
 
@@ -106,6 +108,17 @@ class PrivateTraining:
     loader: DataLoader
     opacus_accountant: Any
     sample_rate: float
+    ghost: bool = False
+
+    def loss(self, per_sample: torch.Tensor) -> Any:
+        """The batch loss to call ``backward()`` on, from one loss per real row: the mean (Opacus'
+        ``loss_reduction="mean"``), or with ghost clipping Opacus' two-pass loss that clips by
+        per-sample gradient norms computed without materialising per-sample gradients."""
+        if self.ghost:
+            from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+            return DPTensorFastGradientClipping(self.module, self.optimizer, per_sample, "mean")
+        return per_sample.sum() / max(len(per_sample), 1)
 
 
 def _secure_generator() -> Any:
@@ -121,13 +134,15 @@ def _secure_generator() -> Any:
 def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, *, sample_rate: float,
                  steps_per_epoch: int, expected_batch_size: float, noise_multiplier: float, max_grad_norm: float,
                  secure_mode: bool, seed: int | None, max_physical_batch_size: int | None = None,
-                 runtime: Any = None) -> PrivateTraining:
+                 runtime: Any = None, clipping: str = "per_sample") -> PrivateTraining:
     """Wrap ``module``/``optimizer`` with Opacus and Poisson-sample ``data`` at ``sample_rate``.
 
     Under torchrun (``runtime.distributed``) ``data`` is this rank's shard and ``sample_rate`` the
     global one: each rank Poisson-samples its own rows, clipped gradients are summed over ranks and
     Opacus' ``DistributedDPOptimizer`` adds the noise once, on rank 0, so the step is exactly the
     single-process step on the union of the shards. ``expected_batch_size`` is the global one.
+    ``clipping="ghost"`` uses Opacus' fast gradient clipping (norms without per-sample gradients:
+    less memory for wide layers); the model's step must then back-propagate ``PrivateTraining.loss``.
     """
     from opacus import GradSampleModule
     from opacus.accountants import RDPAccountant
@@ -148,9 +163,18 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
         sample_gen.manual_seed(seed + 7919 * (rank + 1))
     else:
         noise_gen = sample_gen = None
+    ghost = clipping == "ghost"
     with quiet_opacus():
-        gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean")
-        opt_cls = DistributedDPOptimizer if distributed else DPOptimizer
+        if ghost:
+            from opacus.grad_sample import GradSampleModuleFastGradientClipping
+            from opacus.optimizers import DistributedDPOptimizerFastGradientClipping, DPOptimizerFastGradientClipping
+
+            gsm = GradSampleModuleFastGradientClipping(module, batch_first=True, loss_reduction="mean",
+                                                       max_grad_norm=max_grad_norm, use_ghost_clipping=True)
+            opt_cls = DistributedDPOptimizerFastGradientClipping if distributed else DPOptimizerFastGradientClipping
+        else:
+            gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean")
+            opt_cls = DistributedDPOptimizer if distributed else DPOptimizer
         dp_opt = opt_cls(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                          expected_batch_size=expected_batch_size / world, loss_reduction="mean",
                          generator=noise_gen, secure_mode=secure_mode)
@@ -162,7 +186,7 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
     if max_physical_batch_size is not None:
         loader = BatchMemoryManager(data_loader=loader, max_physical_batch_size=max_physical_batch_size,
                                     optimizer=dp_opt).__enter__()  # its __exit__ is a no-op
-    return PrivateTraining(gsm, dp_opt, loader, accountant, sample_rate)
+    return PrivateTraining(gsm, dp_opt, loader, accountant, sample_rate, ghost)
 
 
 @contextlib.contextmanager

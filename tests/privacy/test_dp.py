@@ -189,3 +189,35 @@ def test_physical_batches_give_the_same_step_as_one_logical_batch():
     split_sizes, split = one_step(10)
     assert whole_sizes == [32] and split_sizes == [8, 8, 8, 8]  # at most 10 rows each
     assert torch.allclose(whole, split, atol=1e-6)
+
+
+def test_ghost_clipping_gives_the_per_sample_clipped_step():
+    # Opacus' fast gradient clipping: same clipped sum as materialised per-sample gradients
+    pairs = torch.randn(24, 2, 6) * 5
+
+    def one_step(clipping):
+        critic = _critic(6)
+        opt = torch.optim.SGD(critic.parameters(), lr=0.1)
+        dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=24,
+                          noise_multiplier=0.0, max_grad_norm=0.5, secure_mode=False, seed=0, clipping=clipping)
+        for (batch,) in dp.loader:
+            dp.optimizer.zero_grad()
+            dp.loss(pair_loss(dp.module, pairs)).backward()
+            dp.optimizer.step()
+        return torch.cat([p.detach().reshape(-1) for p in critic.parameters()])
+
+    before = torch.cat([p.detach().reshape(-1) for p in _critic(6).parameters()])
+    hooks, ghost = one_step("per_sample"), one_step("ghost")
+    assert not torch.allclose(hooks, before)
+    assert torch.allclose(hooks, ghost, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN])
+def test_ghost_clipping_trains_the_same_model(cls):
+    df = ts.datasets.load("adult").head(400)
+    fits = [cls(epsilon=4.0, epochs=1, batch_size=100, seed=0, verbose=False, device="cpu", grad_sample_mode=mode)
+            .fit(df) for mode in ("hooks", "ghost")]
+    pd.testing.assert_frame_equal(fits[0].loss_history_, fits[1].loss_history_, rtol=1e-4)
+    assert fits[1].privacy_spent().parts["training"].details["grad_sample_mode"] == "ghost"
+    with pytest.raises(ConfigError, match="grad_sample_mode"):
+        cls(epsilon=1.0, grad_sample_mode="fast", verbose=False).fit(df)
