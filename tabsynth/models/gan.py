@@ -65,16 +65,17 @@ class Generator(nn.Module):
         for the noise or the condition, and the one-hot condition is a column gather, not a matmul.
         ``cond_index`` holds the one active position of each row's conditional vector (None: no
         conditional vector)."""
-        mods = list(self.net)
+        if not self.training and not torch.is_grad_enabled():
+            return self._infer(noise, cond_index)
         hs: list[torch.Tensor] = []
         out = noise
-        for i, mod in enumerate(mods):
+        for mod in self.net:
             fc = mod.fc if isinstance(mod, Residual) else mod
             w = fc.weight
             col = sum(h.shape[1] for h in hs)
             pre = F.linear(noise, w[:, col:col + noise.shape[1]], fc.bias)
             if cond_index is not None:
-                pre = pre + w[:, col + noise.shape[1]:].t().index_select(0, cond_index)
+                pre = pre + F.embedding(cond_index, w[:, col + noise.shape[1]:].t().contiguous())
             col = 0
             for h in reversed(hs):  # the newest block comes first in the residual concatenation
                 pre = torch.addmm(pre, h, w[:, col:col + h.shape[1]].t())
@@ -84,6 +85,60 @@ class Generator(nn.Module):
             else:
                 out = pre
         return out
+
+    def _inference_weights(self, noise_dim: int) -> dict:
+        """Weights for :meth:`_infer`, rebuilt whenever a parameter or buffer changed (optimiser steps
+        and loads bump the tensors' versions or replace them): BatchNorm's running affine map folded into
+        each residual layer, the noise and condition columns of every layer stacked together."""
+        key = (noise_dim, tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
+        cached = self.__dict__.get("_infer_cache")
+        if cached is not None and cached["key"] == key:
+            return cached
+        ws, bs, hidden = [], [], []
+        for mod in self.net:
+            fc = mod.fc if isinstance(mod, Residual) else mod
+            w, b = fc.weight.detach(), fc.bias.detach()
+            if isinstance(mod, Residual):
+                bn = mod.bn
+                scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
+                w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
+                hidden.append(w.shape[0])
+            ws.append(w)
+            bs.append(b)
+        h_cols = [sum(hidden[:i]) for i in range(len(ws))]  # layer i sees [h_{i-1}, ..., h_0, noise, cond]
+        cached = {
+            "key": key, "hidden": hidden, "out_dims": [w.shape[0] for w in ws],
+            "noise_w": torch.cat([w[:, c:c + noise_dim] for w, c in zip(ws, h_cols)]).contiguous(),
+            "bias": torch.cat(bs),
+            "cond_w_bias": (torch.cat([w[:, c + noise_dim:] for w, c in zip(ws, h_cols)]).t()
+                            + torch.cat(bs)).contiguous(),
+            "h_w": [w[:, :c].contiguous() for w, c in zip(ws, h_cols)],
+        }
+        self.__dict__["_infer_cache"] = cached
+        return cached
+
+    def _infer(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
+        """Inference pass of :meth:`forward_split` (eval mode, no autograd): one matmul for the noise
+        part of all layers, the residual outputs written side by side into one buffer."""
+        p = self._inference_weights(noise.shape[1])
+        # each row has exactly one active condition entry, so the biases ride on the gathered rows
+        if cond_index is None:
+            pre_all = torch.addmm(p["bias"], noise, p["noise_w"].t())
+        else:
+            pre_all = F.embedding(cond_index, p["cond_w_bias"]).addmm_(noise, p["noise_w"].t())
+        hidden = p["hidden"]
+        # buffer columns [h_{L-1}, ..., h_1, h_0]: layer i's residual input is the tail from h_{i-1} on
+        pos = [sum(hidden[i + 1:]) for i in range(len(hidden))]
+        buf = torch.empty(len(noise), sum(hidden), dtype=noise.dtype, device=noise.device)
+        col = 0
+        for i, (h, w) in enumerate(zip(hidden, p["h_w"])):
+            pre = pre_all[:, col:col + h]
+            if i:  # accumulated in place: the gemm writes into the column block, no copy of it
+                pre.addmm_(buf[:, pos[i - 1]:], w.t())
+            torch.clamp(pre, min=0, out=buf[:, pos[i]:pos[i] + h])
+            col += h
+        out = pre_all[:, col:]
+        return out.addmm_(buf, p["h_w"][-1].t()) if hidden else out
 
 
 class Discriminator(nn.Module):
@@ -414,7 +469,7 @@ class CTGAN(BaseSynthesizer):
             index = None
             if cs.n_groups:
                 if condition is None:
-                    _, _, group, slot = cs.sample(n, log_frequency=False, generator=generator)
+                    group, slot = cs.sample_slots(n, log_frequency=False, generator=generator)
                 else:
                     group = torch.full((n,), condition[0], dtype=torch.long, device=self.device_)
                     slot = torch.full((n,), condition[1], dtype=torch.long, device=self.device_)

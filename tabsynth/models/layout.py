@@ -33,6 +33,7 @@ class _Bucket:
         # 0 on real slots, -inf on padding: added after a flat gather instead of a masked_fill
         self.pad_bias = torch.zeros(mask.shape).masked_fill(~mask, float("-inf")).reshape(-1).to(device)
         self.widths = self.mask.sum(1)
+        self.starts = self.index[:, 0]
         self.positions = self.index[self.mask]
 
     def grouped(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,10 +141,10 @@ class SpanLayout:
             out.index_copy_(1, self.cont_idx, torch.tanh(logits.index_select(1, self.cont_idx)))
         for b in self.buckets:
             cdf = torch.softmax(b.grouped(logits), dim=-1).cumsum_(-1)
-            u = torch.rand(cdf.shape[:-1], device=cdf.device, dtype=cdf.dtype, generator=generator)
-            slot = (cdf < u.unsqueeze(-1)).sum(-1)
+            u = torch.rand((*cdf.shape[:-1], 1), device=cdf.device, dtype=cdf.dtype, generator=generator)
+            slot = torch.searchsorted(cdf, u).squeeze(-1)  # number of cdf values below u
             slot = torch.minimum(slot, b.widths - 1)  # rounding can leave u above the last cdf value
-            out.scatter_(1, b.index.gather(1, slot.t()).t(), 1.0)
+            out.scatter_(1, slot + b.starts, 1.0)  # a group's slots are contiguous from its start
         return out
 
     def group_cross_entropy(self, logits: torch.Tensor, target_onehot: torch.Tensor) -> torch.Tensor:
@@ -157,8 +158,10 @@ class SpanLayout:
 
     def cond_codes(self, onehot: torch.Tensor) -> torch.Tensor:
         """Active slot of each conditional group per row: ``[B, n_cond_groups]``."""
-        g = onehot[:, self.cond_index].masked_fill(~self.cond_mask, float("-inf"))
-        return g.argmax(-1)
+        if not self.cond_groups:
+            return torch.zeros(len(onehot), 0, dtype=torch.long, device=onehot.device)
+        spans = [self.disc_spans[g] for g in self.cond_groups]
+        return torch.stack([onehot[:, s.start:s.end].argmax(1) for s in spans], dim=1)
 
     def cond_logits(self, logits: torch.Tensor, cond_group: torch.Tensor) -> torch.Tensor:
         """Logits of one conditional group per row (padding -inf): ``[B, width]``."""
