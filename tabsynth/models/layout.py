@@ -111,6 +111,7 @@ class SpanLayout:
         for g, s in enumerate(self.disc_spans):
             seg[s.start:s.end, g] = 1.0
         self.seg_sum = seg.to(device)
+        self.disc_weight = seg.sum(1).to(device)  # 1 on discrete slots, 0 on continuous ones
         self.cond_groups = [g for g, s in enumerate(self.disc_spans) if s.conditional]
         # per conditional group: its slot positions padded to the widest conditional group
         cond_width = max((self.disc_spans[g].size for g in self.cond_groups), default=1)
@@ -148,12 +149,13 @@ class SpanLayout:
         return out
 
     def group_cross_entropy(self, logits: torch.Tensor, target_onehot: torch.Tensor) -> torch.Tensor:
-        """Summed cross-entropy over every discrete group, per row: ``[B]``."""
-        total = torch.zeros(len(logits), device=logits.device, dtype=logits.dtype)
+        """Summed cross-entropy over every discrete group, per row: ``[B]``, for one-hot targets:
+        per group, logsumexp of its logits minus the logit of its hot slot."""
+        if not self.buckets:
+            return torch.zeros(len(logits), device=logits.device, dtype=logits.dtype)
+        total = torch.mv(target_onehot * logits, self.disc_weight.to(logits.dtype)).neg()
         for b in self.buckets:
-            logp = torch.log_softmax(b.grouped(logits), dim=-1)
-            target = b.grouped(target_onehot).argmax(-1)
-            total = total - logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(1)
+            total = total + torch.logsumexp(b.grouped(logits), dim=-1).sum(1)
         return total
 
     def cond_codes(self, onehot: torch.Tensor) -> torch.Tensor:

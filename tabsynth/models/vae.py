@@ -65,7 +65,7 @@ class VAENet(nn.Module):
         lay = self.layout
         if len(lay.cont_idx):
             sigma = self.sigma(x)[:, : len(lay.cont_idx)]
-            diff = x[:, lay.cont_idx] - torch.tanh(recon[:, lay.cont_idx])
+            diff = x.index_select(1, lay.cont_idx) - torch.tanh(recon.index_select(1, lay.cont_idx))
             rec = rec + (diff ** 2 / (2 * sigma ** 2) + torch.log(sigma)).sum(1)
         if lay.n_groups:
             rec = rec + lay.group_cross_entropy(recon, x)
@@ -142,7 +142,7 @@ class TVAE(BaseSynthesizer):
             perm = torch.randperm(n, device=self.device_)
             steps = 0
             for start in range(0, n, bs):
-                x = data[perm[start:start + bs]]
+                x = data.index_select(0, perm[start:start + bs])
                 rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
                 loss = (rec + kl).mean()
                 opt.zero_grad(set_to_none=True)
