@@ -28,8 +28,8 @@ from tabsynth.models.layout import SpanLayout
 from tabsynth.privacy import PrivacySpent
 from tabsynth.transform import TableTransformer
 
-#: Rows generated per forward pass when sampling.
-GENERATE_CHUNK = 50_000
+#: Rows generated per forward pass when sampling (small enough for the activations to stay in cache).
+GENERATE_CHUNK = 4096
 
 
 class BaseSynthesizer:
@@ -340,12 +340,12 @@ class BaseSynthesizer:
         return matrix
 
     def _generate_chunked(self, n: int, condition: tuple[int, int] | None, gen: torch.Generator) -> torch.Tensor:
-        parts = []
+        out = torch.empty(n, self.transformer_.output_dim_, device=self.device_)
         with torch.no_grad():
             for start in range(0, n, GENERATE_CHUNK):
                 m = self._generate(min(GENERATE_CHUNK, n - start), condition, gen)
-                parts.append(self._force(m, *condition) if condition is not None else m)
-        return torch.cat(parts) if parts else torch.zeros(0, self.transformer_.output_dim_, device=self.device_)
+                out[start:start + len(m)] = self._force(m, *condition) if condition is not None else m
+        return out
 
     def _sample_matrix(self, n: int, conds: list, gen: torch.Generator, max_tries: int) -> torch.Tensor:
         if not conds:

@@ -58,6 +58,89 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
+    def forward_split(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
+        """``forward(cat([noise, one_hot(cond_index)]))`` without building that input.
+
+        Every layer sees ``[h_k, ..., h_0, noise, cond]``; each piece gets its own matmul on a column
+        block of the weight, so the residual concatenations are never copied, no gradient is computed
+        for the noise or the condition, and the one-hot condition is a column gather, not a matmul.
+        ``cond_index`` holds the one active position of each row's conditional vector (None: no
+        conditional vector)."""
+        if not self.training and not torch.is_grad_enabled():
+            return self._infer(noise, cond_index)
+        hs: list[torch.Tensor] = []
+        out = noise
+        for mod in self.net:
+            fc = mod.fc if isinstance(mod, Residual) else mod
+            w = fc.weight
+            col = sum(h.shape[1] for h in hs)
+            pre = F.linear(noise, w[:, col:col + noise.shape[1]], fc.bias)
+            if cond_index is not None:
+                pre = pre + F.embedding(cond_index, w[:, col + noise.shape[1]:].t().contiguous())
+            col = 0
+            for h in reversed(hs):  # the newest block comes first in the residual concatenation
+                pre = torch.addmm(pre, h, w[:, col:col + h.shape[1]].t())
+                col += h.shape[1]
+            if isinstance(mod, Residual):
+                hs.append(F.relu(mod.bn(pre)))
+            else:
+                out = pre
+        return out
+
+    def _inference_weights(self, noise_dim: int) -> dict:
+        """Weights for :meth:`_infer`, rebuilt whenever a parameter or buffer changed (optimiser steps
+        and loads bump the tensors' versions or replace them): BatchNorm's running affine map folded into
+        each residual layer, the noise and condition columns of every layer stacked together."""
+        key = (noise_dim, tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
+        cached = self.__dict__.get("_infer_cache")
+        if cached is not None and cached["key"] == key:
+            return cached
+        ws, bs, hidden = [], [], []
+        for mod in self.net:
+            fc = mod.fc if isinstance(mod, Residual) else mod
+            w, b = fc.weight.detach(), fc.bias.detach()
+            if isinstance(mod, Residual):
+                bn = mod.bn
+                scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
+                w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
+                hidden.append(w.shape[0])
+            ws.append(w)
+            bs.append(b)
+        h_cols = [sum(hidden[:i]) for i in range(len(ws))]  # layer i sees [h_{i-1}, ..., h_0, noise, cond]
+        cached = {
+            "key": key, "hidden": hidden, "out_dims": [w.shape[0] for w in ws],
+            "noise_w": torch.cat([w[:, c:c + noise_dim] for w, c in zip(ws, h_cols)]).contiguous(),
+            "bias": torch.cat(bs),
+            "cond_w_bias": (torch.cat([w[:, c + noise_dim:] for w, c in zip(ws, h_cols)]).t()
+                            + torch.cat(bs)).contiguous(),
+            "h_w": [w[:, :c].contiguous() for w, c in zip(ws, h_cols)],
+        }
+        self.__dict__["_infer_cache"] = cached
+        return cached
+
+    def _infer(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
+        """Inference pass of :meth:`forward_split` (eval mode, no autograd): one matmul for the noise
+        part of all layers, the residual outputs written side by side into one buffer."""
+        p = self._inference_weights(noise.shape[1])
+        # each row has exactly one active condition entry, so the biases ride on the gathered rows
+        if cond_index is None:
+            pre_all = torch.addmm(p["bias"], noise, p["noise_w"].t())
+        else:
+            pre_all = F.embedding(cond_index, p["cond_w_bias"]).addmm_(noise, p["noise_w"].t())
+        hidden = p["hidden"]
+        # buffer columns [h_{L-1}, ..., h_1, h_0]: layer i's residual input is the tail from h_{i-1} on
+        pos = [sum(hidden[i + 1:]) for i in range(len(hidden))]
+        buf = torch.empty(len(noise), sum(hidden), dtype=noise.dtype, device=noise.device)
+        col = 0
+        for i, (h, w) in enumerate(zip(hidden, p["h_w"])):
+            pre = pre_all[:, col:col + h]
+            if i:  # accumulated in place: the gemm writes into the column block, no copy of it
+                pre.addmm_(buf[:, pos[i - 1]:], w.t())
+            torch.clamp(pre, min=0, out=buf[:, pos[i]:pos[i] + h])
+            col += h
+        out = pre_all[:, col:]
+        return out.addmm_(buf, p["h_w"][-1].t()) if hidden else out
+
 
 class Discriminator(nn.Module):
     """PacGAN critic: ``pac`` rows are judged together; LeakyReLU + Dropout, no BatchNorm."""
@@ -76,6 +159,33 @@ class Discriminator(nn.Module):
         if self.pac == 1:  # also takes [batch, pair, features] inputs (the DP critic judges pairs)
             return self.net(x)
         return self.net(x.reshape(-1, x.shape[1] * self.pac))
+
+    def input_gradient(self, packs: torch.Tensor) -> torch.Tensor:
+        """d(critic output)/d(input) for packed rows ``[n_packs, pac * features]``, with one fresh
+        dropout draw, as a graph in the weights only.
+
+        The value ``autograd.grad(critic(x).sum(), x, create_graph=True)`` gives, but the forward pass
+        that fixes the LeakyReLU slopes and dropout masks runs without a graph, so backpropagating a
+        penalty on it is one ordinary backward pass (the activations' second derivative is zero)."""
+        mods = list(self.net)
+        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
+        scales = []
+        with torch.no_grad():
+            h = packs
+            for fc, act, drop in blocks:
+                pre = F.linear(h, fc.weight, fc.bias)
+                h = F.leaky_relu(pre, act.negative_slope)
+                # slope 1 where pre > 0, else negative_slope (as torch's leaky_relu backward)
+                scale = torch.where(pre > 0, 1.0, act.negative_slope)
+                if self.training and drop.p > 0:
+                    mask = torch.empty_like(pre).bernoulli_(1.0 - drop.p).div_(1.0 - drop.p)
+                    h.mul_(mask)
+                    scale.mul_(mask)
+                scales.append(scale)
+        grad = mods[-1].weight
+        for (fc, _, _), scale in zip(reversed(blocks), reversed(scales)):
+            grad = (grad * scale) @ fc.weight
+        return grad
 
 
 class CTGAN(BaseSynthesizer):
@@ -226,9 +336,15 @@ class CTGAN(BaseSynthesizer):
     def _noise(self, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.embedding_dim, device=self.device_, generator=gen)
 
-    def _fake(self, cond: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw generator logits and their activated rows for a batch of conditional vectors."""
-        logits = self.generator_(torch.cat([self._noise(len(cond), gen), cond], dim=1))
+    def _fake(self, cond: torch.Tensor, gen: torch.Generator | None = None, cond_index: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw generator logits and their activated rows for a batch of conditional vectors; with
+        ``cond_index`` (the active position of each one-hot ``cond``), through the generator's split pass."""
+        noise = self._noise(len(cond), gen)
+        if cond_index is not None or cond.shape[1] == 0:
+            logits = self.generator_.forward_split(noise, cond_index)
+        else:
+            logits = self.generator_(torch.cat([noise, cond], dim=1))
         return logits, self.layout_.activate(logits, generator=gen)
 
     def _real_batch(self, data: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,21 +365,28 @@ class CTGAN(BaseSynthesizer):
         cond, _, group, slot = cs.sample(n, log_frequency=self.log_frequency)
         return cond, group, slot
 
+    def _cond_index(self, group: torch.Tensor, slot: torch.Tensor) -> torch.Tensor | None:
+        """Position of the one active entry of each conditional vector (None without conditional groups)."""
+        cs = self.cond_sampler_
+        return cs.offsets[group] + slot if cs.n_groups else None
+
     def _critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
-        d_real = self.discriminator_(real_in)
-        d_fake = self.discriminator_(fake_in)
+        # one critic pass over real and fake packs (whole packs: the batch is a multiple of pac)
+        d_real, d_fake = self.discriminator_(torch.cat([real_in, fake_in])).chunk(2)
         if self._loss == "bce":
             return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         return d_fake.mean() - d_real.mean() + self._gradient_penalty(real_in, fake_in)
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP: lambda * mean over packs of (||d critic / d input|| - 1)^2 at random points between
+        real and fake packs (one mixing weight per pack)."""
         pac, dim = self._pac, real.shape[1]
-        alpha = torch.rand(real.shape[0] // pac, 1, 1, device=real.device).expand(-1, pac, dim).reshape(-1, dim)
-        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        out = self.discriminator_(mixed)
-        grad = torch.autograd.grad(out.sum(), mixed, create_graph=True)[0]
-        norms = grad.reshape(-1, pac * dim).norm(2, dim=1)
+        with torch.no_grad():
+            alpha = torch.rand(real.shape[0] // pac, 1, 1, device=real.device)
+            mixed = torch.lerp(fake.reshape(-1, pac, dim), real.reshape(-1, pac, dim), alpha)
+        grad = self.discriminator_.input_gradient(mixed.reshape(-1, pac * dim))
+        norms = grad.norm(2, dim=1)
         return self.gp_lambda * ((norms - 1.0) ** 2).mean()
 
     def _generator_loss(self, fake_in: torch.Tensor) -> torch.Tensor:
@@ -287,9 +410,9 @@ class CTGAN(BaseSynthesizer):
                 self.discriminator_.requires_grad_(True)
                 for _ in range(self.discriminator_steps):
                     real, real_cond = self._real_batch(data, bs)
-                    fake_cond, _, _ = self._fake_conditions(bs)
+                    fake_cond, group, slot = self._fake_conditions(bs)
                     with torch.no_grad():
-                        _, fake = self._fake(fake_cond)
+                        _, fake = self._fake(fake_cond, cond_index=self._cond_index(group, slot))
                     loss_d = self._critic_loss(torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1))
                     opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()
@@ -297,7 +420,7 @@ class CTGAN(BaseSynthesizer):
                     opt_d.step()
                 self.discriminator_.requires_grad_(False)
                 cond, group, slot = self._fake_conditions(bs)
-                logits, fake = self._fake(cond)
+                logits, fake = self._fake(cond, cond_index=self._cond_index(group, slot))
                 loss_g = self._generator_loss(torch.cat([fake, cond], 1))
                 if self.cond_sampler_.n_groups:
                     loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
@@ -374,13 +497,15 @@ class CTGAN(BaseSynthesizer):
         cs = self.cond_sampler_
         self.generator_.eval()
         try:
-            if not cs.n_groups:
-                cond = torch.zeros(n, 0, device=self.device_)
-            elif condition is None:
-                cond = cs.sample(n, log_frequency=False, generator=generator)[0]
-            else:
-                cond = cs.fixed(n, *condition)[0]
-            logits = self.generator_(torch.cat([self._noise(n, generator), cond], dim=1))
+            index = None
+            if cs.n_groups:
+                if condition is None:
+                    group, slot = cs.sample_slots(n, log_frequency=False, generator=generator)
+                else:
+                    group = torch.full((n,), condition[0], dtype=torch.long, device=self.device_)
+                    slot = torch.full((n,), condition[1], dtype=torch.long, device=self.device_)
+                index = self._cond_index(group, slot)
+            logits = self.generator_.forward_split(self._noise(n, generator), index)
             return self.layout_.activate(logits, hard=True, generator=generator)
         finally:
             self.generator_.train()

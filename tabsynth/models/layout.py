@@ -26,12 +26,56 @@ class _Bucket:
             index[row, : s.size] = torch.arange(s.start, s.end)
             mask[row, : s.size] = True
         self.groups = groups
+        self.width = width
         self.index = index.to(device)
         self.mask = mask.to(device)
+        self.flat_index = self.index.reshape(-1)
+        # 0 on real slots, -inf on padding: added after a flat gather instead of a masked_fill
+        self.pad_bias = torch.zeros(mask.shape).masked_fill(~mask, float("-inf")).reshape(-1).to(device)
+        self.widths = self.mask.sum(1)
+        self.starts = self.index[:, 0]
         self.positions = self.index[self.mask]
 
     def grouped(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.index].masked_fill(~self.mask, float("-inf"))
+        """``[B, n_groups, width]`` view of ``x``'s groups, padding -inf."""
+        g = x.index_select(1, self.flat_index).add_(self.pad_bias)
+        return g.view(len(x), len(self.groups), self.width)
+
+
+class _SpanActivation(torch.autograd.Function):
+    """tanh on continuous slots and softmax((logits + gumbel) / tau) per discrete group, with a
+    hand-written backward (a few flat ops instead of autograd's graph of gathers and paddings)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, gumbel: torch.Tensor, layout: "SpanLayout", tau: float) -> torch.Tensor:
+        z = (logits + gumbel).div_(tau)
+        parts = [torch.softmax(b.grouped(z), dim=-1).view(len(z), -1) for b in layout.buckets]
+        padded = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        out = padded.index_select(1, layout.unpad)
+        if len(layout.cont_idx):
+            out.index_copy_(1, layout.cont_idx, torch.tanh(logits.index_select(1, layout.cont_idx)))
+        ctx.save_for_backward(out)
+        ctx.layout, ctx.tau = layout, tau
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        lay: SpanLayout = ctx.layout
+        gy = grad * out
+        # softmax backward per group: y * (g - sum_group(g * y)), group sums through a 0/1 matrix
+        back = (gy @ lay.seg_sum) @ lay.seg_sum.t()
+        gin = gy.sub_(out * back).div_(ctx.tau)
+        if len(lay.cont_idx):
+            t = out.index_select(1, lay.cont_idx)
+            gin.index_copy_(1, lay.cont_idx, grad.index_select(1, lay.cont_idx) * (1 - t * t))
+        return gin, None, None, None
+
+
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gumbel(0, 1) noise shaped like ``like``: -log(-log(U)), U clamped away from 0 (finite values)."""
+    u = torch.rand(like.shape, device=like.device, dtype=like.dtype, generator=generator)
+    return u.clamp_min_(1e-30).log_().neg_().log_().neg_()
 
 
 class SpanLayout:
@@ -53,6 +97,21 @@ class SpanLayout:
         # activated rows are assembled as [tanh(cont), softmax slots of bucket 0, bucket 1, ...]
         order = torch.cat([self.cont_idx] + [b.positions for b in self.buckets]) if spans else torch.zeros(0)
         self.assemble = torch.argsort(order.long()).to(device)
+        # flat padded position of each slot (continuous slots point anywhere; they are overwritten)
+        padded_pos = torch.zeros(self.dim, dtype=torch.long)
+        offset = 0
+        for b in self.buckets:
+            flat = b.flat_index.cpu()
+            valid = b.pad_bias.cpu() == 0
+            padded_pos[flat[valid]] = torch.arange(offset, offset + len(flat))[valid]
+            offset += len(flat)
+        self.unpad = padded_pos.to(device)
+        # slot -> discrete group 0/1 matrix (continuous slots in no group) for per-group sums
+        seg = torch.zeros(self.dim, max(self.n_groups, 1))
+        for g, s in enumerate(self.disc_spans):
+            seg[s.start:s.end, g] = 1.0
+        self.seg_sum = seg.to(device)
+        self.disc_weight = seg.sum(1).to(device)  # 1 on discrete slots, 0 on continuous ones
         self.cond_groups = [g for g, s in enumerate(self.disc_spans) if s.conditional]
         # per conditional group: its slot positions padded to the widest conditional group
         cond_width = max((self.disc_spans[g].size for g in self.cond_groups), default=1)
@@ -72,42 +131,39 @@ class SpanLayout:
         with ``hard=True``, one-hot draws from each group's softmax (for sampling)."""
         if hard:
             return self._sample_one_hot(logits, generator)
-        parts = [torch.tanh(logits[:, self.cont_idx])]
-        for b in self.buckets:
-            g = b.grouped(logits)
-            # Gumbel(0, 1) noise is -log of an Exponential(1) draw: one log per slot
-            expo = torch.empty(g.shape, device=g.device, dtype=g.dtype).exponential_(generator=generator)
-            expo.clamp_min_(1e-30)  # an exact 0 would give an infinite logit
-            soft = torch.softmax((g - expo.log()) / tau, dim=-1)
-            parts.append(soft[:, b.mask])
-        return torch.cat(parts, dim=1)[:, self.assemble]
+        if not self.buckets:
+            return torch.tanh(logits)
+        return _SpanActivation.apply(logits, gumbel_noise(logits, generator), self, tau)
 
     def _sample_one_hot(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One draw per group by inverse CDF (one uniform per group), written straight into the row."""
         out = torch.zeros_like(logits)
-        out[:, self.cont_idx] = torch.tanh(logits[:, self.cont_idx])
+        if len(self.cont_idx):
+            out.index_copy_(1, self.cont_idx, torch.tanh(logits.index_select(1, self.cont_idx)))
         for b in self.buckets:
             cdf = torch.softmax(b.grouped(logits), dim=-1).cumsum_(-1)
-            u = torch.rand(cdf.shape[:-1], device=cdf.device, dtype=cdf.dtype, generator=generator)
-            slot = (cdf < u.unsqueeze(-1)).sum(-1)
-            slot = torch.minimum(slot, b.mask.sum(1) - 1)  # rounding can leave u above the last cdf value
-            out.scatter_(1, b.index.gather(1, slot.t()).t(), 1.0)
+            u = torch.rand((*cdf.shape[:-1], 1), device=cdf.device, dtype=cdf.dtype, generator=generator)
+            slot = torch.searchsorted(cdf, u).squeeze(-1)  # number of cdf values below u
+            slot = torch.minimum(slot, b.widths - 1)  # rounding can leave u above the last cdf value
+            out.scatter_(1, slot + b.starts, 1.0)  # a group's slots are contiguous from its start
         return out
 
     def group_cross_entropy(self, logits: torch.Tensor, target_onehot: torch.Tensor) -> torch.Tensor:
-        """Summed cross-entropy over every discrete group, per row: ``[B]``."""
-        total = torch.zeros(len(logits), device=logits.device, dtype=logits.dtype)
+        """Summed cross-entropy over every discrete group, per row: ``[B]``, for one-hot targets:
+        per group, logsumexp of its logits minus the logit of its hot slot."""
+        if not self.buckets:
+            return torch.zeros(len(logits), device=logits.device, dtype=logits.dtype)
+        total = torch.mv(target_onehot * logits, self.disc_weight.to(logits.dtype)).neg()
         for b in self.buckets:
-            g = b.grouped(logits)
-            target = b.grouped(target_onehot).argmax(-1)
-            logp = torch.log_softmax(g, dim=-1)
-            total = total - logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(1)
+            total = total + torch.logsumexp(b.grouped(logits), dim=-1).sum(1)
         return total
 
     def cond_codes(self, onehot: torch.Tensor) -> torch.Tensor:
         """Active slot of each conditional group per row: ``[B, n_cond_groups]``."""
-        g = onehot[:, self.cond_index].masked_fill(~self.cond_mask, float("-inf"))
-        return g.argmax(-1)
+        if not self.cond_groups:
+            return torch.zeros(len(onehot), 0, dtype=torch.long, device=onehot.device)
+        spans = [self.disc_spans[g] for g in self.cond_groups]
+        return torch.stack([onehot[:, s.start:s.end].argmax(1) for s in spans], dim=1)
 
     def cond_logits(self, logits: torch.Tensor, cond_group: torch.Tensor) -> torch.Tensor:
         """Logits of one conditional group per row (padding -inf): ``[B, width]``."""

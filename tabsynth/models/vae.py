@@ -67,7 +67,7 @@ class VAENet(nn.Module):
         lay = self.layout
         if len(lay.cont_idx):
             sigma = self.sigma(x)[:, : len(lay.cont_idx)]
-            diff = x[:, lay.cont_idx] - torch.tanh(recon[:, lay.cont_idx])
+            diff = x.index_select(1, lay.cont_idx) - torch.tanh(recon.index_select(1, lay.cont_idx))
             rec = rec + (diff ** 2 / (2 * sigma ** 2) + torch.log(sigma)).sum(1)
         if lay.n_groups:
             rec = rec + lay.group_cross_entropy(recon, x)
@@ -153,7 +153,7 @@ class TVAE(BaseSynthesizer):
             steps = 0
             chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
             for idx in chunks:
-                x = data[idx]
+                x = data.index_select(0, idx)
                 rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
                 loss = (rec + kl).sum() / max(len(x), 1)
                 opt.zero_grad(set_to_none=True)

@@ -43,6 +43,14 @@ class ConditionSampler:
             logf = torch.log1p(self.counts)
             self.log_probs = logf / logf.sum(-1, keepdim=True).clamp_min(1e-12)
             self.raw_probs = self.counts / self.counts.sum(-1, keepdim=True).clamp_min(1e-12)
+            # cumulative tables for inverse-CDF draws; a group's padding slots sit at 2 (never below u)
+            pad = torch.arange(self.max_width, device=device)[None, :] >= self.widths[:, None]
+            self._log_cdf = self.log_probs.cumsum(-1).masked_fill(pad, 2.0)
+            self._raw_cdf = self.raw_probs.cumsum(-1).masked_fill(pad, 2.0)
+            # last slot with a non-zero count: where a u above the rounded cumulative total lands
+            pos = torch.arange(self.max_width, device=device).expand_as(self.counts)
+            self._last = torch.where(self.counts > 0, pos, -1).amax(-1)
+            self._last = torch.where(self._last < 0, self.widths - 1, self._last)
         self._row_index = None
         if codes is not None and self.n_groups:
             n = codes.shape[0]
@@ -61,11 +69,18 @@ class ConditionSampler:
     def sample(self, n: int, *, log_frequency: bool = True, generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(cond [n, dim], mask [n, n_groups], group [n], slot [n])`` for ``n`` rows."""
+        return self._vectors(*self.sample_slots(n, log_frequency=log_frequency, generator=generator))
+
+    def sample_slots(self, n: int, *, log_frequency: bool = True, generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(group [n], slot [n])``: a uniformly chosen conditional group per row and a value of it drawn
+        by (log-)frequency, by inverse CDF (one uniform per row)."""
         device = self.layout.device
         group = torch.randint(0, self.n_groups, (n,), device=device, generator=generator)
-        probs = (self.log_probs if log_frequency else self.raw_probs)[group]
-        slot = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        return self._vectors(group, slot)
+        cdf = (self._log_cdf if log_frequency else self._raw_cdf).index_select(0, group)
+        u = torch.rand(n, 1, device=device, generator=generator)
+        slot = torch.minimum((cdf <= u).sum(1), self._last[group])
+        return group, slot
 
     def fixed(self, n: int, group: int, slot: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditional vectors that all ask for ``slot`` of conditional group ``group``."""
@@ -77,9 +92,9 @@ class ConditionSampler:
     def _vectors(self, group: torch.Tensor, slot: torch.Tensor):
         n = len(group)
         cond = torch.zeros(n, self.dim, device=self.layout.device)
-        cond[torch.arange(n, device=cond.device), self.offsets[group] + slot] = 1.0
+        cond.scatter_(1, (self.offsets[group] + slot).unsqueeze(1), 1.0)
         mask = torch.zeros(n, self.n_groups, device=self.layout.device)
-        mask[torch.arange(n, device=cond.device), group] = 1.0
+        mask.scatter_(1, group.unsqueeze(1), 1.0)
         return cond, mask, group, slot
 
     def sample_rows(self, group: torch.Tensor, slot: torch.Tensor, generator: torch.Generator | None = None
