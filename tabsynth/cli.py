@@ -68,7 +68,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     runtime = current()
     data = args.data if runtime.distributed else read_table(args.data)
     meta = Metadata.from_json(args.metadata) if args.metadata else None
-    params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device}
+    params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
     if args.epochs is not None:
         params["epochs"] = args.epochs
     if args.batch_size is not None:
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")
     p.add_argument("--seed", type=int, help="seed for a reproducible fit")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="mixed precision without DP (bf16 on CPU or GPU, fp16 on CUDA); default fp32")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=positive_int, default=1,
                    help="train in this many processes on this node (torchrun, data parallel; input must be "

@@ -7,6 +7,7 @@ conditions, chunked and streamed sampling, save/load) lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -98,6 +99,41 @@ class BaseSynthesizer:
     def _check_params(self) -> list[str]:
         return []
 
+    #: Mixed-precision choices: autocast dtype (None: full fp32).
+    _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def _check_precision(self, device: torch.device) -> None:
+        if self.precision not in self._PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r}: use one of {', '.join(self._PRECISIONS)}")
+        if self.precision != "fp32" and self.epsilon is not None:
+            raise ConfigError(f"precision={self.precision!r} is for training without DP; DP-SGD clips and "
+                              "noises in fp32: leave precision='fp32' when epsilon is set")
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ConfigError("precision='fp16' needs a CUDA device (gradient scaling); use 'bf16' on CPU")
+
+    def _autocast(self) -> Any:
+        """Autocast for the forward passes of the non-DP loop (a no-op in fp32)."""
+        dtype = self._PRECISIONS.get(getattr(self, "precision", "fp32"))
+        if dtype is None or self.epsilon is not None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_.type, dtype=dtype)
+
+    def _grad_scaler(self) -> Any:
+        return torch.amp.GradScaler("cuda") if getattr(self, "precision", "fp32") == "fp16" else None
+
+    def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module,
+                       scaler: Any) -> None:
+        """Backward, average gradients over ranks, step (through the fp16 gradient scaler if any)."""
+        if scaler is None:
+            loss.backward()
+            self._sync_gradients(module)
+            optimizer.step()
+            return
+        scaler.scale(loss).backward()
+        self._sync_gradients(module)
+        scaler.step(optimizer)
+        scaler.update()
+
     # --- fit ----------------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame | str | os.PathLike, metadata: Metadata | None = None) -> "BaseSynthesizer":
         """Learn the table ``data`` (a DataFrame or a .csv/.parquet path); returns ``self``.
@@ -123,6 +159,7 @@ class BaseSynthesizer:
         self._n_global = int(runtime.all_reduce_sum(len(df)))
         self._check_distributed(runtime)
         device = rank_device(resolve_device(self.device), runtime)
+        self._check_precision(device)
         if self.verbose and runtime.is_main:
             where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
             print(f"tabsynth {type(self).__name__}: fitting {self._n_global} rows x {df.shape[1]} columns "

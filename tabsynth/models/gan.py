@@ -216,6 +216,8 @@ class CTGAN(BaseSynthesizer):
         secure_mode: draw DP noise from a cryptographic RNG (needs ``torchcsprng``).
         max_physical_batch_size: under DP, split each Poisson batch into physical batches of at most
             this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
+        precision: ``"fp32"``, or mixed precision without DP: ``"bf16"`` (autocast; CPU or GPU) or
+            ``"fp16"`` (autocast with gradient scaling; CUDA only). Losses stay in fp32.
         grad_sample_mode: under DP, ``"hooks"`` (per-sample gradients, Opacus' default) or ``"ghost"``
             (Opacus' fast gradient clipping: per-sample norms without per-sample gradients, for wide
             networks on a GPU; the clipped step is the same).
@@ -232,7 +234,7 @@ class CTGAN(BaseSynthesizer):
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
                  secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "hooks") -> None:
+                 grad_sample_mode: str = "hooks", precision: str = "fp32") -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -259,6 +261,7 @@ class CTGAN(BaseSynthesizer):
         self.secure_mode = secure_mode
         self.max_physical_batch_size = max_physical_batch_size
         self.grad_sample_mode = grad_sample_mode
+        self.precision = precision
 
     @property
     def _pac(self) -> int:
@@ -341,10 +344,12 @@ class CTGAN(BaseSynthesizer):
         """Raw generator logits and their activated rows for a batch of conditional vectors; with
         ``cond_index`` (the active position of each one-hot ``cond``), through the generator's split pass."""
         noise = self._noise(len(cond), gen)
-        if cond_index is not None or cond.shape[1] == 0:
-            logits = self.generator_.forward_split(noise, cond_index)
-        else:
-            logits = self.generator_(torch.cat([noise, cond], dim=1))
+        with self._autocast():
+            if cond_index is not None or cond.shape[1] == 0:
+                logits = self.generator_.forward_split(noise, cond_index)
+            else:
+                logits = self.generator_(torch.cat([noise, cond], dim=1))
+        logits = logits.float()  # activations and losses in fp32 under autocast
         return logits, self.layout_.activate(logits, generator=gen)
 
     def _real_batch(self, data: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -398,6 +403,7 @@ class CTGAN(BaseSynthesizer):
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         self.cond_sampler_ = ConditionSampler.from_matrix(self.layout_, data)
         opt_g, opt_d = self._make_optimizers()
+        scaler = self._grad_scaler()
         world = self._runtime.world_size
         bs = self._batch_size // world  # the batch is global; each rank draws its share
         steps = max(self._n_global // self._batch_size, 1)
@@ -413,21 +419,20 @@ class CTGAN(BaseSynthesizer):
                     fake_cond, group, slot = self._fake_conditions(bs)
                     with torch.no_grad():
                         _, fake = self._fake(fake_cond, cond_index=self._cond_index(group, slot))
-                    loss_d = self._critic_loss(torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1))
+                    with self._autocast():
+                        loss_d = self._critic_loss(torch.cat([real, real_cond], 1),
+                                                   torch.cat([fake, fake_cond], 1)).float()
                     opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    self._sync_gradients(self.discriminator_)
-                    opt_d.step()
+                    self._backward_step(loss_d, opt_d, self.discriminator_, scaler)
                 self.discriminator_.requires_grad_(False)
                 cond, group, slot = self._fake_conditions(bs)
                 logits, fake = self._fake(cond, cond_index=self._cond_index(group, slot))
-                loss_g = self._generator_loss(torch.cat([fake, cond], 1))
+                with self._autocast():
+                    loss_g = self._generator_loss(torch.cat([fake, cond], 1)).float()
                 if self.cond_sampler_.n_groups:
                     loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
                 opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                self._sync_gradients(self.generator_)
-                opt_g.step()
+                self._backward_step(loss_g, opt_g, self.generator_, scaler)
                 g_sum += loss_g.detach()
                 d_sum += loss_d.detach()
             record = {"epoch": epoch, "generator_loss": float(g_sum) / steps,

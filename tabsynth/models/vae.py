@@ -60,9 +60,9 @@ class VAENet(nn.Module):
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row (reconstruction, KL) for rows ``x`` and reparameterisation noise ``eps``."""
         h = self.encoder(x)
-        mu, logvar = self.mu(h), self.logvar(h)
+        mu, logvar = self.mu(h).float(), self.logvar(h).float()  # losses in fp32 under autocast
         z = mu + eps * torch.exp(0.5 * logvar)
-        recon = self.decoder(z)
+        recon = self.decoder(z).float()
         rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
         lay = self.layout
         if len(lay.cont_idx):
@@ -88,8 +88,8 @@ class TVAE(BaseSynthesizer):
             on Adult at epsilon 1 TSTR AUC rose from 0.49 at 1e-3 to 0.69).
         loss_factor: weight of the reconstruction term against the KL term.
         numerical, max_categories, device, seed, verbose, epsilon, delta, max_grad_norm,
-        preprocessing_epsilon_share, secure_mode, max_physical_batch_size, grad_sample_mode: as for
-        :class:`CTGAN`.
+        preprocessing_epsilon_share, secure_mode, max_physical_batch_size, grad_sample_mode, precision:
+        as for :class:`CTGAN`.
     """
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
@@ -99,7 +99,7 @@ class TVAE(BaseSynthesizer):
                  verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
                  max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
                  secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "hooks") -> None:
+                 grad_sample_mode: str = "hooks", precision: str = "fp32") -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -120,6 +120,7 @@ class TVAE(BaseSynthesizer):
         self.secure_mode = secure_mode
         self.max_physical_batch_size = max_physical_batch_size
         self.grad_sample_mode = grad_sample_mode
+        self.precision = precision
 
     @property
     def _lr(self) -> float:
@@ -140,6 +141,7 @@ class TVAE(BaseSynthesizer):
 
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale, fused=True)
+        scaler = self._grad_scaler()
         n, bs = len(data), min(self._batch_size, len(data))
         runtime = self._runtime
         # under torchrun every rank takes the same number of steps, each on its share of the batch
@@ -154,12 +156,11 @@ class TVAE(BaseSynthesizer):
             chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
             for idx in chunks:
                 x = data.index_select(0, idx)
-                rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+                with self._autocast():
+                    rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
                 loss = (rec + kl).sum() / max(len(x), 1)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self._sync_gradients(self.net_)
-                opt.step()
+                self._backward_step(loss, opt, self.net_, scaler)
                 self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
                 rec_sum += rec.detach().sum() / max(len(x), 1)
                 kl_sum += kl.detach().sum() / max(len(x), 1)

@@ -192,3 +192,25 @@ def test_progress_bar_and_device_message(table, capsys):
     ts.TVAE(epochs=1, batch_size=200, seed=0, verbose=False).fit(table)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+@pytest.mark.parametrize("cls", [ts.CTGAN, ts.TVAE])
+def test_bf16_autocast_trains_and_samples(cls):
+    df = ts.datasets.load("adult").head(300)
+    fp32 = cls(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu").fit(df)
+    bf16 = cls(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu", precision="bf16").fit(df)
+    hist = bf16.loss_history_.drop(columns="epoch")
+    assert np.isfinite(hist.to_numpy()).all()
+    assert not hist.equals(fp32.loss_history_.drop(columns="epoch"))  # the matmuls did run in bf16
+    out = bf16.sample(50, seed=1)
+    assert list(out.columns) == list(df.columns) and len(out) == 50
+
+
+def test_precision_errors():
+    df = ts.datasets.load("adult").head(100)
+    with pytest.raises(ts.errors.ConfigError, match="needs a CUDA device"):
+        ts.TVAE(epochs=1, device="cpu", precision="fp16", verbose=False).fit(df)
+    with pytest.raises(ts.errors.ConfigError, match="without DP"):
+        ts.TVAE(epochs=1, device="cpu", precision="bf16", epsilon=1.0, verbose=False).fit(df)
+    with pytest.raises(ts.errors.ConfigError, match="use one of fp32"):
+        ts.CTGAN(epochs=1, device="cpu", precision="half", verbose=False).fit(df)
