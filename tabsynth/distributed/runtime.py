@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from tabsynth.errors import ConfigError
+from tabsynth.errors import ConfigError, TabsynthError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,24 @@ class Runtime:
                     b /= self.world_size
                 else:
                     torch.distributed.broadcast(b, src=0)
+
+    def agree(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on every rank; when a user error (a :class:`TabsynthError`) is raised on any rank,
+        every rank raises it, so no rank is left waiting in a collective for one that gave up."""
+        if not self.distributed:
+            return fn()
+        try:
+            result, failure = fn(), None
+        except TabsynthError as exc:
+            result, failure = None, (type(exc).__name__, str(exc))
+        failures = self.all_gather_object(failure)
+        for rank, fail in enumerate(failures):
+            if fail is not None:
+                import tabsynth.errors as errors
+
+                cls = getattr(errors, fail[0], TabsynthError)
+                raise cls(fail[1] if rank == self.rank else f"process {rank}: {fail[1]}")
+        return result
 
     def barrier(self) -> None:
         if self.distributed:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from tabsynth.distributed.runtime import Runtime
+from tabsynth.distributed.runtime import Runtime, rank_device
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError, SamplingWarning
 from tabsynth.io import read_table
 from tabsynth.metadata import Metadata, check_frame
@@ -143,23 +143,18 @@ class BaseSynthesizer:
         Statistics are combined over ranks, gradients averaged (DP: noised once), so every rank ends
         with the same model.
         """
-        from tabsynth.distributed import current, rank_device
+        from tabsynth.distributed import current
 
         self._validate_params()
         runtime = current()
         self._runtime = runtime
-        df = self._read_input(data, runtime)
-        check_frame(df)
-        if metadata is not None and not isinstance(metadata, Metadata):
-            raise ConfigError(f"metadata must be a tabsynth.Metadata, got {type(metadata).__name__}")
+        # under torchrun a user error on any rank is raised on every rank (none waits forever)
+        df = runtime.agree(lambda: self._checked_input(data, metadata, runtime))
         if metadata is None:  # one detection, on rank 0's rows, shared by all
-            metadata = Metadata.from_dict(runtime.broadcast_object(Metadata.detect(df).to_dict()
-                                                                   if runtime.is_main else None))
-        metadata.check_frame(df)
+            detected = runtime.agree(lambda: Metadata.detect(df).to_dict() if runtime.is_main else None)
+            metadata = Metadata.from_dict(runtime.broadcast_object(detected))
         self._n_global = int(runtime.all_reduce_sum(len(df)))
-        self._check_distributed(runtime)
-        device = rank_device(resolve_device(self.device), runtime)
-        self._check_precision(device)
+        device = runtime.agree(lambda: self._checked_setup(df, metadata, runtime))
         if self.verbose and runtime.is_main:
             where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
             print(f"tabsynth {type(self).__name__}: fitting {self._n_global} rows x {df.shape[1]} columns "
@@ -192,6 +187,20 @@ class BaseSynthesizer:
         self.n_rows_ = self._n_global
         self._sample_calls = 0
         return self
+
+    def _checked_input(self, data: Any, metadata: Metadata | None, runtime: Any) -> pd.DataFrame:
+        df = self._read_input(data, runtime)
+        check_frame(df)
+        if metadata is not None and not isinstance(metadata, Metadata):
+            raise ConfigError(f"metadata must be a tabsynth.Metadata, got {type(metadata).__name__}")
+        return df
+
+    def _checked_setup(self, df: pd.DataFrame, metadata: Metadata, runtime: Any) -> torch.device:
+        metadata.check_frame(df)
+        self._check_distributed(runtime)
+        device = rank_device(resolve_device(self.device), runtime)
+        self._check_precision(device)
+        return device
 
     @staticmethod
     def _read_input(data: Any, runtime: Any) -> pd.DataFrame:

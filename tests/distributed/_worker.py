@@ -36,5 +36,25 @@ def main(data: str, out: str) -> None:
     runs["ctgan"].sample_to_file(1001, out_dir / "synthetic", batch_rows=300, seed=3)
 
 
+
+
+def bad_shard(out: str) -> None:
+    """Rank 1's shard has an infinite value: every rank must stop with the same user error."""
+    import numpy as np
+    import pandas as pd
+
+    runtime = current()
+    df = pd.DataFrame({"x": np.arange(20.0), "c": ["a", "b"] * 10})
+    if runtime.rank == 1:
+        df.loc[3, "x"] = np.inf
+    try:
+        ts.TVAE(epochs=1, batch_size=10, verbose=False, device="cpu").fit(df)
+    except ts.errors.DataError as exc:
+        Path(out, f"error.rank{runtime.rank}.txt").write_text(str(exc))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "bad-shard":
+        bad_shard(sys.argv[2])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -125,3 +125,16 @@ def test_csv_input_under_torchrun_is_refused(monkeypatch, tmp_path):
 
     with pytest.raises(ts.errors.ConfigError, match="Parquet"):
         BaseSynthesizer._read_input(tmp_path / "t.csv", Runtime(rank=0, world_size=2))
+
+
+def test_a_bad_shard_stops_every_rank_with_the_error(tmp_path):
+    worker = Path(__file__).with_name("_worker.py")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc-per-node={WORLD}", str(worker), "bad-shard", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    own = (tmp_path / "error.rank1.txt").read_text()
+    other = (tmp_path / "error.rank0.txt").read_text()
+    assert "inf" in own.lower()
+    assert other == f"process 1: {own}"
