@@ -408,7 +408,7 @@ class CTGAN(BaseSynthesizer):
         bs = self._batch_size // world  # the batch is global; each rank draws its share
         steps = max(self._n_global // self._batch_size, 1)
         history = []
-        bar = tqdm(range(self._epochs), desc="CTGAN", disable=not self.verbose, unit="epoch")
+        bar = tqdm(range(self._epochs), desc="CTGAN", disable=not self.verbose or not self._runtime.is_main, unit="epoch")
         for epoch in bar:
             g_sum = torch.zeros((), device=self.device_)
             d_sum = torch.zeros((), device=self.device_)

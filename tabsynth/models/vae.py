@@ -147,7 +147,7 @@ class TVAE(BaseSynthesizer):
         # under torchrun every rank takes the same number of steps, each on its share of the batch
         steps_per_epoch = math.ceil(self._n_global / min(self._batch_size, self._n_global))
         history = []
-        bar = tqdm(range(self._epochs), desc="TVAE", disable=not self.verbose, unit="epoch")
+        bar = tqdm(range(self._epochs), desc="TVAE", disable=not self.verbose or not self._runtime.is_main, unit="epoch")
         for epoch in bar:
             rec_sum = torch.zeros((), device=self.device_)
             kl_sum = torch.zeros((), device=self.device_)
