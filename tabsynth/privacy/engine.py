@@ -93,6 +93,33 @@ class _Rows(Dataset):
         return self.data[torch.as_tensor(idx, dtype=torch.long, device=self.data.device)]
 
 
+def _poisson_sampler_class() -> type:
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    class PoissonSampler(UniformWithReplacementSampler):
+        """Opacus' Poisson sampler (each row in each batch independently with probability q), drawn in
+        O(batch) instead of O(rows) per step: the batch size is Binomial(rows, q) and, given its size,
+        the batch is a uniform subset of that size, which is the same distribution. Keeps Opacus' class
+        so its BatchMemoryManager can split the batches."""
+
+        def __iter__(self):
+            n, q, g = self.num_samples, self.sample_rate, self.generator
+            for _ in range(self.steps):
+                k = int(torch.binomial(torch.tensor(float(n)), torch.tensor(float(q)), generator=g))
+                if 2 * k >= n:  # dense batches: one coin per row is cheaper
+                    yield (torch.rand(n, generator=g) < q).nonzero().reshape(-1).tolist() if k else []
+                    continue
+                chosen = torch.empty(0, dtype=torch.long)
+                while len(chosen) < k:  # distinct uniform draws; exchangeable, so any k of them are uniform
+                    extra = torch.randint(0, n, ((k - len(chosen)) * 11 // 10 + 8,), generator=g)
+                    chosen = torch.unique(torch.cat([chosen, extra]))
+                if len(chosen) > k:
+                    chosen = chosen[torch.randperm(len(chosen), generator=g)[:k]]
+                yield chosen.tolist()
+
+    return PoissonSampler
+
+
 def _as_batch(rows: torch.Tensor) -> tuple[torch.Tensor]:
     return (rows,)
 
@@ -180,8 +207,10 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
                          generator=noise_gen, secure_mode=secure_mode)
     accountant = RDPAccountant()
     dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
-    sampler = UniformWithReplacementSampler(num_samples=len(data), sample_rate=sample_rate, generator=sample_gen,
-                                            steps=steps_per_epoch)
+    # the secure RNG draws coins row by row (Opacus' own sampler); otherwise the O(batch) equivalent
+    sampler_cls = UniformWithReplacementSampler if secure_mode else _poisson_sampler_class()
+    sampler = sampler_cls(num_samples=len(data), sample_rate=sample_rate, generator=sample_gen,
+                          steps=steps_per_epoch)
     loader = DataLoader(_Rows(data), batch_sampler=sampler, collate_fn=_as_batch)
     if max_physical_batch_size is not None:
         loader = BatchMemoryManager(data_loader=loader, max_physical_batch_size=max_physical_batch_size,

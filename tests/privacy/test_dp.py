@@ -221,3 +221,23 @@ def test_ghost_clipping_trains_the_same_model(cls):
     assert fits[1].privacy_spent().parts["training"].details["grad_sample_mode"] == "ghost"
     with pytest.raises(ConfigError, match="grad_sample_mode"):
         cls(epsilon=1.0, grad_sample_mode="fast", verbose=False).fit(df)
+
+
+def test_fast_poisson_sampler_has_the_poisson_law():
+    # each row independently with probability q: inclusion rate q per row, Binomial(n, q) batch sizes,
+    # no row twice in a batch, and a row's inclusions independent of another's
+    from tabsynth.privacy.engine import _poisson_sampler_class
+
+    n, q, steps = 400, 0.05, 6000
+    gen = torch.Generator()
+    gen.manual_seed(0)
+    hits = np.zeros((steps, n), dtype=bool)
+    for i, batch in enumerate(_poisson_sampler_class()(num_samples=n, sample_rate=q, generator=gen, steps=steps)):
+        assert len(set(batch)) == len(batch)
+        hits[i, batch] = True
+    rate = hits.mean(0)
+    assert np.abs(rate - q).max() < 5 * math.sqrt(q * (1 - q) / steps)
+    sizes = hits.sum(1)
+    assert abs(sizes.mean() - n * q) < 0.5 and abs(sizes.var() / (n * q * (1 - q)) - 1) < 0.1
+    both = (hits[:, 0] & hits[:, 1]).mean()
+    assert abs(both - q * q) < 5 * math.sqrt(q * q / steps)
