@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--columns", type=int, nargs="+", default=[15, 50, 150])
     ap.add_argument("--column-rows", type=int, default=100_000, help="rows of the column sweep")
     ap.add_argument("--models", nargs="+", default=["ctgan", "tvae"], choices=["ctgan", "tvae"])
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per fit (2 amortises per-fit setup)")
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--epsilon", type=float, default=1000.0,
                     help="DP runs' budget (cost per step does not depend on it; large so no config is refused)")

@@ -218,9 +218,10 @@ class CTGAN(BaseSynthesizer):
             this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
         precision: ``"fp32"``, or mixed precision without DP: ``"bf16"`` (autocast; CPU or GPU) or
             ``"fp16"`` (autocast with gradient scaling; CUDA only). Losses stay in fp32.
-        grad_sample_mode: under DP, ``"hooks"`` (per-sample gradients, Opacus' default) or ``"ghost"``
-            (Opacus' fast gradient clipping: per-sample norms without per-sample gradients, for wide
-            networks on a GPU; the clipped step is the same).
+        grad_sample_mode: under DP, ``"ghost"`` (the default: Opacus' fast gradient clipping, per-sample
+            gradient norms without materialising per-sample gradients; about 5-10x faster on CPU for
+            these MLPs) or ``"hooks"`` (per-sample gradients, Opacus' classic mode). The clipped step
+            is the same.
     """
 
     _conditional_vector = True
@@ -234,7 +235,7 @@ class CTGAN(BaseSynthesizer):
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
                  secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "hooks", precision: str = "fp32") -> None:
+                 grad_sample_mode: str = "ghost", precision: str = "fp32") -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim

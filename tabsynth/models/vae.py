@@ -99,7 +99,7 @@ class TVAE(BaseSynthesizer):
                  verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
                  max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
                  secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "hooks", precision: str = "fp32") -> None:
+                 grad_sample_mode: str = "ghost", precision: str = "fp32") -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
