@@ -32,6 +32,29 @@ def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
     return (real + fake).sum(-1)
 
 
+class _SharedFirstLayer(torch.autograd.Function):
+    """The critic's first layer used twice in a WGAN-GP step: ``h = x @ W.T + b`` for the real and fake
+    packs (``h`` computed beforehand, without a graph, together with the mixed packs' pass) and
+    ``gx = s @ W``, the input gradient at the mixed packs. Its backward gives ``W`` both contributions
+    in one matmul, ``[dh; s].T @ [x; dgx]``, instead of two thin ones."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.save_for_backward(x, s, weight)
+        return h.clone(), s @ weight
+
+    @staticmethod
+    def backward(ctx, dh: torch.Tensor, dgx: torch.Tensor):
+        x, s, weight = ctx.saved_tensors
+        if dh is None:
+            dh = torch.zeros(len(x), weight.shape[0], dtype=x.dtype, device=x.device)
+        if dgx is None:
+            dgx = torch.zeros(len(s), weight.shape[1], dtype=x.dtype, device=x.device)
+        dw = torch.cat([dh, s]).t() @ torch.cat([x, dgx])
+        return None, dgx @ weight.t(), dw, dh.sum(0), None
+
+
 class Residual(nn.Module):
     """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
 
@@ -158,6 +181,40 @@ class Discriminator(nn.Module):
         if self.pac == 1:  # also takes [batch, pair, features] inputs (the DP critic judges pairs)
             return self.net(x)
         return self.net(x.reshape(-1, x.shape[1] * self.pac))
+
+    def wgan_terms(self, packs: torch.Tensor, mixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Critic scores of ``packs`` (``[n, pac * features]``) and the input gradient at ``mixed``
+        packs (as :meth:`input_gradient`), with one first-layer matmul for both sets of packs and one
+        for the first layer's weight gradient."""
+        mods = list(self.net)
+        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
+        if not blocks:
+            return self.net(packs), mods[-1].weight.expand(len(mixed), -1)
+        first = blocks[0][0]
+        scales = []
+        with torch.no_grad():
+            pre_all = torch.addmm(first.bias, torch.cat([packs, mixed]), first.weight.t())
+            pre = pre_all[len(packs):]
+            for i, (fc, act, drop) in enumerate(blocks):
+                if i:
+                    pre = F.linear(h, fc.weight, fc.bias)
+                h = F.leaky_relu(pre, act.negative_slope)
+                scale = torch.where(pre > 0, 1.0, act.negative_slope)
+                if self.training and drop.p > 0:
+                    mask = torch.empty_like(pre).bernoulli_(1.0 - drop.p).div_(1.0 - drop.p)
+                    h.mul_(mask)
+                    scale.mul_(mask)
+                scales.append(scale)
+        s = mods[-1].weight
+        for (fc, _, _), scale in zip(reversed(blocks[1:]), reversed(scales[1:])):
+            s = (s * scale) @ fc.weight
+        s = s * scales[0]
+        h, grad = _SharedFirstLayer.apply(packs, s, first.weight, first.bias, pre_all[:len(packs)])
+        _, act, drop = blocks[0]
+        out = drop(act(h))
+        for fc, act, drop in blocks[1:]:
+            out = drop(act(fc(out)))
+        return mods[-1](out), grad
 
     def input_gradient(self, packs: torch.Tensor) -> torch.Tensor:
         """d(critic output)/d(input) for packed rows ``[n_packs, pac * features]``, with one fresh
@@ -350,12 +407,26 @@ class CTGAN(BaseSynthesizer):
         return cs.offsets[group] + slot if cs.n_groups else None
 
     def _critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
+        if self._loss == "wgan-gp" and self._pac > 1:
+            return self._wgan_critic_loss(real_in, fake_in)
         # one critic pass over real and fake packs (whole packs: the batch is a multiple of pac)
         d_real, d_fake = self.discriminator_(torch.cat([real_in, fake_in])).chunk(2)
         if self._loss == "bce":
             return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         return d_fake.mean() - d_real.mean() + self._gradient_penalty(real_in, fake_in)
+
+    def _wgan_critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP critic loss, the critic's passes over real, fake and mixed packs sharing matmuls."""
+        pac, dim = self._pac, real_in.shape[1]
+        with torch.no_grad():
+            alpha = torch.rand(real_in.shape[0] // pac, 1, 1, device=real_in.device)
+            mixed = torch.lerp(fake_in.reshape(-1, pac, dim), real_in.reshape(-1, pac, dim), alpha)
+        packs = torch.cat([real_in, fake_in]).reshape(-1, pac * dim)
+        scores, grad = self.discriminator_.wgan_terms(packs, mixed.reshape(-1, pac * dim))
+        d_real, d_fake = scores.chunk(2)
+        penalty = self.gp_lambda * ((grad.norm(2, dim=1) - 1.0) ** 2).mean()
+        return d_fake.mean() - d_real.mean() + penalty
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP: lambda * mean over packs of (||d critic / d input|| - 1)^2 at random points between
