@@ -28,7 +28,7 @@ from tabsynth.privacy import PrivacySpent
 from tabsynth.transform import TableTransformer
 
 #: Rows generated per forward pass when sampling (small enough for the activations to stay in cache).
-GENERATE_CHUNK = 4096
+GENERATE_CHUNK = 2048
 
 
 class BaseSynthesizer:
