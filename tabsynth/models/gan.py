@@ -88,7 +88,7 @@ class Generator(nn.Module):
         for the noise or the condition, and the one-hot condition is a column gather, not a matmul.
         ``cond_index`` holds the one active position of each row's conditional vector (None: no
         conditional vector)."""
-        if not self.training and not torch.is_grad_enabled():
+        if not torch.is_grad_enabled():
             return self._infer(noise, cond_index)
         hs: list[torch.Tensor] = []
         out = noise
@@ -109,22 +109,24 @@ class Generator(nn.Module):
                 out = pre
         return out
 
-    def _inference_weights(self, noise_dim: int) -> dict:
-        """Weights for :meth:`_infer`, rebuilt whenever a parameter or buffer changed (optimiser steps
-        and loads bump the tensors' versions or replace them): BatchNorm's running affine map folded into
-        each residual layer, the noise and condition columns of every layer stacked together."""
+    def _pass_weights(self, noise_dim: int, fold: bool) -> dict:
+        """Weights for :meth:`_infer`: the noise and condition columns of every layer stacked together;
+        with ``fold`` (eval mode), BatchNorm's running affine map folded into each residual layer and the
+        result cached until a parameter or buffer changes (optimiser steps and loads bump the tensors'
+        versions or replace them)."""
         key = (noise_dim, tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
         cached = self.__dict__.get("_infer_cache")
-        if cached is not None and cached["key"] == key:
+        if fold and cached is not None and cached["key"] == key:
             return cached
         ws, bs, hidden = [], [], []
         for mod in self.net:
             fc = mod.fc if isinstance(mod, Residual) else mod
             w, b = fc.weight.detach(), fc.bias.detach()
             if isinstance(mod, Residual):
-                bn = mod.bn
-                scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
-                w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
+                if fold:
+                    bn = mod.bn
+                    scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
+                    w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
                 hidden.append(w.shape[0])
             ws.append(w)
             bs.append(b)
@@ -137,13 +139,17 @@ class Generator(nn.Module):
                             + torch.cat(bs)).contiguous(),
             "h_w": [w[:, :c].contiguous() for w, c in zip(ws, h_cols)],
         }
-        self.__dict__["_infer_cache"] = cached
+        if fold:
+            self.__dict__["_infer_cache"] = cached
         return cached
 
     def _infer(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
-        """Inference pass of :meth:`forward_split` (eval mode, no autograd): one matmul for the noise
-        part of all layers, the residual outputs written side by side into one buffer."""
-        p = self._inference_weights(noise.shape[1])
+        """:meth:`forward_split` without autograd: one matmul for the noise part of all layers, the
+        residual outputs written side by side into one buffer. In training mode BatchNorm runs as a
+        module (batch statistics, running averages updated), in eval mode it is folded into the weights."""
+        fold = not self.training
+        p = self._pass_weights(noise.shape[1], fold)
+        norms = [m.bn for m in self.net if isinstance(m, Residual)]
         # each row has exactly one active condition entry, so the biases ride on the gathered rows
         if cond_index is None:
             pre_all = torch.addmm(p["bias"], noise, p["noise_w"].t())
@@ -158,7 +164,7 @@ class Generator(nn.Module):
             pre = pre_all[:, col:col + h]
             if i:  # accumulated in place: the gemm writes into the column block, no copy of it
                 pre.addmm_(buf[:, pos[i - 1]:], w.t())
-            torch.clamp(pre, min=0, out=buf[:, pos[i]:pos[i] + h])
+            torch.clamp(pre if fold else norms[i](pre), min=0, out=buf[:, pos[i]:pos[i] + h])
             col += h
         out = pre_all[:, col:]
         return out.addmm_(buf, p["h_w"][-1].t()) if hidden else out
@@ -389,8 +395,8 @@ class CTGAN(BaseSynthesizer):
         if not cs.n_groups:
             idx = torch.randint(0, len(data), (n,), device=data.device)
             return data[idx], torch.zeros(n, 0, device=data.device)
-        cond, _, group, slot = cs.sample(n, log_frequency=self.log_frequency)
-        return data[cs.sample_rows(group, slot)], cond
+        group, slot = cs.sample_slots(n, log_frequency=self.log_frequency)
+        return data.index_select(0, cs.sample_rows(group, slot)), cs.vectors(group, slot)
 
     def _fake_conditions(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditional vectors for the generator, with the asked group and slot of each row."""
@@ -398,8 +404,8 @@ class CTGAN(BaseSynthesizer):
         if not cs.n_groups:
             empty = torch.zeros(n, dtype=torch.long, device=self.device_)
             return torch.zeros(n, 0, device=self.device_), empty, empty
-        cond, _, group, slot = cs.sample(n, log_frequency=self.log_frequency)
-        return cond, group, slot
+        group, slot = cs.sample_slots(n, log_frequency=self.log_frequency)
+        return cs.vectors(group, slot), group, slot
 
     def _cond_index(self, group: torch.Tensor, slot: torch.Tensor) -> torch.Tensor | None:
         """Position of the one active entry of each conditional vector (None without conditional groups)."""

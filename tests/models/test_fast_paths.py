@@ -118,3 +118,16 @@ def test_vae_fused_loss_matches_autograd_loss(sizes):
     (r1, k1, g1), (r2, k2, g2) = out
     assert torch.allclose(r1, r2, atol=1e-10) and torch.allclose(k1, k2)
     assert all((a is None and b is None) or torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, g2))
+
+
+def test_generator_pass_without_graph_in_training_mode_matches_module():
+    """The critic step's fake rows: batch statistics, and the same running averages afterwards."""
+    gen, twin = Generator(12 + 9, (32, 24), 14), Generator(12 + 9, (32, 24), 14)
+    twin.load_state_dict(gen.state_dict())
+    noise, index = torch.randn(40, 12), torch.randint(0, 9, (40,))
+    with torch.no_grad():
+        ref = twin(torch.cat([noise, F.one_hot(index, 9).double()], dim=1))
+        out = gen.forward_split(noise, index)
+    assert torch.allclose(out, ref, atol=1e-10)
+    for (name, a), b in zip(gen.state_dict().items(), twin.state_dict().values()):
+        assert torch.allclose(a.double(), b.double(), atol=1e-12), name
