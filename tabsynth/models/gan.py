@@ -33,6 +33,29 @@ def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
     return (real + fake).sum(-1)
 
 
+class _SharedFirstLayer(torch.autograd.Function):
+    """The critic's first layer used twice in a WGAN-GP step: ``h = x @ W.T + b`` for the real and fake
+    packs (``h`` computed beforehand, without a graph, together with the mixed packs' pass) and
+    ``gx = s @ W``, the input gradient at the mixed packs. Its backward gives ``W`` both contributions
+    in one matmul, ``[dh; s].T @ [x; dgx]``, instead of two thin ones."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.save_for_backward(x, s, weight)
+        return h.clone(), s @ weight
+
+    @staticmethod
+    def backward(ctx, dh: torch.Tensor, dgx: torch.Tensor):
+        x, s, weight = ctx.saved_tensors
+        if dh is None:
+            dh = torch.zeros(len(x), weight.shape[0], dtype=x.dtype, device=x.device)
+        if dgx is None:
+            dgx = torch.zeros(len(s), weight.shape[1], dtype=x.dtype, device=x.device)
+        dw = torch.cat([dh, s]).t() @ torch.cat([x, dgx])
+        return None, dgx @ weight.t(), dw, dh.sum(0), None
+
+
 class Residual(nn.Module):
     """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
 
@@ -66,7 +89,7 @@ class Generator(nn.Module):
         for the noise or the condition, and the one-hot condition is a column gather, not a matmul.
         ``cond_index`` holds the one active position of each row's conditional vector (None: no
         conditional vector)."""
-        if not self.training and not torch.is_grad_enabled():
+        if not torch.is_grad_enabled():
             return self._infer(noise, cond_index)
         hs: list[torch.Tensor] = []
         out = noise
@@ -87,22 +110,24 @@ class Generator(nn.Module):
                 out = pre
         return out
 
-    def _inference_weights(self, noise_dim: int) -> dict:
-        """Weights for :meth:`_infer`, rebuilt whenever a parameter or buffer changed (optimiser steps
-        and loads bump the tensors' versions or replace them): BatchNorm's running affine map folded into
-        each residual layer, the noise and condition columns of every layer stacked together."""
+    def _pass_weights(self, noise_dim: int, fold: bool) -> dict:
+        """Weights for :meth:`_infer`: the noise and condition columns of every layer stacked together;
+        with ``fold`` (eval mode), BatchNorm's running affine map folded into each residual layer and the
+        result cached until a parameter or buffer changes (optimiser steps and loads bump the tensors'
+        versions or replace them)."""
         key = (noise_dim, tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
         cached = self.__dict__.get("_infer_cache")
-        if cached is not None and cached["key"] == key:
+        if fold and cached is not None and cached["key"] == key:
             return cached
         ws, bs, hidden = [], [], []
         for mod in self.net:
             fc = mod.fc if isinstance(mod, Residual) else mod
             w, b = fc.weight.detach(), fc.bias.detach()
             if isinstance(mod, Residual):
-                bn = mod.bn
-                scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
-                w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
+                if fold:
+                    bn = mod.bn
+                    scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
+                    w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
                 hidden.append(w.shape[0])
             ws.append(w)
             bs.append(b)
@@ -115,13 +140,17 @@ class Generator(nn.Module):
                             + torch.cat(bs)).contiguous(),
             "h_w": [w[:, :c].contiguous() for w, c in zip(ws, h_cols)],
         }
-        self.__dict__["_infer_cache"] = cached
+        if fold:
+            self.__dict__["_infer_cache"] = cached
         return cached
 
     def _infer(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
-        """Inference pass of :meth:`forward_split` (eval mode, no autograd): one matmul for the noise
-        part of all layers, the residual outputs written side by side into one buffer."""
-        p = self._inference_weights(noise.shape[1])
+        """:meth:`forward_split` without autograd: one matmul for the noise part of all layers, the
+        residual outputs written side by side into one buffer. In training mode BatchNorm runs as a
+        module (batch statistics, running averages updated), in eval mode it is folded into the weights."""
+        fold = not self.training
+        p = self._pass_weights(noise.shape[1], fold)
+        norms = [m.bn for m in self.net if isinstance(m, Residual)]
         # each row has exactly one active condition entry, so the biases ride on the gathered rows
         if cond_index is None:
             pre_all = torch.addmm(p["bias"], noise, p["noise_w"].t())
@@ -136,7 +165,7 @@ class Generator(nn.Module):
             pre = pre_all[:, col:col + h]
             if i:  # accumulated in place: the gemm writes into the column block, no copy of it
                 pre.addmm_(buf[:, pos[i - 1]:], w.t())
-            torch.clamp(pre, min=0, out=buf[:, pos[i]:pos[i] + h])
+            torch.clamp(pre if fold else norms[i](pre), min=0, out=buf[:, pos[i]:pos[i] + h])
             col += h
         out = pre_all[:, col:]
         return out.addmm_(buf, p["h_w"][-1].t()) if hidden else out
@@ -159,6 +188,40 @@ class Discriminator(nn.Module):
         if self.pac == 1:  # also takes [batch, pair, features] inputs (the DP critic judges pairs)
             return self.net(x)
         return self.net(x.reshape(-1, x.shape[1] * self.pac))
+
+    def wgan_terms(self, packs: torch.Tensor, mixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Critic scores of ``packs`` (``[n, pac * features]``) and the input gradient at ``mixed``
+        packs (as :meth:`input_gradient`), with one first-layer matmul for both sets of packs and one
+        for the first layer's weight gradient."""
+        mods = list(self.net)
+        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
+        if not blocks:
+            return self.net(packs), mods[-1].weight.expand(len(mixed), -1)
+        first = blocks[0][0]
+        scales = []
+        with torch.no_grad():
+            pre_all = torch.addmm(first.bias, torch.cat([packs, mixed]), first.weight.t())
+            pre = pre_all[len(packs):]
+            for i, (fc, act, drop) in enumerate(blocks):
+                if i:
+                    pre = F.linear(h, fc.weight, fc.bias)
+                h = F.leaky_relu(pre, act.negative_slope)
+                scale = torch.where(pre > 0, 1.0, act.negative_slope)
+                if self.training and drop.p > 0:
+                    mask = torch.empty_like(pre).bernoulli_(1.0 - drop.p).div_(1.0 - drop.p)
+                    h.mul_(mask)
+                    scale.mul_(mask)
+                scales.append(scale)
+        s = mods[-1].weight
+        for (fc, _, _), scale in zip(reversed(blocks[1:]), reversed(scales[1:])):
+            s = (s * scale) @ fc.weight
+        s = s * scales[0]
+        h, grad = _SharedFirstLayer.apply(packs, s, first.weight, first.bias, pre_all[:len(packs)])
+        _, act, drop = blocks[0]
+        out = drop(act(h))
+        for fc, act, drop in blocks[1:]:
+            out = drop(act(fc(out)))
+        return mods[-1](out), grad
 
     def input_gradient(self, packs: torch.Tensor) -> torch.Tensor:
         """d(critic output)/d(input) for packed rows ``[n_packs, pac * features]``, with one fresh
@@ -350,7 +413,7 @@ class CTGAN(BaseSynthesizer):
                 logits = self.generator_.forward_split(noise, cond_index)
             else:
                 logits = self.generator_(torch.cat([noise, cond], dim=1))
-        logits = logits.float()  # activations and losses in fp32 under autocast
+        logits = logits.to(noise.dtype)  # activations and losses in full precision under autocast
         return logits, self.layout_.activate(logits, generator=gen)
 
     def _real_batch(self, data: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,8 +422,8 @@ class CTGAN(BaseSynthesizer):
         if not cs.n_groups:
             idx = torch.randint(0, len(data), (n,), device=data.device)
             return data[idx], torch.zeros(n, 0, device=data.device)
-        cond, _, group, slot = cs.sample(n, log_frequency=self.log_frequency)
-        return data[cs.sample_rows(group, slot)], cond
+        group, slot = cs.sample_slots(n, log_frequency=self.log_frequency)
+        return data.index_select(0, cs.sample_rows(group, slot)), cs.vectors(group, slot)
 
     def _fake_conditions(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditional vectors for the generator, with the asked group and slot of each row."""
@@ -368,8 +431,8 @@ class CTGAN(BaseSynthesizer):
         if not cs.n_groups:
             empty = torch.zeros(n, dtype=torch.long, device=self.device_)
             return torch.zeros(n, 0, device=self.device_), empty, empty
-        cond, _, group, slot = cs.sample(n, log_frequency=self.log_frequency)
-        return cond, group, slot
+        group, slot = cs.sample_slots(n, log_frequency=self.log_frequency)
+        return cs.vectors(group, slot), group, slot
 
     def _cond_index(self, group: torch.Tensor, slot: torch.Tensor) -> torch.Tensor | None:
         """Position of the one active entry of each conditional vector (None without conditional groups)."""
@@ -377,12 +440,27 @@ class CTGAN(BaseSynthesizer):
         return cs.offsets[group] + slot if cs.n_groups else None
 
     def _critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
+        # the shared-matmul path's hand-written backward is fp32; under autocast, ordinary ops
+        if self._loss == "wgan-gp" and self._pac > 1 and not torch.is_autocast_enabled(real_in.device.type):
+            return self._wgan_critic_loss(real_in, fake_in)
         # one critic pass over real and fake packs (whole packs: the batch is a multiple of pac)
         d_real, d_fake = self.discriminator_(torch.cat([real_in, fake_in])).chunk(2)
         if self._loss == "bce":
             return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         return d_fake.mean() - d_real.mean() + self._gradient_penalty(real_in, fake_in)
+
+    def _wgan_critic_loss(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
+        """WGAN-GP critic loss, the critic's passes over real, fake and mixed packs sharing matmuls."""
+        pac, dim = self._pac, real_in.shape[1]
+        with torch.no_grad():
+            alpha = torch.rand(real_in.shape[0] // pac, 1, 1, device=real_in.device)
+            mixed = torch.lerp(fake_in.reshape(-1, pac, dim), real_in.reshape(-1, pac, dim), alpha)
+        packs = torch.cat([real_in, fake_in]).reshape(-1, pac * dim)
+        scores, grad = self.discriminator_.wgan_terms(packs, mixed.reshape(-1, pac * dim))
+        d_real, d_fake = scores.chunk(2)
+        penalty = self.gp_lambda * ((grad.norm(2, dim=1) - 1.0) ** 2).mean()
+        return d_fake.mean() - d_real.mean() + penalty
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP: lambda * mean over packs of (||d critic / d input|| - 1)^2 at random points between
@@ -422,14 +500,14 @@ class CTGAN(BaseSynthesizer):
                         _, fake = self._fake(fake_cond, cond_index=self._cond_index(group, slot))
                     with self._autocast():
                         loss_d = self._critic_loss(torch.cat([real, real_cond], 1),
-                                                   torch.cat([fake, fake_cond], 1)).float()
+                                                   torch.cat([fake, fake_cond], 1)).to(real.dtype)
                     opt_d.zero_grad(set_to_none=True)
                     self._backward_step(loss_d, opt_d, self.discriminator_, scaler)
                 self.discriminator_.requires_grad_(False)
                 cond, group, slot = self._fake_conditions(bs)
                 logits, fake = self._fake(cond, cond_index=self._cond_index(group, slot))
                 with self._autocast():
-                    loss_g = self._generator_loss(torch.cat([fake, cond], 1)).float()
+                    loss_g = self._generator_loss(torch.cat([fake, cond], 1)).to(fake.dtype)
                 if self.cond_sampler_.n_groups:
                     loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
                 opt_g.zero_grad(set_to_none=True)

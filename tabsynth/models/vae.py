@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from tabsynth.models.base import BaseSynthesizer
@@ -39,6 +40,49 @@ class Sigma(nn.Module):
         return self.sigma.expand(x.shape[0], -1)
 
 
+class _Reconstruction(torch.autograd.Function):
+    """Per-row reconstruction loss of TVAE (Gaussian with learned sigma on tanh scalars, cross-entropy
+    on one-hot groups) with a hand-written backward: the same values and gradients as the autograd
+    graph of :meth:`VAENet.forward`, in a few flat ops."""
+
+    @staticmethod
+    def forward(ctx, recon: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, lay: SpanLayout) -> torch.Tensor:
+        rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+        diff = t = None
+        if len(lay.cont_idx):
+            t = torch.tanh(recon.index_select(1, lay.cont_idx))
+            diff = x.index_select(1, lay.cont_idx) - t
+            rec += diff.square().mv(0.5 / sigma.square()) + torch.log(sigma).sum()
+        probs = None
+        if lay.buckets:
+            parts = []
+            for b in lay.buckets:
+                lse = torch.logsumexp(b.grouped(recon), dim=-1, keepdim=True)
+                rec += lse.sum((1, 2))
+                parts.append(torch.exp(b.grouped(recon) - lse).view(len(x), -1))
+            rec -= torch.mv(x * recon, lay.disc_weight)
+            probs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        ctx.save_for_backward(x, sigma, t, diff, probs)
+        ctx.lay = lay
+        return rec
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, sigma, t, diff, probs = ctx.saved_tensors
+        lay: SpanLayout = ctx.lay
+        g = grad.unsqueeze(1)
+        if probs is not None:  # softmax minus the one-hot target on discrete slots
+            grad_recon = (probs.index_select(1, lay.unpad) - x).mul_(lay.disc_weight).mul_(g)
+        else:
+            grad_recon = torch.zeros_like(x)
+        grad_sigma = None
+        if t is not None:
+            inv = 1.0 / sigma.square()
+            grad_recon.index_copy_(1, lay.cont_idx, (diff * inv).mul_(1 - t * t).mul_(-g))
+            grad_sigma = (g * (1.0 / sigma - diff.square() * (inv / sigma))).sum(0)
+        return grad_recon, None, grad_sigma, None
+
+
 class VAENet(nn.Module):
     """Encoder, decoder and per-scalar sigma; ``forward(x)`` gives each row's loss terms."""
 
@@ -57,21 +101,33 @@ class VAENet(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row (reconstruction, KL) for rows ``x`` and reparameterisation noise ``eps``."""
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row (reconstruction, KL) for rows ``x`` and reparameterisation noise ``eps``.
+
+        ``fused=True`` computes the reconstruction term in one custom autograd op (the plain training
+        loop); the default keeps ordinary autograd ops, whose graph the DP mode's per-sample
+        gradients are computed through."""
         h = self.encoder(x)
-        mu, logvar = self.mu(h).float(), self.logvar(h).float()  # losses in fp32 under autocast
+        if fused:  # both heads in one matmul (module calls stay separate for DP's per-layer hooks)
+            w = torch.cat([self.mu.weight, self.logvar.weight])
+            mu, logvar = F.linear(h, w, torch.cat([self.mu.bias, self.logvar.bias])).chunk(2, dim=1)
+        else:
+            mu, logvar = self.mu(h), self.logvar(h)
+        mu, logvar = mu.to(x.dtype), logvar.to(x.dtype)  # losses in the data's precision under autocast
         z = mu + eps * torch.exp(0.5 * logvar)
-        recon = self.decoder(z).float()
-        rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+        recon = self.decoder(z).to(x.dtype)
+        kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         lay = self.layout
+        if fused:
+            sigma = self.sigma.sigma[: len(lay.cont_idx)]
+            return self.loss_factor * _Reconstruction.apply(recon, x, sigma, lay), kl
+        rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
         if len(lay.cont_idx):
             sigma = self.sigma(x)[:, : len(lay.cont_idx)]
             diff = x.index_select(1, lay.cont_idx) - torch.tanh(recon.index_select(1, lay.cont_idx))
             rec = rec + (diff ** 2 / (2 * sigma ** 2) + torch.log(sigma)).sum(1)
         if lay.n_groups:
             rec = rec + lay.group_cross_entropy(recon, x)
-        kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         return self.loss_factor * rec, kl
 
 
@@ -157,7 +213,7 @@ class TVAE(BaseSynthesizer):
             for idx in chunks:
                 x = data.index_select(0, idx)
                 with self._autocast():
-                    rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+                    rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_), fused=True)
                 loss = (rec + kl).sum() / max(len(x), 1)
                 opt.zero_grad(set_to_none=True)
                 self._backward_step(loss, opt, self.net_, scaler)

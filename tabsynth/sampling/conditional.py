@@ -89,10 +89,14 @@ class ConditionSampler:
         s = torch.full((n,), slot, dtype=torch.long, device=device)
         return self._vectors(g, s)
 
+    def vectors(self, group: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """Conditional vectors ``[n, dim]`` asking for ``slot`` of ``group`` in each row."""
+        cond = torch.zeros(len(group), self.dim, device=self.layout.device)
+        return cond.scatter_(1, (self.offsets[group] + slot).unsqueeze(1), 1.0)
+
     def _vectors(self, group: torch.Tensor, slot: torch.Tensor):
         n = len(group)
-        cond = torch.zeros(n, self.dim, device=self.layout.device)
-        cond.scatter_(1, (self.offsets[group] + slot).unsqueeze(1), 1.0)
+        cond = self.vectors(group, slot)
         mask = torch.zeros(n, self.n_groups, device=self.layout.device)
         mask.scatter_(1, group.unsqueeze(1), 1.0)
         return cond, mask, group, slot
