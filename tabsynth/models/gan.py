@@ -110,7 +110,8 @@ class CTGAN(BaseSynthesizer):
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto",
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False) -> None:
+                 secure_mode: bool = False, marginal_epsilon_share: float = 0.0,
+                 marginal_weight: float = 1.0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -135,6 +136,8 @@ class CTGAN(BaseSynthesizer):
         self.max_grad_norm = max_grad_norm
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.secure_mode = secure_mode
+        self.marginal_epsilon_share = marginal_epsilon_share
+        self.marginal_weight = marginal_weight
 
     @property
     def _pac(self) -> int:
@@ -301,6 +304,10 @@ class CTGAN(BaseSynthesizer):
         self.cond_sampler_ = ConditionSampler(self.layout_, None, counts if cond_counts else None)
         cs = self.cond_sampler_
         opt_g, opt_d = self._make_optimizers(fused=False)
+        from tabsynth.privacy.marginals import marginal_loss
+
+        marginals = getattr(self, "_dp_marginals", None)
+        use_marginals = marginals is not None and self.marginal_weight > 0
 
         def step(critic, opt_d, real):
             b = len(real)
@@ -327,12 +334,20 @@ class CTGAN(BaseSynthesizer):
             loss_g = self._generator_loss(torch.cat([fake, cond], 1))
             if cs.n_groups:
                 loss_g = loss_g + cs.cond_loss(logits, group, slot)
+            out = {"discriminator_loss": loss_d.detach()}
+            if use_marginals:
+                # DP marginals on rows drawn as sample() draws them (conditions by frequency, not log-frequency)
+                m_cond = cs.sample(batch_size, log_frequency=False)[0] if cs.n_groups else cond[:, :0]
+                m_logits = self.generator_(torch.cat([self._noise(batch_size), m_cond], dim=1))
+                loss_m = marginal_loss(m_logits, self.layout_, marginals)
+                loss_g = loss_g + self.marginal_weight * loss_m
+                out["marginal_loss"] = loss_m.detach()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
             self.discriminator_.requires_grad_(True)
             critic.enable_hooks()
-            return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+            return {"generator_loss": loss_g.detach(), **out}
 
         return self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant, sigma=sigma,
                                  q=q, steps=steps, batch_size=batch_size, desc="DP-CTGAN",

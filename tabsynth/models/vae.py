@@ -94,7 +94,8 @@ class TVAE(BaseSynthesizer):
                  max_categories: int = 500, device: str = "auto", seed: int | None = None,
                  verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
                  max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False) -> None:
+                 secure_mode: bool = False, marginal_epsilon_share: float = 0.0,
+                 marginal_weight: float = 1.0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -113,6 +114,8 @@ class TVAE(BaseSynthesizer):
         self.max_grad_norm = max_grad_norm
         self.preprocessing_epsilon_share = preprocessing_epsilon_share
         self.secure_mode = secure_mode
+        self.marginal_epsilon_share = marginal_epsilon_share
+        self.marginal_weight = marginal_weight
 
     @property
     def _lr(self) -> float:
@@ -161,7 +164,20 @@ class TVAE(BaseSynthesizer):
 
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
                        batch_size: int) -> list[dict[str, float]]:
-        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13)."""
+        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13).
+
+        With DP marginals (``marginal_epsilon_share``), each DP step is followed by a plain Adam step
+        on the decoder alone (learning rate ``marginal_weight * lr``) that pulls the marginals of
+        decoded prior draws towards the noisy ones: no real row is read, the Opacus hooks are off,
+        so it is post-processing of already-private state.
+        """
+        from tabsynth.privacy.marginals import marginal_loss
+
+        marginals = getattr(self, "_dp_marginals", None)
+        use_marginals = marginals is not None and self.marginal_weight > 0
+        opt_m = (torch.optim.Adam(self.net_.decoder.parameters(), lr=self._lr * self.marginal_weight)
+                 if use_marginals else None)
+
         def step(net, opt, x):
             rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
             size = max(len(x), 1)
@@ -170,8 +186,21 @@ class TVAE(BaseSynthesizer):
             loss.backward()
             opt.step()
             self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-            return {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
-                    "loss": loss.detach()}
+            out = {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
+                   "loss": loss.detach()}
+            if use_marginals:
+                net.disable_hooks()
+                try:
+                    z = torch.randn(batch_size, self.embedding_dim, device=self.device_)
+                    loss_m = marginal_loss(self.net_.decode(z), self.layout_, marginals)
+                    opt_m.zero_grad(set_to_none=True)
+                    loss_m.backward()
+                    opt_m.step()
+                    opt_m.zero_grad(set_to_none=True)
+                finally:
+                    net.enable_hooks()
+                out["marginal_loss"] = loss_m.detach()
+            return out
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         return self._run_private(self.net_, opt, data, step=step, accountant=accountant, sigma=sigma, q=q,
