@@ -98,6 +98,15 @@ class CTGAN(BaseSynthesizer):
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         seed: makes fit and sample reproducible on the same machine and device.
         verbose: progress bar with the current losses.
+        epsilon, delta: train under (epsilon, delta)-DP end to end (privacy.md); delta defaults to
+            ``min(1e-5, n ** -1.5)``.
+        max_grad_norm: per-sample clipping norm of DP-SGD.
+        preprocessing_epsilon_share: share of epsilon (alone) for the private preprocessing release.
+        secure_mode: Opacus' cryptographic noise for production releases.
+        marginal_epsilon_share: under DP, the share of epsilon (alone) spent on noisy 1-way and 2-way
+            marginals of the encoded discrete groups (``tabsynth.privacy.marginals``), matched by a
+            generator loss term; 0 turns them off.
+        marginal_weight: weight of that term in the generator loss.
     """
 
     _conditional_vector = True
@@ -110,7 +119,7 @@ class CTGAN(BaseSynthesizer):
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto",
                  seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False, marginal_epsilon_share: float = 0.0,
+                 secure_mode: bool = False, marginal_epsilon_share: float = 0.3,
                  marginal_weight: float = 1.0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size

@@ -37,17 +37,41 @@ EMPTY_SIGMAS = 2.0
 
 @dataclass
 class NoisyMarginals:
-    """Cleaned DP marginals over discrete groups (indices into ``layout.disc_spans``)."""
+    """Cleaned DP marginals over discrete groups (indices into ``layout.disc_spans``).
+
+    ``one_way`` / ``two_way`` hold each measured table as probabilities; for the loss they are also
+    laid out as one vector / matrix over every discrete slot of the encoded row (``target1 [D]``,
+    ``target2 [D, D]``, zero outside measured tables), so matching all tables is one matmul.
+    """
 
     singles: list[int]
     pairs: list[tuple[int, int]]
     one_way: list[torch.Tensor]   # [size_g] probabilities
     two_way: list[torch.Tensor]   # [size_g, size_h] probabilities
     noise_std: float
+    slots: torch.Tensor | None = None     # [D] positions of the discrete slots in the encoded row
+    target1: torch.Tensor | None = None   # [D]
+    target2: torch.Tensor | None = None   # [D, D] (upper blocks g < h)
 
     @property
     def n_tables(self) -> int:
         return len(self.singles) + len(self.pairs)
+
+    def pack(self, layout: "SpanLayout") -> "NoisyMarginals":
+        spans = layout.disc_spans
+        offsets, pos = [], 0
+        for sp in spans:
+            offsets.append(pos)
+            pos += sp.size
+        dev = layout.device
+        self.slots = torch.cat([torch.arange(sp.start, sp.end) for sp in spans]).to(dev) if spans else None
+        self.target1 = torch.zeros(pos, device=dev)
+        self.target2 = torch.zeros(pos, pos, device=dev)
+        for g, t in zip(self.singles, self.one_way):
+            self.target1[offsets[g]:offsets[g] + spans[g].size] = t
+        for (g, h), t in zip(self.pairs, self.two_way):
+            self.target2[offsets[g]:offsets[g] + spans[g].size, offsets[h]:offsets[h] + spans[h].size] = t
+        return self
 
 
 def plan_marginals(accountant: Accountant, share: float) -> Release | None:
@@ -115,31 +139,37 @@ def measure_marginals(data: torch.Tensor, layout: SpanLayout, release: Release, 
         noisy = c + noise_rng.normal(0.0, std, size=c.shape)
         noisy[noisy < EMPTY_SIGMAS * std] = 0.0
         total = noisy.sum()
-        cleaned.append(noisy / total if total > 0 else np.full(c.shape, 1.0 / c.size))
+        cleaned.append(noisy / total if total > 0 else None)  # nothing above the noise: no information
+    keep1 = [i for i in range(len(singles)) if cleaned[i] is not None]
+    keep2 = [i for i in range(len(pairs)) if cleaned[len(singles) + i] is not None]
+    release.details["tables_above_noise"] = len(keep1) + len(keep2)
+    if not keep1 and not keep2:
+        return None
     dev = layout.device
-    as_t = [torch.tensor(t, dtype=torch.float32, device=dev) for t in cleaned]
-    return NoisyMarginals(singles, pairs, as_t[: len(singles)], as_t[len(singles):], std)
+    as_t = [None if t is None else torch.tensor(t, dtype=torch.float32, device=dev) for t in cleaned]
+    return NoisyMarginals([singles[i] for i in keep1], [pairs[i] for i in keep2], [as_t[i] for i in keep1],
+                          [as_t[len(singles) + i] for i in keep2], std).pack(layout)
 
 
-def group_probs(logits: torch.Tensor, layout: SpanLayout) -> list[torch.Tensor]:
-    """Softmax of every discrete group's logits (the model's sampling distribution per row)."""
-    return [torch.softmax(logits[:, s.start:s.end], dim=1) for s in layout.disc_spans]
+def group_probs(logits: torch.Tensor, layout: "SpanLayout") -> torch.Tensor:
+    """Softmax of every discrete group's logits, concatenated: ``[B, D]`` (the model's sampling
+    distribution of each row's discrete slots)."""
+    parts = [torch.softmax(logits[:, s.start:s.end], dim=1) for s in layout.disc_spans]
+    return torch.cat(parts, 1) if parts else logits[:, :0]
 
 
-def marginal_loss(logits: torch.Tensor, layout: SpanLayout, marginals: NoisyMarginals) -> torch.Tensor:
+def marginal_loss(logits: torch.Tensor, layout: "SpanLayout", marginals: NoisyMarginals) -> torch.Tensor:
     """Mean KL(noisy target || model) over the measured tables, the model's tables being the batch
     means of its per-row group probabilities (outer products for pairs: groups are drawn
-    independently given the row's latent input)."""
+    independently given the row's latent input). All tables at once: one ``[D, D]`` matmul."""
     probs = group_probs(logits, layout)
     n = max(len(logits), 1)
-    total = logits.new_zeros(())
-    for g, target in zip(marginals.singles, marginals.one_way):
-        total = total + _kl(target, probs[g].mean(0))
-    for (g, h), target in zip(marginals.pairs, marginals.two_way):
-        total = total + _kl(target, probs[g].T @ probs[h] / n)
-    return total / marginals.n_tables
+    one = probs.mean(0)
+    two = probs.T @ probs / n
+    return (_kl(marginals.target1, one) + _kl(marginals.target2, two)) / marginals.n_tables
 
 
 def _kl(target: torch.Tensor, model: torch.Tensor) -> torch.Tensor:
     mask = target > 0
-    return (target[mask] * (target[mask].log() - model[mask].clamp_min(1e-8).log())).sum()
+    t = target[mask]
+    return (t * (t.log() - model[mask].clamp_min(1e-8).log())).sum()

@@ -69,8 +69,11 @@ def test_reported_epsilon_recomputes_with_opacus(canary_table, dp_model):
     assert d["steps"] == math.ceil(len(canary_table) / 250)  # one DP step per update
     # the parts compose (RDP) to the total, which stays within the target
     pre = spent.parts["preprocessing"].details
-    rdp = [a + b for a, b in zip(gaussian_rdp(pre["noise_std"] / pre["l2_sensitivity"]),
-                                 gaussian_rdp(d["noise_multiplier"], d["sample_rate"], d["steps"]))]
+    marg = spent.parts["marginals"].details  # on by default under DP
+    rdp = [a + b + c for a, b, c in zip(gaussian_rdp(pre["noise_std"] / pre["l2_sensitivity"]),
+                                        gaussian_rdp(marg["noise_multiplier"]),
+                                        gaussian_rdp(d["noise_multiplier"], d["sample_rate"], d["steps"]))]
+    assert set(spent.parts) == {"preprocessing", "marginals", "training", "partition_selection"}
     assert rdp_to_dp(rdp, train.delta) == pytest.approx(spent.epsilon, abs=1e-9)
     assert spent.epsilon <= 1.0 + 1e-9
     assert spent.delta <= 1e-5 and spent.delta == pytest.approx(train.delta + spent.parts["partition_selection"].delta)

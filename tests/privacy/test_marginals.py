@@ -114,3 +114,18 @@ def test_share_refusals(table):
         ts.CTGAN(epsilon=1.0, preprocessing_epsilon_share=0.5, marginal_epsilon_share=0.5, verbose=False).fit(table)
     with pytest.raises(ConfigError, match="marginal_weight"):
         ts.TVAE(epsilon=1.0, marginal_weight=-1.0, verbose=False).fit(table)
+
+
+def test_packed_loss_equals_the_sum_over_tables(model):
+    """The one-matmul loss equals the per-table KL divergences averaged over the tables."""
+    lay, marg = model.layout_, model._dp_marginals
+    logits = torch.randn(128, lay.dim, generator=torch.Generator().manual_seed(0))
+    probs = [torch.softmax(logits[:, s.start:s.end], 1) for s in lay.disc_spans]
+
+    def kl(t, m):
+        keep = t > 0
+        return float((t[keep] * (t[keep] / m[keep]).log()).sum())
+
+    total = sum(kl(t, probs[g].mean(0)) for g, t in zip(marg.singles, marg.one_way))
+    total += sum(kl(t, probs[g].T @ probs[h] / len(logits)) for (g, h), t in zip(marg.pairs, marg.two_way))
+    assert float(marginal_loss(logits, lay, marg)) == pytest.approx(total / marg.n_tables, rel=1e-4)
