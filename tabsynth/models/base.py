@@ -233,11 +233,13 @@ class BaseSynthesizer:
         """DP mode: plan the budget, preprocess privately, train with DP-SGD (privacy.md)."""
         from tabsynth.privacy.accountant import Accountant
         from tabsynth.privacy.engine import GaussianNoise, resolve_delta, sample_rate
+        from tabsynth.privacy.marginals import measure_marginals, plan_marginals
         from tabsynth.privacy.preprocessing import condition_counts, plan, private_transformer
 
         n, runtime = self._n_global, self._runtime
         accountant = Accountant(self.epsilon, resolve_delta(self.delta, n))
         release = plan(metadata, accountant, self.preprocessing_epsilon_share)
+        marginal_release = plan_marginals(accountant, self.marginal_epsilon_share)
         batch_size = min(self._batch_size, n)
         q, steps_per_epoch = sample_rate(n, batch_size)
         steps = self._epochs * steps_per_epoch
@@ -252,6 +254,9 @@ class BaseSynthesizer:
             transformer = TableTransformer.from_dict(state)
         self._init_fitted(transformer, device)
         data = torch.from_numpy(transformer.transform(df)).to(device)
+        # DP marginals of the encoded rows (issue 7 item 4); the models match them on generated rows only
+        self._dp_marginals = (measure_marginals(data, self.layout_, marginal_release, noise, runtime=runtime)
+                              if marginal_release is not None else None)
         history = self._train_private(data, accountant, counts, sigma=sigma, q=q,
                                       steps=steps, batch_size=batch_size) if transformer.output_dim_ else []
         self.privacy_ = accountant.statement()

@@ -146,6 +146,12 @@ class TVAE(BaseSynthesizer):
         numerical, max_categories, device, seed, verbose, epsilon, delta, max_grad_norm,
         preprocessing_epsilon_share, secure_mode, max_physical_batch_size, grad_sample_mode, precision:
         as for :class:`CTGAN`.
+        marginal_epsilon_share: under DP, the share of epsilon (alone) spent on noisy 1-way and 2-way
+            marginals of the encoded discrete groups (``tabsynth.privacy.marginals``); 0 turns them off.
+            Default 0.3: on Adult at epsilon 1 it lifted quality / TSTR AUC from 0.822 / 0.598 to
+            0.872 / 0.871 (benchmarks/dp_sweep.py).
+        marginal_weight: learning rate of the decoder's marginal-matching steps (one after each DP
+            step, on decoded prior draws only), relative to ``lr``.
     """
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
@@ -155,7 +161,8 @@ class TVAE(BaseSynthesizer):
                  verbose: bool = True, epsilon: float | None = None, delta: float | None = None,
                  max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
                  secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "ghost", precision: str = "fp32") -> None:
+                 grad_sample_mode: str = "ghost", precision: str = "fp32", marginal_epsilon_share: float = 0.3,
+                 marginal_weight: float = 1.0) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.embedding_dim = embedding_dim
@@ -177,6 +184,8 @@ class TVAE(BaseSynthesizer):
         self.max_physical_batch_size = max_physical_batch_size
         self.grad_sample_mode = grad_sample_mode
         self.precision = precision
+        self.marginal_epsilon_share = marginal_epsilon_share
+        self.marginal_weight = marginal_weight
 
     @property
     def _lr(self) -> float:
@@ -230,17 +239,45 @@ class TVAE(BaseSynthesizer):
 
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
                        batch_size: int) -> list[dict[str, float]]:
-        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13)."""
+        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13).
+
+        With DP marginals (``marginal_epsilon_share``), each DP step is followed by a plain Adam step
+        on the decoder alone (learning rate ``marginal_weight * lr``) that pulls the marginals of
+        decoded prior draws towards the noisy ones: no real row is read, the Opacus hooks are off,
+        so it is post-processing of already-private state.
+        """
+        from tabsynth.privacy.marginals import marginal_loss
+
+        marginals = getattr(self, "_dp_marginals", None)
+        use_marginals = marginals is not None and self.marginal_weight > 0
+        opt_m = (torch.optim.Adam(self.net_.decoder.parameters(), lr=self._lr * self.marginal_weight)
+                 if use_marginals else None)
+
         def step(dp, x):
-            rec, kl = dp.module(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+            net = dp.module
+            rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
             size = max(len(x), 1)
             loss = dp.loss(rec + kl)
             dp.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             dp.optimizer.step()
             self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-            return {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
-                    "loss": loss.detach()}
+            out = {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
+                   "loss": loss.detach()}
+            if use_marginals and not dp.optimizer._is_last_step_skipped:  # once per logical batch
+                net.disable_hooks()
+                try:
+                    z = torch.randn(self._local_batch, self.embedding_dim, device=self.device_)
+                    loss_m = marginal_loss(self.net_.decode(z), self.layout_, marginals)
+                    opt_m.zero_grad(set_to_none=True)
+                    loss_m.backward()
+                    self._sync_gradients(self.net_.decoder)
+                    opt_m.step()
+                    opt_m.zero_grad(set_to_none=True)
+                finally:
+                    net.enable_hooks()
+                out["marginal_loss"] = loss_m.detach()
+            return out
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         return self._run_private(self.net_, opt, data, step=step, accountant=accountant, sigma=sigma, q=q,

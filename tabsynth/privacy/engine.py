@@ -49,6 +49,15 @@ def check_private_params(model: Any) -> list[str]:
         out.append(f"max_physical_batch_size must be a positive integer or None, got {m!r}")
     if model.grad_sample_mode not in ("hooks", "ghost"):
         out.append(f"grad_sample_mode={model.grad_sample_mode!r}: use 'hooks' or 'ghost'")
+    m_share = getattr(model, "marginal_epsilon_share", 0.0)
+    if not isinstance(m_share, (int, float)) or isinstance(m_share, bool) or not 0 <= m_share < 1:
+        out.append(f"marginal_epsilon_share must be in [0, 1), got {m_share!r}")
+    elif isinstance(share, (int, float)) and share + m_share >= 1:
+        out.append(f"preprocessing_epsilon_share + marginal_epsilon_share must be below 1 (training needs a "
+                   f"share), got {share!r} + {m_share!r}")
+    weight = getattr(model, "marginal_weight", 0.0)
+    if weight is not None and (not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0):
+        out.append(f"marginal_weight must be a non-negative number, got {weight!r}")
     return out
 
 

@@ -69,8 +69,11 @@ def test_reported_epsilon_recomputes_with_opacus(canary_table, dp_model):
     assert d["steps"] == math.ceil(len(canary_table) / 250)  # one DP step per update
     # the parts compose (RDP) to the total, which stays within the target
     pre = spent.parts["preprocessing"].details
-    rdp = [a + b for a, b in zip(gaussian_rdp(pre["noise_std"] / pre["l2_sensitivity"]),
-                                 gaussian_rdp(d["noise_multiplier"], d["sample_rate"], d["steps"]))]
+    marg = spent.parts["marginals"].details  # on by default under DP
+    rdp = [a + b + c for a, b, c in zip(gaussian_rdp(pre["noise_std"] / pre["l2_sensitivity"]),
+                                        gaussian_rdp(marg["noise_multiplier"]),
+                                        gaussian_rdp(d["noise_multiplier"], d["sample_rate"], d["steps"]))]
+    assert set(spent.parts) == {"preprocessing", "marginals", "training", "partition_selection"}
     assert rdp_to_dp(rdp, train.delta) == pytest.approx(spent.epsilon, abs=1e-9)
     assert spent.epsilon <= 1.0 + 1e-9
     assert spent.delta <= 1e-5 and spent.delta == pytest.approx(train.delta + spent.parts["partition_selection"].delta)
@@ -241,3 +244,12 @@ def test_fast_poisson_sampler_has_the_poisson_law():
     assert abs(sizes.mean() - n * q) < 0.5 and abs(sizes.var() / (n * q * (1 - q)) - 1) < 0.1
     both = (hits[:, 0] & hits[:, 1]).mean()
     assert abs(both - q * q) < 5 * math.sqrt(q * q / steps)
+
+
+def test_ctgan_dp_defaults_apply_only_when_left_unset():
+    dp, plain = ts.CTGAN(epsilon=1.0), ts.CTGAN()
+    assert dp._resolved("discriminator_dim") == (64, 64) and plain._resolved("discriminator_dim") == (256, 256)
+    assert dp._resolved("generator_lr") == 2e-3 and plain._resolved("discriminator_lr") == 2e-4
+    assert dp._resolved("marginal_weight") == 5.0
+    assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,), generator_lr=1e-3)._resolved("generator_lr") == 1e-3
+    assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,))._resolved("discriminator_dim") == (32,)
