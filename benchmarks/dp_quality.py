@@ -12,10 +12,11 @@ One run on bundled Adult (32,561 training rows), delta=1e-5, for each epsilon in
   preprocessor_eps=...)``). smartnoise pins opacus 0.14, which conflicts with tabsynth's
   opacus 1.6, so each peer fit runs in a child process of a separate venv (``--peer-python``,
   default ``.venv-snsynth/bin/python``; create it with
-  ``python3 -m venv .venv-snsynth && .venv-snsynth/bin/pip install torch==2.13.0 smartnoise-synth``).
+  ``python3 -m venv .venv-snsynth && .venv-snsynth/bin/pip install torch==2.13.0 smartnoise-synth packaging``).
   The child gets the training CSV and epsilon and writes its synthetic rows to a CSV.
 
-Every fit (ours too) runs in its own child process on CPU with 2 threads; the parent computes every
+Every fit (ours too) runs in its own child process on CPU with ``--threads`` threads (default 2; the
+table gives each row's); the parent computes every
 metric the same way for everyone on 32,561 synthetic rows: sdmetrics QualityReport overall score
 (default thresholds), TSTR ROC AUC for ``income`` on ``adult_test``
 (HistGradientBoostingClassifier, via ``_common.py``), fit seconds (measured in the child around
@@ -109,12 +110,38 @@ def peer_child(spec: dict[str, Any]) -> dict[str, Any]:
             pre_spent = float(tr.odometer.spent[0])
         if lst:
             stopped = len(lst) < kwargs["epochs"]
+            how = "accountant + preprocessor"
+            if not stopped:  # the list lacks the last epoch: recompute the accountant after it
+                final = _dpctgan_final_epsilon(gan, lst, len(df), float(spec["delta"]))
+                if final is None:
+                    how = "accountant (lower bound: last epoch uncounted)"
+                else:
+                    lst.append(final)
             spent = lst[-1] + pre_spent
-            how = "accountant + preprocessor" if stopped else "accountant (lower bound: last epoch uncounted)"
-            extra = {"dpctgan_epochs_run": len(lst) - (1 if stopped else 0), "training_epsilon": lst[-1],
+            counted = stopped or how == "accountant + preprocessor"  # the last entry follows the last epoch run
+            extra = {"dpctgan_epochs_run": len(lst) - (1 if counted else 0), "training_epsilon": lst[-1],
                      "preprocessor_epsilon": pre_spent}
     return {"fit_s": fit_s, "epsilon_spent": spent if spent is not None else eps, "epsilon_spent_source": how,
             "preprocessor_eps": pre_eps, "settings": kwargs, **extra}
+
+
+def _dpctgan_final_epsilon(gan: Any, lst: list[float], n: int, delta: float) -> float | None:
+    """snsynth DPCTGAN's training epsilon after its last epoch, from Opacus 0.14's RDP analysis with the
+    model's own settings (sigma, q = batch / n, the alphas its PrivacyEngine uses), the optimizer steps per
+    iteration inferred by matching the figure it logged at the start of its last epoch (None if no match)."""
+    from opacus.privacy_analysis import compute_rdp, get_privacy_spent
+
+    orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+    q, sigma = gan._batch_size / n, gan.sigma
+    steps_per_epoch = max(n // gan._batch_size, 1)
+
+    def eps(steps: int) -> float:
+        return float(get_privacy_spent(orders, compute_rdp(q, sigma, steps, orders), delta)[0])
+
+    for per_iter in (1, 2):  # BCE loss: a fake and a real critic step per iteration
+        if abs(eps((len(lst) - 1) * steps_per_epoch * per_iter) - lst[-1]) <= 1e-6 * max(1.0, lst[-1]):
+            return eps(len(lst) * steps_per_epoch * per_iter)
+    return None
 
 
 # --- child: tabsynth ---------------------------------------------------------------------------------
@@ -124,7 +151,7 @@ def ours_child(spec: dict[str, Any]) -> dict[str, Any]:
 
     import tabsynth
 
-    set_threads(THREADS)
+    set_threads(spec.get("threads", THREADS))
     df = load_adult()
     cls = tabsynth.CTGAN if spec["method"] == "ours-ctgan" else tabsynth.TVAE
     settings = dict(spec["settings"])
@@ -148,9 +175,10 @@ def spawn(python: str, spec: dict[str, Any], log: Path, timeout: float | None) -
             fh.write(f"\n=== {spec['method']} eps={spec['epsilon']} ===\n")
             fh.flush()
             try:
+                n = str(spec.get("threads", 2))
                 proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
-                                      env={**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
-                                           "OPENBLAS_NUM_THREADS": "2"})
+                                      env={**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n,
+                                           "OPENBLAS_NUM_THREADS": n})
             except subprocess.TimeoutExpired:
                 return {"error": f"timed out after {timeout:.0f}s"}
         if proc.returncode != 0 or not res.exists():
@@ -212,15 +240,15 @@ def build_markdown(args: argparse.Namespace, results: list[dict], checks: list[d
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["model"], r["epsilon"], None, None, None, None, None, r["error"]])
+            rows.append([r["model"], r["epsilon"], None, None, None, None, None, r.get("threads", 2), r["error"]])
             continue
         rows.append([r["model"], r["epsilon"], r["epsilon_spent"], r.get("epsilon_spent_source"), r["quality"],
-                     r["tstr_auc"], r["fit_s"], _settings_str(r.get("settings"))])
+                     r["tstr_auc"], r["fit_s"], r.get("threads", 2), _settings_str(r.get("settings"))])
     if ref is not None:
         rows.append(["real adult_train vs adult_test (no DP)", "-", None, "-", ref["quality"], ref["tstr_auc"], None,
-                     "TSTR = train on real"])
-    main = md_table(["model", "target eps", "eps spent", "eps source", "quality", "TSTR AUC", "fit (s)", "settings"],
-                    rows)
+                     "-", "TSTR = train on real"])
+    main = md_table(["model", "target eps", "eps spent", "eps source", "quality", "TSTR AUC", "fit (s)", "threads",
+                     "settings"], rows)
     refs = md_table(["reference (not measured here)", "epsilon", "quality", "TSTR AUC"],
                     [[r["model"], r["epsilon"], r["quality"], r["tstr_auc"]] for r in REFERENCES])
     trows = [[c["epsilon"], c["target"], c["value"] if isinstance(c["value"], str) else fmt(c["value"]),
@@ -228,7 +256,7 @@ def build_markdown(args: argparse.Namespace, results: list[dict], checks: list[d
     tmd = md_table(["epsilon", "target", "ours", "peer", "result"], trows)
     sweep = "\n".join(f"- {s}" for s in SETTINGS_TRIED)
     return "\n\n".join([
-        f"# DP quality on Adult (delta={args.delta:g}; CPU, 2 threads; {EVAL_ROWS} synthetic rows per model)",
+        f"# DP quality on Adult (delta={args.delta:g}; CPU; {EVAL_ROWS} synthetic rows per model)",
         main, "## Targets (issue 7, Quality at a budget)", tmd, "## Reference figures from issue 7", refs,
         "## Settings tried for tabsynth at epsilon 1 (quick CPU sweep, quality / TSTR)", sweep,
         "Notes: quality = sdmetrics QualityReport overall score (default thresholds) against adult_train; TSTR = "
@@ -252,8 +280,9 @@ SETTINGS_TRIED: list[str] = [
     "ours-ctgan + DP marginals (share 0.3, weight 1), critic (64, 64), lr 2e-4: 0.781 / 0.399 (old defaults at "
     "batch 1000: 0.748 / 0.398). The generator barely moves in 170 steps at lr 2e-4.",
     "ours-ctgan with critic (64, 64), generator and critic lr 2e-3, marginal_weight 1 or 5: both sweep runs were "
-    "killed by their own 30-minute timeout on the loaded machine (load ~10 on 2 cores); the marginal_weight=5 "
-    "setting was then measured only in this run (settings column), not made a default.",
+    "killed by their own 30-minute timeout on the loaded machine (load ~10 on 2 cores); marginal_weight=5 was "
+    "then measured in the full run (0.836 / 0.873 at epsilon 1, 0.838 / 0.874 at epsilon 4) and these three "
+    "settings became CTGAN's DP defaults (applied only when left unset).",
     "Not measured for lack of CPU time: batch 4000 / 20 epochs, max_grad_norm, the noise floor (0.3), "
     "marginal share other than 0.3, marginal_weight for TVAE.",
 ]
@@ -280,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tvae", type=str, default=None,
                     help="override ours-tvae settings: EPOCHS:BATCH or a JSON object of TVAE arguments")
     ap.add_argument("--peer-python", type=str, default=str(ROOT / ".venv-snsynth" / "bin" / "python"))
+    ap.add_argument("--threads", type=int, default=2, help="torch/BLAS threads of each fit (default 2)")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds per peer fit before giving up")
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "dp_quality")
@@ -345,17 +375,18 @@ def main(argv: list[str] | None = None) -> int:
             for name in models:
                 out_csv = Path(tmp) / f"{name}_{eps:g}.csv"
                 spec: dict[str, Any] = {"method": name, "epsilon": eps, "delta": args.delta, "n": EVAL_ROWS,
-                                        "out_csv": str(out_csv)}
+                                        "out_csv": str(out_csv), "threads": args.threads}
                 if name in OURS:
                     spec["settings"] = settings[name]
                     r = spawn(sys.executable, spec, log, None)
                 else:
                     spec.update(csv=str(train_csv), categorical=cat, continuous=num,
-                                dpctgan_epochs=args.dpctgan_epochs, aim_rounds=args.aim_rounds)
+                                dpctgan_epochs=args.dpctgan_epochs, aim_rounds=args.aim_rounds,
+                                )
                     r = spawn(args.peer_python, spec, log, args.peer_timeout)
                 if "error" not in r:
                     r.update(evaluate(out_csv, real, test, cat, num))
-                r = {"model": name, "epsilon": eps, **r}
+                r = {"model": name, "epsilon": eps, "threads": args.threads, **r}
                 results.append(r)
                 short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                          if k in ("model", "epsilon", "epsilon_spent", "quality", "tstr_auc", "fit_s", "error")}
