@@ -155,7 +155,8 @@ def ours_child(spec: dict[str, Any]) -> dict[str, Any]:
     df = load_adult()
     cls = tabsynth.CTGAN if spec["method"] == "ours-ctgan" else tabsynth.TVAE
     settings = dict(spec["settings"])
-    model = cls(**settings, epsilon=float(spec["epsilon"]), delta=spec["delta"], seed=0, verbose=False, device="cpu")
+    model = cls(**settings, epsilon=float(spec["epsilon"]), delta=spec["delta"], seed=spec.get("seed", 0), verbose=False,
+                device="cpu")
     with Timer() as fit:
         model.fit(df)
     model.sample(spec["n"], seed=2).to_csv(spec["out_csv"], index=False)
@@ -205,6 +206,34 @@ def evaluate(csv: Path, real, test, categorical: list[str], numeric: list[str]) 
     return {**q, "tstr_auc": tstr_auc(synth, real, test), "synth_rows": len(synth)}
 
 
+#: Result fields averaged over a tabsynth model's seeds.
+SEED_MEAN = ("quality", "tstr_auc", "fit_s", "column_shapes", "column_pair_trends", "quality_allpairs",
+             "column_shapes_allpairs", "column_pair_trends_allpairs")
+
+
+def seed_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a tabsynth model fitted once per seed: metric means, their spread, the largest epsilon
+    spent (each seed's spend must stay within the target), and every seed's own figures."""
+    import statistics
+
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"error": runs[0]["error"], "per_seed": runs}
+    out = dict(ok[0])
+    for k in SEED_MEAN:
+        if all(k in r for r in ok):
+            out[k] = statistics.fmean(r[k] for r in ok)
+    for k in ("quality", "tstr_auc"):
+        out[f"{k}_min"], out[f"{k}_max"] = min(r[k] for r in ok), max(r[k] for r in ok)
+    out["epsilon_spent"] = max(r["epsilon_spent"] for r in ok)
+    out["seeds"] = [r["seed"] for r in ok]
+    out["per_seed"] = [{k: r.get(k) for k in ("seed", "epsilon_spent", "quality", "tstr_auc", "fit_s", "error")}
+                       for r in runs]
+    if len(ok) < len(runs):
+        out["failed_seeds"] = [r["seed"] for r in runs if "error" in r]
+    return out
+
+
 def checks_for(results: list[dict], epsilons: list[float]) -> list[dict]:
     by = {(r["model"], r["epsilon"]): r for r in results if "error" not in r}
     out: list[dict] = []
@@ -227,8 +256,10 @@ def checks_for(results: list[dict], epsilons: list[float]) -> list[dict]:
         if eps == 1:
             best = [by[(m, eps)] for m in OURS if (m, eps) in by]
             if best:
-                b = max(best, key=lambda r: r["quality"] + r["tstr_auc"])
-                ok = b["quality"] >= MOONSHOT["quality"] and b["tstr_auc"] >= MOONSHOT["tstr_auc"]
+                # the best model is one that clears both bars, if any does; else the highest sum
+                meets = [r for r in best if r["quality"] >= MOONSHOT["quality"] and r["tstr_auc"] >= MOONSHOT["tstr_auc"]]
+                b = max(meets or best, key=lambda r: r["quality"] + r["tstr_auc"])
+                ok = bool(meets)
                 out.append({"epsilon": eps, "target": f"moonshot: best ours ({b['model']}) quality >= 0.88 and "
                             "TSTR >= 0.86", "value": f"{b['quality']:.3f} / {b['tstr_auc']:.3f}", "pass": bool(ok)})
     return out
@@ -240,15 +271,24 @@ def build_markdown(args: argparse.Namespace, results: list[dict], checks: list[d
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["model"], r["epsilon"], None, None, None, None, None, r.get("threads", 2), r["error"]])
+            rows.append([r["model"], r["epsilon"], None, None, None, None, "-", None, r.get("threads", 2), r["error"]])
             continue
+        spread = "-"
+        if "quality_min" in r:
+            spread = (f"{r['quality_min']:.3f}-{r['quality_max']:.3f} / {r['tstr_auc_min']:.3f}-{r['tstr_auc_max']:.3f}"
+                      f" ({len(r['seeds'])} seeds)")
         rows.append([r["model"], r["epsilon"], r["epsilon_spent"], r.get("epsilon_spent_source"), r["quality"],
-                     r["tstr_auc"], r["fit_s"], r.get("threads", 2), _settings_str(r.get("settings"))])
+                     r["tstr_auc"], spread, r["fit_s"], r.get("threads", 2), _settings_str(r.get("settings"))])
     if ref is not None:
-        rows.append(["real adult_train vs adult_test (no DP)", "-", None, "-", ref["quality"], ref["tstr_auc"], None,
-                     "-", "TSTR = train on real"])
-    main = md_table(["model", "target eps", "eps spent", "eps source", "quality", "TSTR AUC", "fit (s)", "threads",
-                     "settings"], rows)
+        rows.append(["real adult_train vs adult_test (no DP)", "-", None, "-", ref["quality"], ref["tstr_auc"], "-",
+                     None, "-", "TSTR = train on real"])
+    main = md_table(["model", "target eps", "eps spent", "eps source", "quality", "TSTR AUC", "range over seeds",
+                     "fit (s)", "threads", "settings"], rows)
+    seeds = [[r["model"], r["epsilon"], p["seed"], p.get("epsilon_spent"), p.get("quality"), p.get("tstr_auc"),
+              p.get("fit_s"), p.get("error") or ""] for r in results for p in r.get("per_seed", [])]
+    if seeds:
+        main += "\n\ntabsynth rows give the mean over seeds (epsilon spent: the largest); each seed:\n\n" + md_table(
+            ["model", "target eps", "seed", "eps spent", "quality", "TSTR AUC", "fit (s)", "error"], seeds)
     refs = md_table(["reference (not measured here)", "epsilon", "quality", "TSTR AUC"],
                     [[r["model"], r["epsilon"], r["quality"], r["tstr_auc"]] for r in REFERENCES])
     trows = [[c["epsilon"], c["target"], c["value"] if isinstance(c["value"], str) else fmt(c["value"]),
@@ -283,8 +323,18 @@ SETTINGS_TRIED: list[str] = [
     "killed by their own 30-minute timeout on the loaded machine (load ~10 on 2 cores); marginal_weight=5 was "
     "then measured in the full run (0.836 / 0.873 at epsilon 1, 0.838 / 0.874 at epsilon 4) and these three "
     "settings became CTGAN's DP defaults (applied only when left unset).",
-    "Not measured for lack of CPU time: batch 4000 / 20 epochs, max_grad_norm, the noise floor (0.3), "
-    "marginal share other than 0.3, marginal_weight for TVAE.",
+    "On a quiet machine (fits take 13-30 s, not 30 minutes), with several seeds (the spread between seeds, "
+    "about 0.02 in quality, is larger than most differences between settings): ours-tvae at epsilon 1, mean "
+    "quality / TSTR: defaults 0.882 / 0.868 (5 seeds); 20 epochs 0.885 / 0.869 (5 seeds, twice the fit time, "
+    "within the spread: not adopted); batch 1000 0.881 / 0.861, batch 4000 0.843 / 0.732; marginal_weight 3 "
+    "0.878 / 0.863; marginal share 0.5 0.878 / 0.866; lr 0.02 0.876 / 0.858; max_grad_norm 2 0.877 / 0.869 "
+    "(2 seeds each): none beats the defaults.",
+    "ours-ctgan, batch size (3 seeds unless said): at epsilon 1, 0.836 / 0.867 at batch 2000 (the old "
+    "default), 0.875 / 0.874 at 1000, 0.882 / 0.876 at 500; at epsilon 4, 0.837 / 0.870 at 2000 (5 seeds), "
+    "0.890 / 0.884 at 1000 (2 seeds), 0.899 / 0.878 at 500; 30 epochs at batch 2000 and epsilon 4: 0.892 / "
+    "0.876 (2 seeds). The generator "
+    "needs steps more than the critic needs low noise: batch 500 is now CTGAN's DP default.",
+    "Records of every sweep fit: benchmarks/results/dp_sweep.jsonl.",
 ]
 
 
@@ -309,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tvae", type=str, default=None,
                     help="override ours-tvae settings: EPOCHS:BATCH or a JSON object of TVAE arguments")
     ap.add_argument("--peer-python", type=str, default=str(ROOT / ".venv-snsynth" / "bin" / "python"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="seeds of each tabsynth fit; the table gives their mean, each seed below it")
     ap.add_argument("--threads", type=int, default=2, help="torch/BLAS threads of each fit (default 2)")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds per peer fit before giving up")
     ap.add_argument("--no-reference", action="store_true")
@@ -378,14 +430,20 @@ def main(argv: list[str] | None = None) -> int:
                                         "out_csv": str(out_csv), "threads": args.threads}
                 if name in OURS:
                     spec["settings"] = settings[name]
-                    r = spawn(sys.executable, spec, log, None)
+                    runs = []
+                    for seed in args.seeds:
+                        one = spawn(sys.executable, {**spec, "seed": seed}, log, None)
+                        if "error" not in one:
+                            one.update(evaluate(out_csv, real, test, cat, num))
+                        runs.append({"seed": seed, **one})
+                    r = seed_summary(runs)
                 else:
                     spec.update(csv=str(train_csv), categorical=cat, continuous=num,
                                 dpctgan_epochs=args.dpctgan_epochs, aim_rounds=args.aim_rounds,
                                 )
                     r = spawn(args.peer_python, spec, log, args.peer_timeout)
-                if "error" not in r:
-                    r.update(evaluate(out_csv, real, test, cat, num))
+                    if "error" not in r:
+                        r.update(evaluate(out_csv, real, test, cat, num))
                 r = {"model": name, "epsilon": eps, "threads": args.threads, **r}
                 results.append(r)
                 short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()

@@ -39,26 +39,27 @@ def main() -> None:
     ap.add_argument("epsilon", type=float)
     ap.add_argument("configs", nargs="+")
     ap.add_argument("--delta", type=float, default=1e-5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0], help="one fit per seed and config")
+    ap.add_argument("--threads", type=int, default=THREADS)
     ap.add_argument("--log", type=Path, default=HERE / "results" / "dp_sweep.jsonl")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    set_threads(THREADS)
+    set_threads(args.threads)
     import tabsynth
 
     real = load_adult()
     test = tabsynth.datasets.load("adult_test")
     cls = tabsynth.TVAE if args.model == "tvae" else tabsynth.CTGAN
-    for cfg in args.configs:
+    for cfg, seed in ((c, s) for c in args.configs for s in args.seed):
         kw = json.loads(cfg)
-        model = cls(**kw, epsilon=args.epsilon, delta=args.delta, seed=args.seed, verbose=False, device="cpu")
+        model = cls(**kw, epsilon=args.epsilon, delta=args.delta, seed=seed, verbose=False, device="cpu")
         t = time.perf_counter()
         model.fit(real)
         fit_s = time.perf_counter() - t
         synth = model.sample(len(real), seed=2)
         spent = model.privacy_spent()
         tr = spent.parts.get("training")
-        rec = {"model": args.model, "epsilon": args.epsilon, "seed": args.seed, "config": kw, **score(real, synth),
+        rec = {"model": args.model, "epsilon": args.epsilon, "seed": seed, "config": kw, **score(real, synth),
                "tstr_auc": tstr_auc(synth, real, test), "epsilon_spent": spent.epsilon, "fit_s": round(fit_s, 1),
                "sigma": tr.details.get("noise_multiplier") if tr else None,
                "steps": tr.details.get("steps") if tr else None,

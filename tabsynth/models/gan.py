@@ -256,8 +256,8 @@ class CTGAN(BaseSynthesizer):
 
     Args:
         epochs: passes over the data (steps per epoch = rows / batch_size); default 300, or 10 under DP.
-        batch_size: rows per step (expected Poisson batch under DP); a multiple of ``pac``; default 500,
-            or 2000 under DP.
+        batch_size: rows per step (expected Poisson batch under DP); a multiple of ``pac``; default 500
+            (under DP too).
         embedding_dim: size of the generator's noise input.
         generator_dim, discriminator_dim: hidden layer sizes.
         generator_lr, generator_decay, discriminator_lr, discriminator_decay: Adam settings
@@ -290,15 +290,18 @@ class CTGAN(BaseSynthesizer):
             generator loss term; 0 turns them off.
         marginal_weight: weight of that term in the generator loss; default 1, or 5 under DP.
 
-    Under DP the critic is smaller (64, 64) and both learning rates are 2e-3 unless given: few noisy
-    critic steps need a small critic and larger steps (Adult, epsilon 1: quality / TSTR AUC 0.78 /
-    0.40 with the paper's settings, 0.84 / 0.87 with these; benchmarks/results/dp_quality.md).
+    Under DP the critic is smaller (64, 64), both learning rates are 2e-3 and the expected Poisson batch
+    stays at 500 rows (TVAE's DP default is 2000) unless given: few noisy critic steps need a small
+    critic and larger steps, and the generator needs many of them (Adult, epsilon 1, quality / TSTR
+    AUC: 0.78 / 0.40 with the paper's settings; 0.84 / 0.87 with these at batch 2000, 0.88 / 0.88 at
+    batch 500; benchmarks/results/dp_quality.md).
     """
 
     _conditional_vector = True
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).
     _DEFAULTS = {**BaseSynthesizer._DEFAULTS, "discriminator_dim": ((256, 256), (64, 64)),
-                 "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0)}
+                 "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0),
+                 "batch_size": (500, 500)}
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  generator_dim: Sequence[int] = (256, 256), discriminator_dim: Sequence[int] | None = None,

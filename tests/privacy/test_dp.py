@@ -251,5 +251,6 @@ def test_ctgan_dp_defaults_apply_only_when_left_unset():
     assert dp._resolved("discriminator_dim") == (64, 64) and plain._resolved("discriminator_dim") == (256, 256)
     assert dp._resolved("generator_lr") == 2e-3 and plain._resolved("discriminator_lr") == 2e-4
     assert dp._resolved("marginal_weight") == 5.0
+    assert dp._resolved("batch_size") == 500 and ts.TVAE(epsilon=1.0)._resolved("batch_size") == 2000
     assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,), generator_lr=1e-3)._resolved("generator_lr") == 1e-3
     assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,))._resolved("discriminator_dim") == (32,)
