@@ -305,7 +305,10 @@ def build_markdown(args: argparse.Namespace, results: list[dict], checks: list[d
         "frequencies) and training; smartnoise's MST/AIM spend exactly the configured epsilon by construction "
         f"(reported 'as configured'); preprocessor_eps = {PEER_PREPROCESSOR_SHARE:g} x epsilon for smartnoise's "
         "DP bounds/bins, inside the total for MST/AIM; for DPCTGAN the model's own accountant figure plus "
-        "preprocessor_eps. Fit seconds include each library's preprocessing.",
+        "preprocessor_eps. DPCTGAN trains for --dpctgan-epochs epochs (its default, 300) or until its "
+        "accountant passes the budget, whichever comes first; a run capped by epochs shows the smaller epsilon "
+        "it reached (at epsilon 4 on one thread, about 30 s per epoch, its 300 epochs would take 2.5 hours: "
+        "that run was capped at 150, see the settings column). Fit seconds include each library's preprocessing.",
     ])
 
 
