@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
+    done = False
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
@@ -211,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return 2
-        return COMMANDS[args.command](args) or 0
+        rc = COMMANDS[args.command](args) or 0
+        done = rc == 0
+        return rc
     except TabsynthError as exc:
         message = " ".join(str(exc).split())
         print(f"tabsynth: error: {message}", file=sys.stderr)
@@ -226,13 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        _leave_process_group()
+        _leave_process_group(synced=done)
 
 
-def _leave_process_group() -> None:
+def _leave_process_group(synced: bool) -> None:
+    """Tear down torchrun's process group before exit, after a barrier when every rank finished its
+    command (a group left to the interpreter's shutdown can abort a rank whose peer already left; after
+    a failure, no barrier, since a rank that failed alone must not wait for the others)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if synced:
+            dist.barrier()
         dist.destroy_process_group()
 
 

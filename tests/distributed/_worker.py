@@ -58,3 +58,6 @@ if __name__ == "__main__":
         bad_shard(sys.argv[2])
     else:
         main(sys.argv[1], sys.argv[2])
+    # as the CLI does: leave the group together, not in the interpreter's shutdown
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
