@@ -15,6 +15,12 @@ ceiling. Targets (issue 3) are checked as ratios ours/theirs, because the machin
 
     .venv/bin/python benchmarks/compare_models.py --epochs 30
     .venv/bin/python benchmarks/compare_models.py --epochs 30 300 --models ours-ctgan theirs-ctgan
+    .venv/bin/python benchmarks/compare_models.py --epochs 300 --seeds 0 1 2 --out results/cm_300
+    .venv/bin/python benchmarks/compare_models.py --merge results/cm_a.json results/cm_b.json
+
+With several ``--seeds`` (each fit seeded on both sides), the targets compare the means over seeds
+and show each side's range; ``--merge`` rebuilds the tables from earlier runs' JSON (e.g. the peer's
+fits, which do not change with tabsynth's code, run once and merged with later runs of ours).
 """
 
 from __future__ import annotations
@@ -78,14 +84,14 @@ def _timed_subclass(base: type, record: dict[str, float]) -> type:
     return Timed
 
 
-def make_model(name: str, epochs: int, record: dict[str, float]) -> Any:
+def make_model(name: str, epochs: int, record: dict[str, float], seed: int = 0) -> Any:
     if name.startswith("ours-"):
         import tabsynth
         import tabsynth.models.base as base_mod
 
         base_mod.TableTransformer = _timed_subclass(base_mod.TableTransformer, record)
         cls = tabsynth.CTGAN if name == "ours-ctgan" else tabsynth.TVAE
-        return cls(epochs=epochs, batch_size=BATCH_SIZE, seed=0, verbose=False, device="cpu")
+        return cls(epochs=epochs, batch_size=BATCH_SIZE, seed=seed, verbose=False, device="cpu")
     import ctgan
     import ctgan.synthesizers.ctgan as ctgan_mod
     import ctgan.synthesizers.tvae as tvae_mod
@@ -96,7 +102,7 @@ def make_model(name: str, epochs: int, record: dict[str, float]) -> Any:
         model = ctgan.CTGAN(epochs=epochs, batch_size=BATCH_SIZE, enable_gpu=False)
     else:
         model = ctgan.TVAE(epochs=epochs, batch_size=BATCH_SIZE, cuda=False)
-    model.set_random_state(0)
+    model.set_random_state(seed)
     return model
 
 
@@ -105,14 +111,15 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     set_threads(spec.get("threads", THREADS))
-    torch.manual_seed(0)
-    np.random.seed(0)
+    seed = spec.get("seed", 0)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
     name, epochs = spec["model"], spec["epochs"]
     code = git_state()  # the tabsynth code this child imports (others may edit it during a long run)
     df = load_adult(spec.get("rows"))
     discrete = discrete_columns(df)
     record: dict[str, float] = {}
-    model = make_model(name, epochs, record)
+    model = make_model(name, epochs, record, seed)
     rss_before = peak_rss_mb()
     load_start = os.getloadavg()[0]
     with Timer() as fit:
@@ -142,7 +149,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         auc = tstr_auc(synth, df, test)
         rng = ranges(df, synth)
     prep = record.get("preprocess_fit_s", 0.0) + record.get("preprocess_transform_s", 0.0)
-    return {"model": name, "epochs": epochs, "rows": len(df), "fit_s": fit.seconds,
+    return {"model": name, "epochs": epochs, "seed": seed, "rows": len(df), "fit_s": fit.seconds,
             "s_per_epoch": fit.seconds / epochs, "preprocess_s": prep,
             "preprocess_fit_s": record.get("preprocess_fit_s"),
             "preprocess_transform_s": record.get("preprocess_transform_s"),
@@ -200,16 +207,19 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
     rows = []
     for r in results:
         if "error" in r:
-            rows.append([r["model"], r["epochs"], r["error"]] + [None] * (len(cols) - 1))
+            rows.append([r["model"], r["epochs"], r.get("seed", 0), r["error"]] + [None] * (len(cols) - 1))
             continue
-        rows.append([r["model"], r["epochs"]] + [r.get(k) for _, k in cols])
+        rows.append([r["model"], r["epochs"], r.get("seed", 0)] + [r.get(k) for _, k in cols])
+    by, spread = aggregate(results)
+    for (model, epochs), m in by.items():
+        if m["n_seeds"] > 1:
+            rows.append([model, epochs, f"mean of {m['n_seeds']}"] + [m.get(k) for _, k in cols])
     if ref is not None:
-        rows.append([ref["model"], "-"] + [ref.get(k) for _, k in cols])
-    main = md_table(["model", "epochs"] + [c for c, _ in cols], rows)
+        rows.append([ref["model"], "-", "-"] + [ref.get(k) for _, k in cols])
+    main = md_table(["model", "epochs", "seed"] + [c for c, _ in cols], rows)
 
     checks: list[dict] = []
-    by = {(r["model"], r["epochs"]): r for r in results if "error" not in r}
-    for epochs in args.epochs:
+    for epochs in sorted({e for _, e in by}):
         for fam in ("ctgan", "tvae"):
             o, t = by.get((f"ours-{fam}", epochs)), by.get((f"theirs-{fam}", epochs))
             if o is None or t is None:
@@ -229,18 +239,26 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
                     ok = ov >= tv
                     goal_s = "ours >= theirs"
                 checks.append({"family": fam, "epochs": epochs, "metric": metric, "ours": ov, "theirs": tv,
-                               "goal": goal_s, "value": value, "pass": bool(ok)})
+                               "goal": goal_s, "value": value, "pass": bool(ok),
+                               "seeds": f"{o['n_seeds']} / {t['n_seeds']}",
+                               "ours_range": spread.get((o["model"], epochs, metric)),
+                               "theirs_range": spread.get((t["model"], epochs, metric))})
             for metric in INFO:
                 ov, tv = o.get(metric), t.get(metric)
                 if ov is not None and tv is not None and tv:
                     checks.append({"family": fam, "epochs": epochs, "metric": metric, "ours": ov, "theirs": tv,
                                    "goal": "(info)", "value": ov / tv if metric != "quality_allpairs" else ov - tv,
                                    "pass": None})
-    trows = [[c["family"], c["epochs"], c["metric"], c["ours"], c["theirs"], c["goal"],
+    def rng(r: list[float] | None) -> str:
+        return "-" if r is None or r[0] == r[1] else f"{fmt(r[0])}-{fmt(r[1])}"
+
+    trows = [[c["family"], c["epochs"], c["metric"], c.get("seeds", "1 / 1"), c["ours"], rng(c.get("ours_range")),
+              c["theirs"], rng(c.get("theirs_range")), c["goal"],
               ("ratio " if c["goal"].startswith("ours/") or (c["goal"] == "(info)" and c["metric"] != "quality_allpairs")
                else "diff ") + fmt(c["value"]),
               "-" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")] for c in checks]
-    targets = md_table(["model", "epochs", "metric", "ours", "theirs", "goal", "ours vs theirs", "result"], trows)
+    targets = md_table(["model", "epochs", "metric", "seeds (ours / theirs)", "ours", "ours range", "theirs",
+                        "theirs range", "goal", "ours vs theirs", "result"], trows)
     rows_txt = "all" if args.rows is None else str(args.rows)
     md = "\n\n".join([
         f"# tabsynth vs SDV ctgan on Adult (train rows: {rows_txt}; CPU, {args.threads} threads; batch {BATCH_SIZE})",
@@ -255,9 +273,29 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
         "with thresholds 0. TSTR = ROC AUC on adult_test of HistGradientBoostingClassifier(random_state=0) "
         "trained on the synthetic rows (native categorical handling). The reference row compares adult_train "
         "with adult_test (TSTR there = train on real). `load at fit end` = 1-minute load average of the "
-        f"machine ({os.cpu_count()} CPUs) when the fit ended: speed ratios are only meaningful at similar load.",
+        f"machine ({os.cpu_count()} CPUs) when the fit ended: speed ratios are only meaningful at similar load. "
+        "With several seeds (both sides seeded alike), targets compare the means over seeds; the ranges are "
+        "min-max over seeds.",
     ])
     return md, checks
+
+
+def aggregate(results: list[dict]) -> tuple[dict, dict]:
+    """Mean of every numeric field per (model, epochs) over its seeds, and the (min, max) of each."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in results:
+        if "error" not in r:
+            groups.setdefault((r["model"], r["epochs"]), []).append(r)
+    means, spread = {}, {}
+    for key, rs in groups.items():
+        m: dict[str, Any] = {"model": key[0], "epochs": key[1], "n_seeds": len(rs)}
+        for field in rs[0]:
+            values = [r.get(field) for r in rs]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                m[field] = sum(values) / len(values)
+                spread[(key[0], key[1], field)] = [min(values), max(values)]
+        means[key] = m
+    return means, spread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=THREADS,
                     help="torch/BLAS threads per fit (default %(default)s; on a loaded 2-core machine 1 is far "
                          "less noisy, OpenMP waits on descheduled threads)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="fit seeds, each model fitted once per seed on both sides (default 0)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="no fits: rebuild the tables from these earlier JSON results into --out")
     ap.add_argument("--no-reference", action="store_true", help="skip the real-vs-holdout reference row")
     ap.add_argument("--keep-samples", type=Path, default=None,
                     help="folder to write each model's 32,561 evaluation rows to (csv.gz)")
@@ -287,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
 
     set_threads(THREADS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        return merge(args)
     log = args.out.with_suffix(".log")
     log.write_text("")
     ref = None
@@ -295,25 +339,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference: quality {ref['quality']:.3f}, TSTR {ref['tstr_auc']:.3f}", file=sys.stderr)
     results: list[dict] = []
     t0 = time.perf_counter()
-    for epochs in args.epochs:
-        for name in args.models:
-            spec = {"model": name, "epochs": epochs, "rows": args.rows, "threads": args.threads,
-                    "keep_samples": str(args.keep_samples) if args.keep_samples else None}
-            r = spawn(spec, log)
-            results.append(r)
-            short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
-                     if k in ("model", "epochs", "fit_s", "s_per_epoch", "peak_rss_mb", "sample_100k_s",
-                              "quality", "tstr_auc", "rows_in_range", "error")}
-            print(f"[{time.perf_counter() - t0:7.0f}s] {short}", file=sys.stderr, flush=True)
-            md, checks = build_markdown(args, results, ref)
-            payload = {"benchmark": "compare_models", "args": {k: (str(v) if isinstance(v, Path) else v)
-                                                               for k, v in vars(args).items()
-                                                               if not k.startswith("child")},
-                       "environment": environment(), "reference": ref, "results": results, "checks": checks}
-            args.out.with_suffix(".json").write_text(json.dumps(payload, default=str))  # partial, rewritten below
+    for epochs, seed, name in [(e, s, m) for e in args.epochs for s in args.seeds for m in args.models]:
+        spec = {"model": name, "epochs": epochs, "seed": seed, "rows": args.rows, "threads": args.threads,
+                "keep_samples": str(args.keep_samples) if args.keep_samples else None}
+        r = spawn(spec, log)
+        results.append(r)
+        short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                 if k in ("model", "epochs", "fit_s", "s_per_epoch", "peak_rss_mb", "sample_100k_s",
+                          "quality", "tstr_auc", "rows_in_range", "error")}
+        print(f"[{time.perf_counter() - t0:7.0f}s] {short}", file=sys.stderr, flush=True)
+        md, checks = build_markdown(args, results, ref)
+        payload = {"benchmark": "compare_models", "args": {k: (str(v) if isinstance(v, Path) else v)
+                                                           for k, v in vars(args).items()
+                                                           if not k.startswith("child")},
+                   "environment": environment(), "reference": ref, "results": results, "checks": checks}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, default=str))  # partial, rewritten below
     md, checks = build_markdown(args, results, ref)
     write_results(args.out, payload | {"checks": checks}, md)
     return 0 if all("error" not in r for r in results) else 1
+
+
+def merge(args: argparse.Namespace) -> int:
+    """Tables from earlier runs' JSON files; a later file's (model, epochs, seed) replaces an earlier one's."""
+    results: dict[tuple, dict] = {}
+    ref, sources = None, []
+    for path in args.merge:
+        payload = json.loads(path.read_text())
+        ref = ref or payload.get("reference")
+        sources.append({"file": str(path), "args": payload.get("args"), "environment": payload.get("environment")})
+        for r in payload["results"]:
+            results[(r["model"], r["epochs"], r.get("seed", 0))] = r
+    order = {m: i for i, m in enumerate(MODELS)}
+    rows = sorted(results.values(), key=lambda r: (r["epochs"], r.get("seed", 0), order.get(r["model"], 9)))
+    md, checks = build_markdown(args, rows, ref)
+    md += "\n\nMerged from: " + ", ".join(f"`{Path(s['file']).name}`" for s in sources) + "."
+    write_results(args.out, {"benchmark": "compare_models", "merged_from": sources, "reference": ref,
+                             "results": rows, "checks": checks}, md)
+    return 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,36 @@ class _SharedFirstLayer(torch.autograd.Function):
         return None, dgx @ weight.t(), dw, dh.sum(0), None
 
 
+#: Mask bits taken from each random draw at dropout 0.5.
+_MASK_BITS = 16
+
+
+def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted-dropout mask shaped like ``like``: 0 with probability ``p``, else ``1 / (1 - p)``.
+
+    At ``p = 0.5`` (the critic's) every random 16-bit integer gives 16 mask bits: on CPU, torch's
+    ``bernoulli_`` draws one random number per element and took ~5% of a CTGAN epoch."""
+    if p >= 1.0:
+        return torch.zeros_like(like)
+    if p == 0.5:
+        n = like.numel()
+        words = torch.randint(0, 1 << _MASK_BITS, (-(-n // _MASK_BITS), 1), dtype=torch.int32, device=like.device)
+        shifts = torch.arange(_MASK_BITS, dtype=torch.int32, device=like.device)
+        bits = words.bitwise_right_shift(shifts).bitwise_and_(1)
+        return bits.view(-1)[:n].view(like.shape).to(like.dtype).mul_(2.0)
+    keep = torch.rand(like.shape, dtype=like.dtype, device=like.device) >= p
+    return keep.to(like.dtype).div_(1.0 - p)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with masks from :func:`dropout_mask` (same distribution, cheaper draws)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * dropout_mask(x, self.p)
+
+
 class Residual(nn.Module):
     """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
 
@@ -179,7 +209,7 @@ class Discriminator(nn.Module):
         self.pac = pac
         layers, dim = [], in_dim * pac
         for h in hidden:
-            layers += [nn.Linear(dim, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            layers += [nn.Linear(dim, h), nn.LeakyReLU(0.2), Dropout(dropout)]
             dim = h
         layers.append(nn.Linear(dim, 1))
         self.net = nn.Sequential(*layers)
@@ -208,7 +238,7 @@ class Discriminator(nn.Module):
                 h = F.leaky_relu(pre, act.negative_slope)
                 scale = torch.where(pre > 0, 1.0, act.negative_slope)
                 if self.training and drop.p > 0:
-                    mask = torch.empty_like(pre).bernoulli_(1.0 - drop.p).div_(1.0 - drop.p)
+                    mask = dropout_mask(pre, drop.p)
                     h.mul_(mask)
                     scale.mul_(mask)
                 scales.append(scale)
@@ -241,7 +271,7 @@ class Discriminator(nn.Module):
                 # slope 1 where pre > 0, else negative_slope (as torch's leaky_relu backward)
                 scale = torch.where(pre > 0, 1.0, act.negative_slope)
                 if self.training and drop.p > 0:
-                    mask = torch.empty_like(pre).bernoulli_(1.0 - drop.p).div_(1.0 - drop.p)
+                    mask = dropout_mask(pre, drop.p)
                     h.mul_(mask)
                     scale.mul_(mask)
                 scales.append(scale)

@@ -131,3 +131,21 @@ def test_generator_pass_without_graph_in_training_mode_matches_module():
     assert torch.allclose(out, ref, atol=1e-10)
     for (name, a), b in zip(gen.state_dict().items(), twin.state_dict().values()):
         assert torch.allclose(a.double(), b.double(), atol=1e-12), name
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_dropout_mask_has_dropouts_distribution(p):
+    from tabsynth.models.gan import dropout_mask
+
+    torch.manual_seed(0)
+    like = torch.empty(400, 250)
+    mask = dropout_mask(like, p)
+    assert mask.shape == like.shape and mask.dtype == like.dtype
+    assert set(mask.unique().tolist()) == {0.0, 1.0 / (1.0 - p)}
+    dropped = (mask == 0).double()
+    assert abs(float(dropped.mean()) - p) < 0.01  # 100,000 draws: sd ~0.0016
+    # neighbouring elements (bits of one random word at p=0.5) are independent
+    corr = torch.corrcoef(torch.stack([dropped.view(-1)[:-1], dropped.view(-1)[1:]]))[0, 1]
+    assert abs(float(corr)) < 0.02
+    assert not torch.equal(mask, dropout_mask(like, p))  # a fresh draw each call
+    assert torch.equal(dropout_mask(like, 1.0), torch.zeros_like(like))
