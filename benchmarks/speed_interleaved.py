@@ -200,6 +200,9 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
 #: The dense matrix products (what a layer's weights cost); everything else is activations, losses,
 #: sampling, optimiser and Python overhead.
 GEMM_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation"}
+#: Work either library does by the method's definition besides the matrix products: the Adam update of
+#: every parameter and the Gaussian noise fed to the generator / decoder.
+FLOOR_OPS = GEMM_OPS | {"aten::_fused_adam_", "aten::normal_"}
 
 
 def gemm_seconds(fn: Callable[[], Any]) -> dict[str, float]:
@@ -212,8 +215,10 @@ def gemm_seconds(fn: Callable[[], Any]) -> dict[str, float]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     total = time.perf_counter() - t
-    gemm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in GEMM_OPS) / 1e6
-    return {"gemm_s": gemm, "profiled_total_s": total}
+    ops = prof.key_averages()
+    gemm = sum(e.self_cpu_time_total for e in ops if e.key in GEMM_OPS) / 1e6
+    floor = sum(e.self_cpu_time_total for e in ops if e.key in FLOOR_OPS) / 1e6
+    return {"gemm_s": gemm, "floor_s": floor, "profiled_total_s": total}
 
 
 def run_family(family: str, df, args: argparse.Namespace) -> dict[str, Any]:
@@ -239,8 +244,10 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         for metric, s in res["summary"].items():
             goal = TARGETS.get((fam, metric))
             gemm = res.get("gemm", {}).get(metric, {}).get("gemm_s")
+            floor = res.get("gemm", {}).get(metric, {}).get("floor_s")
             goal_s = None if goal is None else goal * s["median_theirs_s"]
             out.append({"family": fam, "metric": metric, **s, "goal": goal, "goal_s": goal_s, "ours_gemm_s": gemm,
+                        "ours_floor_s": floor,
                         "pass": None if goal is None else bool(s["median_ratio"] <= goal)})
     return out
 
@@ -249,10 +256,10 @@ def build_markdown(args: argparse.Namespace, results: dict[str, Any], chk: list[
                    load_start: tuple[float, ...], load_end: tuple[float, ...] | None, rows: int) -> str:
     summary = md_table(
         ["family", "metric", "pairs", "ours median (s)", "theirs median (s)", "median ratio", "min", "max",
-         "min(ours)/min(theirs)", "goal", "goal time (s)", "ours GEMM (s)", "result"],
+         "min(ours)/min(theirs)", "goal", "goal time (s)", "ours GEMM (s)", "ours GEMM+Adam+noise (s)", "result"],
         [[c["family"], c["metric"], c["n"], c["median_ours_s"], c["median_theirs_s"], c["median_ratio"],
           c["min_ratio"], c["max_ratio"], c["ratio_of_min_times"], "-" if c["goal"] is None else f"<= {c['goal']:g}",
-          c.get("goal_s"), c.get("ours_gemm_s"),
+          c.get("goal_s"), c.get("ours_gemm_s"), c.get("ours_floor_s"),
           "-" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")] for c in chk])
     detail = []
     for fam, res in results.items():
@@ -282,7 +289,10 @@ def build_markdown(args: argparse.Namespace, results: dict[str, Any], chk: list[
         "timed call spends inside matrix products (one extra profiled call; torch.profiler self time of "
         f"{', '.join(sorted(GEMM_OPS))}): the networks' arithmetic at the issue's layer sizes, batch and fp32, "
         "which no change to the loop or to decoding removes. Where it exceeds the goal time, the goal cannot be "
-        "met at these sizes and precision.",
+        "met at these sizes and precision. `GEMM+Adam+noise` adds the other work the method itself fixes "
+        f"({', '.join(sorted(FLOOR_OPS - GEMM_OPS))}): the Adam update of every parameter and the Gaussian noise "
+        "the generator or decoder is fed; the rest of our time (activations, losses, category draws, decoding to "
+        "a DataFrame, Python) is what a faster implementation can still cut.",
         "## Per round",
         per_round,
     ])
