@@ -19,6 +19,10 @@ METHODS = ("mode", "quantile", "minmax")
 MIN_MODE_WEIGHT = 0.005
 #: A value held by this share of rows gets its own point-mass mode.
 SPIKE_SHARE = 0.05
+#: A column with at most this many distinct values gets a point-mass mode for each (a grade or a
+#: count of 1-16 decodes to exact values, its rare extremes included, instead of Gaussian spreads
+#: that round to a neighbour).
+POINT_VALUES = 20
 _N_QUANTILES = 1000
 
 
@@ -91,7 +95,7 @@ class NumericEncoder:
         if method == "quantile":
             qs = np.quantile(present, np.linspace(0, 1, min(_N_QUANTILES, len(present))))
             return cls(column, "quantile", lo, hi, quantiles=qs.tolist(), **common)
-        means, stds, weights = _fit_modes(present, max_modes, max_rows, seed)
+        means, stds, weights = _fit_modes(present, max_modes, max_rows, seed, point_values=POINT_VALUES)
         return cls(column, "mode", lo, hi, means=means, stds=stds, weights=weights, **common)
 
     # --- layout ---------------------------------------------------------------------------------
@@ -191,12 +195,15 @@ class NumericEncoder:
 _POINT_REL = 1e-5
 
 
-def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None) -> tuple[list, list, list]:
+def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None, *,
+               point_values: int = 0) -> tuple[list, list, list]:
     """Means, stds and weights of the modes: point masses plus a Bayesian Gaussian mixture (CTGAN).
 
     Values held by at least ``SPIKE_SHARE`` of the rows (a 0 in capital-gain, 40 hours a week)
     get a mode of their own with a negligible spread, so they decode to exactly that value
-    instead of being smeared by a Gaussian; the mixture is fitted on the other values.
+    instead of being smeared by a Gaussian; the mixture is fitted on the other values. With at most
+    ``point_values`` distinct values, every value is such a point mass (the DP path leaves this
+    off: its values are noisy draws, not the column's domain).
     """
     from sklearn.mixture import BayesianGaussianMixture
 
@@ -204,6 +211,8 @@ def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None) -
     scale = float(np.std(x)) or max(abs(float(uniq[0])), 1.0)
     point_std = 1e-6 * scale
     share = counts / len(x)
+    if len(uniq) <= point_values:
+        return uniq.tolist(), [point_std] * len(uniq), share.tolist()
     spikes = np.argsort(-share)[: max(max_modes - 1, 1)]
     spikes = spikes[share[spikes] >= SPIKE_SHARE] if len(uniq) > 1 else np.arange(1)
     means = [float(uniq[i]) for i in spikes]
