@@ -12,7 +12,7 @@ from tabsynth.metadata import Metadata
 from tabsynth.transform import TableTransformer
 
 
-def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 10, holdout: pd.DataFrame | None = None,
+def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 30, holdout: pd.DataFrame | None = None,
              target: str | None = None, verbose: bool = True) -> dict:
     """Detect metadata, check the encoders' round trip, fit a CTGAN, sample, and report on it."""
     out.mkdir(parents=True, exist_ok=True)
