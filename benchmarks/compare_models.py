@@ -140,7 +140,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     rss_sample = peak_rss_mb()
     synth = model.sample(EVAL_ROWS, seed=2) if ours else model.sample(EVAL_ROWS)
     if spec.get("keep_samples"):
-        path = Path(spec["keep_samples"]) / f"{name}_e{epochs}.csv.gz"
+        path = Path(spec["keep_samples"]) / f"{name}_e{epochs}_s{seed}.csv.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
         synth.to_csv(path, index=False)
 
@@ -221,7 +221,7 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
         rows.append([ref["model"], "-", "-"] + [ref.get(k) for _, k in cols])
     main = md_table(["model", "epochs", "seed"] + [c for c, _ in cols], rows)
 
-    speed_seed = getattr(args, "speed_seed", 0)
+    speed_seed = args.speed_seed
     timed = {(r["model"], r["epochs"]): r for r in results if "error" not in r and r.get("seed", 0) == speed_seed}
 
     def pick(model: str, epochs: int, metric: str) -> tuple[Any, str, list[float] | None]:
@@ -263,10 +263,11 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
                                    "goal": "(info)", "value": ov / tv if metric != "quality_allpairs" else ov - tv,
                                    "pass": None, "seeds": f"{o_seeds} / {t_seeds}", "ours_range": o_range,
                                    "theirs_range": t_range})
+
     def rng(r: list[float] | None) -> str:
         return "-" if r is None or r[0] == r[1] else f"{fmt(r[0])}-{fmt(r[1])}"
 
-    trows = [[c["family"], c["epochs"], c["metric"], c.get("seeds", "1 / 1"), c["ours"], rng(c.get("ours_range")),
+    trows = [[c["family"], c["epochs"], c["metric"], c["seeds"], c["ours"], rng(c.get("ours_range")),
               c["theirs"], rng(c.get("theirs_range")), c["goal"],
               ("ratio " if c["goal"].startswith("ours/") or (c["goal"] == "(info)" and c["metric"] != "quality_allpairs")
                else "diff ") + fmt(c["value"]),
@@ -289,7 +290,7 @@ def build_markdown(args: argparse.Namespace, results: list[dict], ref: dict | No
         "with adult_test (TSTR there = train on real). `load at fit end` = 1-minute load average of the "
         f"machine ({os.cpu_count()} CPUs) when the fit ended: speed ratios are only meaningful at similar load. "
         "With several seeds (both sides seeded alike), quality targets compare the means over seeds (ranges: "
-        f"min-max over seeds); timings and memory come from the seed-{getattr(args, 'speed_seed', 0)} fits, run "
+        f"min-max over seeds); timings and memory come from the seed-{args.speed_seed} fits, run "
         "one at a time on a quiet machine (extra seeds may have run alongside other jobs).",
     ])
     return md, checks
