@@ -163,6 +163,8 @@ def test_not_fitted_and_bad_params(table):
         ts.TVAE(epochs=0, verbose=False).fit(table)
     with pytest.raises(ConfigError, match="device='tpu'"):
         ts.TVAE(device="tpu", verbose=False).fit(table)
+    with pytest.raises(ConfigError, match=r"generator_average must be a number in \[0, 1\), got 1"):
+        ts.CTGAN(generator_average=1, **FAST).fit(table)
     with pytest.raises(ConfigError, match="non-negative integer"):
         ts.TVAE(**FAST).fit(table).sample(-1)
     with pytest.raises(ts.errors.DataError, match="no rows"):
