@@ -122,11 +122,13 @@ class BaseSynthesizer:
     def _grad_scaler(self) -> Any:
         return torch.amp.GradScaler("cuda") if getattr(self, "precision", "fp32") == "fp16" else None
 
-    def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module,
+    def _backward_step(self, loss: torch.Tensor | None, optimizer: torch.optim.Optimizer, module: torch.nn.Module,
                        scaler: Any) -> None:
-        """Backward, average gradients over ranks, step (through the fp16 gradient scaler if any)."""
+        """Backward (none when ``loss`` is None: the gradients are already set), average gradients over
+        ranks, step (through the fp16 gradient scaler if any)."""
         if scaler is None:
-            loss.backward()
+            if loss is not None:
+                loss.backward()
             self._sync_gradients(module)
             optimizer.step()
             return

@@ -49,7 +49,7 @@ class _SpanActivation(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, gumbel: torch.Tensor, layout: "SpanLayout", tau: float) -> torch.Tensor:
         z = (logits + gumbel).div_(tau)
-        parts = [torch.softmax(b.grouped(z), dim=-1).view(len(z), -1) for b in layout.buckets]
+        parts = [torch.softmax(g, dim=-1).view(len(z), -1) for g in layout.grouped(z)[1]]
         padded = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         out = padded.index_select(1, layout.unpad)
         if len(layout.cont_idx):
@@ -106,6 +106,9 @@ class SpanLayout:
             padded_pos[flat[valid]] = torch.arange(offset, offset + len(flat))[valid]
             offset += len(flat)
         self.unpad = padded_pos.to(device)
+        # every bucket's gather in one: [bucket 0 flat | bucket 1 flat | ...], the order unpad refers to
+        self.pad_index = torch.cat([b.flat_index for b in self.buckets]) if self.buckets else None
+        self.pad_bias = torch.cat([b.pad_bias for b in self.buckets]) if self.buckets else None
         # slot -> discrete group 0/1 matrix (continuous slots in no group) for per-group sums
         seg = torch.zeros(self.dim, max(self.n_groups, 1))
         for g, s in enumerate(self.disc_spans):
@@ -124,6 +127,17 @@ class SpanLayout:
         self.cond_index = cidx.to(device)
         self.cond_mask = cmask.to(device)
         self.cond_widths = cmask.sum(1).to(device)
+
+    def grouped(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Every discrete group of ``x`` gathered into one ``[B, padded]`` tensor (padding -inf, bucket
+        after bucket) and each bucket's ``[B, n_groups, width]`` view of it: one gather for all buckets."""
+        flat = x.index_select(1, self.pad_index).add_(self.pad_bias)
+        views, start = [], 0
+        for b in self.buckets:
+            size = len(b.groups) * b.width
+            views.append(flat[:, start:start + size].view(len(x), len(b.groups), b.width))
+            start += size
+        return flat, views
 
     def activate(self, logits: torch.Tensor, *, tau: float = 0.2, hard: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:

@@ -40,75 +40,115 @@ class Sigma(nn.Module):
         return self.sigma.expand(x.shape[0], -1)
 
 
-class _Reconstruction(torch.autograd.Function):
+#: In the loss, logits more than this far below their group's largest are raised to it before the
+#: exp: exp() of anything below about -87 (the -inf padding included) takes a slow path on CPU, and
+#: trained decoders' logits spread that far (12% of a TVAE epoch). exp(-80) = 1.8e-35 changes no fp32
+#: sum, so values and gradients stay those of the exact softmax.
+EXP_FLOOR = -80.0
+
+
+def _reconstruction(recon: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, lay: SpanLayout
+                    ) -> tuple[torch.Tensor, tuple]:
     """Per-row reconstruction loss of TVAE (Gaussian with learned sigma on tanh scalars, cross-entropy
-    on one-hot groups) with a hand-written backward: the same values and gradients as the autograd
-    graph of :meth:`VAENet.forward`, in a few flat ops."""
+    on one-hot groups), and what :func:`_reconstruction_grads` needs."""
+    rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
+    diff = t = None
+    if len(lay.cont_idx):
+        t = torch.tanh(recon.index_select(1, lay.cont_idx))
+        diff = x.index_select(1, lay.cont_idx) - t
+        rec += diff.square().mv(0.5 / sigma.square()) + torch.log(sigma).sum()
+    probs = None
+    if lay.buckets:
+        probs, groups = lay.grouped(recon)  # turned into the softmax in place, bucket by bucket
+        for g in groups:  # one exp per slot gives both the softmax and the log-sum-exp
+            top = g.amax(-1, keepdim=True)
+            e = g.sub_(top).clamp_(min=EXP_FLOOR).exp_()
+            total = e.sum(-1, keepdim=True)
+            rec += (top + total.log()).sum((1, 2))
+            e.div_(total)
+        rec -= torch.mv(x * recon, lay.disc_weight)
+    return rec, (x, sigma, t, diff, probs)
+
+
+def _reconstruction_grads(saved: tuple, grad: torch.Tensor, lay: SpanLayout
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradients of ``sum(grad * rec)`` with respect to the decoder output and sigma."""
+    x, sigma, t, diff, probs = saved
+    g = grad.unsqueeze(1)
+    if probs is not None:  # softmax minus the one-hot target on discrete slots
+        grad_recon = (probs.index_select(1, lay.unpad) - x).mul_(lay.disc_weight).mul_(g)
+    else:
+        grad_recon = torch.zeros_like(x)
+    grad_sigma = None
+    if t is not None:
+        inv = 1.0 / sigma.square()
+        grad_recon.index_copy_(1, lay.cont_idx, (diff * inv).mul_(1 - t * t).mul_(-g))
+        grad_sigma = (g * (1.0 / sigma - diff.square() * (inv / sigma))).sum(0)
+    return grad_recon, grad_sigma
+
+
+class _Reconstruction(torch.autograd.Function):
+    """:func:`_reconstruction` with a hand-written backward: the same values and gradients as the
+    autograd graph of :meth:`VAENet.forward`, in a few flat ops."""
 
     @staticmethod
     def forward(ctx, recon: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, lay: SpanLayout) -> torch.Tensor:
-        rec = torch.zeros(len(x), device=x.device, dtype=x.dtype)
-        diff = t = None
-        if len(lay.cont_idx):
-            t = torch.tanh(recon.index_select(1, lay.cont_idx))
-            diff = x.index_select(1, lay.cont_idx) - t
-            rec += diff.square().mv(0.5 / sigma.square()) + torch.log(sigma).sum()
-        probs = None
-        if lay.buckets:
-            parts = []
-            for b in lay.buckets:  # one exp per slot gives both the softmax and the log-sum-exp
-                g = b.grouped(recon)
-                top = g.amax(-1, keepdim=True)
-                e = g.sub_(top).exp_()
-                total = e.sum(-1, keepdim=True)
-                rec += (top + total.log()).sum((1, 2))
-                parts.append(e.div_(total).view(len(x), -1))
-            rec -= torch.mv(x * recon, lay.disc_weight)
-            probs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        ctx.save_for_backward(x, sigma, t, diff, probs)
+        rec, saved = _reconstruction(recon, x, sigma, lay)
+        ctx.save_for_backward(*saved)
         ctx.lay = lay
         return rec
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, sigma, t, diff, probs = ctx.saved_tensors
-        lay: SpanLayout = ctx.lay
-        g = grad.unsqueeze(1)
-        if probs is not None:  # softmax minus the one-hot target on discrete slots
-            grad_recon = (probs.index_select(1, lay.unpad) - x).mul_(lay.disc_weight).mul_(g)
-        else:
-            grad_recon = torch.zeros_like(x)
-        grad_sigma = None
-        if t is not None:
-            inv = 1.0 / sigma.square()
-            grad_recon.index_copy_(1, lay.cont_idx, (diff * inv).mul_(1 - t * t).mul_(-g))
-            grad_sigma = (g * (1.0 / sigma - diff.square() * (inv / sigma))).sum(0)
+        grad_recon, grad_sigma = _reconstruction_grads(ctx.saved_tensors, grad, ctx.lay)
         return grad_recon, None, grad_sigma, None
 
 
-class _Reparameterize(torch.autograd.Function):
+def _reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, tuple]:
     """``z = mu + eps * exp(logvar / 2)`` and each row's KL divergence from the standard normal,
-    ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``, with a hand-written backward: the values and
-    gradients of the plain expressions in a third of the ops."""
+    ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))``, and what :func:`_reparameterize_grads` needs."""
+    std = (0.5 * logvar).exp_()
+    z = torch.addcmul(mu, eps, std)
+    kl = torch.addcmul(std * std - logvar, mu, mu).sum(1).sub_(mu.shape[1]).mul_(0.5)
+    return z, kl, (mu, eps, std)
+
+
+def _reparameterize_grads(saved: tuple, grad_z: torch.Tensor | None, grad_kl: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients with respect to ``mu`` and ``logvar`` of ``sum(grad_z * z) + sum(grad_kl * kl)``."""
+    mu, eps, std = saved
+    grad_mu = torch.zeros_like(mu) if grad_z is None else grad_z.clone()
+    grad_logvar = torch.zeros_like(mu) if grad_z is None else (grad_z * eps).mul_(std).mul_(0.5)
+    if grad_kl is not None:
+        gk = grad_kl.unsqueeze(1)
+        grad_mu.addcmul_(gk, mu)
+        grad_logvar.addcmul_(gk, (std * std).sub_(1.0), value=0.5)
+    return grad_mu, grad_logvar
+
+
+class _Reparameterize(torch.autograd.Function):
+    """:func:`_reparameterize` with a hand-written backward: the values and gradients of the plain
+    expressions in a third of the ops."""
 
     @staticmethod
     def forward(ctx, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        std = (0.5 * logvar).exp_()
-        z = torch.addcmul(mu, eps, std)
-        kl = torch.addcmul(std * std - logvar, mu, mu).sum(1).sub_(mu.shape[1]).mul_(0.5)
-        ctx.save_for_backward(mu, eps, std)
+        z, kl, saved = _reparameterize(mu, logvar, eps)
+        ctx.save_for_backward(*saved)
         return z, kl
 
     @staticmethod
     def backward(ctx, grad_z: torch.Tensor | None, grad_kl: torch.Tensor | None):
-        mu, eps, std = ctx.saved_tensors
-        grad_mu = torch.zeros_like(mu) if grad_z is None else grad_z.clone()
-        grad_logvar = torch.zeros_like(mu) if grad_z is None else (grad_z * eps).mul_(std).mul_(0.5)
-        if grad_kl is not None:
-            gk = grad_kl.unsqueeze(1)
-            grad_mu.addcmul_(gk, mu)
-            grad_logvar.addcmul_(gk, (std * std).sub_(1.0), value=0.5)
-        return grad_mu, grad_logvar, None
+        return (*_reparameterize_grads(ctx.saved_tensors, grad_z, grad_kl), None)
+
+
+def _linear_grads(layer: nn.Linear, grad: torch.Tensor, inp: torch.Tensor, input_grad: bool = True
+                  ) -> torch.Tensor | None:
+    """Set ``layer``'s weight and bias gradients for output gradient ``grad`` and input ``inp``, as
+    autograd's addmm backward computes them; return the input's gradient."""
+    layer.weight.grad = grad.t().mm(inp)
+    layer.bias.grad = grad.sum(0)
+    return grad.mm(layer.weight) if input_grad else None
 
 
 class VAENet(nn.Module):
@@ -128,6 +168,52 @@ class VAENet(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+    @torch.no_grad()
+    def loss_and_grads(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x, eps, fused=True)``, with the gradients of ``mean(rec + kl)`` written to every
+        parameter's ``.grad`` by hand: the same ops as autograd's backward of that pass (the same
+        values, bit for bit), without building or walking its graph (fp32 training without DP)."""
+        lay = self.layout
+        enc = [m for m in self.encoder if isinstance(m, nn.Linear)]
+        dec = [m for m in self.decoder[0] if isinstance(m, nn.Linear)]
+        out_layer = self.decoder[1]
+        acts = [x]
+        for lin in enc:
+            acts.append(torch.addmm(lin.bias, acts[-1], lin.weight.t()).relu_())
+        w = torch.cat([self.mu.weight, self.logvar.weight])
+        mu, logvar = torch.addmm(torch.cat([self.mu.bias, self.logvar.bias]), acts[-1], w.t()).chunk(2, dim=1)
+        z, kl, saved_z = _reparameterize(mu, logvar, eps)
+        dacts = [z]
+        for lin in dec:
+            dacts.append(torch.addmm(lin.bias, dacts[-1], lin.weight.t()).relu_())
+        recon = torch.addmm(out_layer.bias, dacts[-1], out_layer.weight.t())
+        sigma_param = self.sigma.sigma
+        rec, saved_rec = _reconstruction(recon, x, sigma_param[: len(lay.cont_idx)], lay)
+        rec = self.loss_factor * rec
+        # backward of mean(loss_factor * rec + kl)
+        g = torch.full((len(x),), 1.0 / max(len(x), 1), device=x.device, dtype=x.dtype)
+        grad, grad_sigma = _reconstruction_grads(saved_rec, g * self.loss_factor, lay)
+        grad = _linear_grads(out_layer, grad, dacts[-1])
+        for lin, inp, out in zip(reversed(dec), reversed(dacts[:-1]), reversed(dacts[1:])):
+            grad = _linear_grads(lin, torch.ops.aten.threshold_backward(grad, out, 0), inp)
+        grad_mu, grad_logvar = _reparameterize_grads(saved_z, grad, g)
+        grad = torch.cat([grad_mu, grad_logvar], dim=1)
+        gw = grad.t().mm(acts[-1])
+        gb = grad.sum(0)
+        self.mu.weight.grad, self.logvar.weight.grad = gw.chunk(2, dim=0)
+        self.mu.bias.grad, self.logvar.bias.grad = gb.chunk(2, dim=0)
+        if enc:
+            grad = grad.mm(w)
+        for i in reversed(range(len(enc))):
+            grad = _linear_grads(enc[i], torch.ops.aten.threshold_backward(grad, acts[i + 1], 0), acts[i], i > 0)
+        if grad_sigma is not None:
+            full = torch.zeros_like(sigma_param)
+            full[: len(grad_sigma)] = grad_sigma
+            sigma_param.grad = full
+        else:
+            sigma_param.grad = None
+        return rec, kl
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor, fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row (reconstruction, KL) for rows ``x`` and reparameterisation noise ``eps``.
@@ -238,6 +324,7 @@ class TVAE(BaseSynthesizer):
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale, fused=True)
         scaler = self._grad_scaler()
+        by_hand = self._PRECISIONS[self.precision] is None  # gradients without autograd (fp32)
         n, bs = len(data), min(self._batch_size, len(data))
         runtime = self._runtime
         # under torchrun every rank takes the same number of steps, each on its share of the batch
@@ -245,24 +332,27 @@ class TVAE(BaseSynthesizer):
         history = []
         bar = tqdm(range(self._epochs), desc="TVAE", disable=not self.verbose or not self._runtime.is_main, unit="epoch")
         for epoch in bar:
-            rec_sum = torch.zeros((), device=self.device_)
-            kl_sum = torch.zeros((), device=self.device_)
+            sums = torch.zeros(2, device=self.device_)  # per-step means of the two terms, summed
             perm = torch.randperm(n, device=self.device_)
             steps = 0
             chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
             for idx in chunks:
                 x = data.index_select(0, idx)
-                with self._autocast():
-                    rec, kl = self.net_(x, torch.randn(len(x), self.embedding_dim, device=self.device_), fused=True)
-                loss = (rec + kl).sum() / max(len(x), 1)
-                opt.zero_grad(set_to_none=True)
-                self._backward_step(loss, opt, self.net_, scaler)
+                eps = torch.randn(len(x), self.embedding_dim, device=self.device_)
+                if by_hand:
+                    rec, kl = self.net_.loss_and_grads(x, eps)
+                    self._backward_step(None, opt, self.net_, None)
+                else:
+                    with self._autocast():
+                        rec, kl = self.net_(x, eps, fused=True)
+                    loss = (rec + kl).sum() / max(len(x), 1)
+                    opt.zero_grad(set_to_none=True)
+                    self._backward_step(loss, opt, self.net_, scaler)
                 self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-                rec_sum += rec.detach().sum() / max(len(x), 1)
-                kl_sum += kl.detach().sum() / max(len(x), 1)
+                sums += torch.stack([rec.detach().sum(), kl.detach().sum()]) / max(len(x), 1)
                 steps += 1
-            record = {"epoch": epoch, "reconstruction_loss": float(rec_sum) / steps,
-                      "kl_loss": float(kl_sum) / steps}
+            rec_sum, kl_sum = sums.tolist()
+            record = {"epoch": epoch, "reconstruction_loss": rec_sum / steps, "kl_loss": kl_sum / steps}
             record["loss"] = record["reconstruction_loss"] + record["kl_loss"]
             history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}")

@@ -22,6 +22,8 @@ def _layout(sizes=SPANS) -> SpanLayout:
     lay.seg_sum, lay.disc_weight = lay.seg_sum.double(), lay.disc_weight.double()
     for b in lay.buckets:
         b.pad_bias = b.pad_bias.double()
+    if lay.buckets:
+        lay.pad_bias = lay.pad_bias.double()
     return lay
 
 
@@ -149,3 +151,24 @@ def test_dropout_mask_has_dropouts_distribution(p):
     assert abs(float(corr)) < 0.02
     assert not torch.equal(mask, dropout_mask(like, p))  # a fresh draw each call
     assert torch.equal(dropout_mask(like, 1.0), torch.zeros_like(like))
+
+
+@pytest.mark.parametrize("sizes,compress", [(SPANS, (16, 12)), ([("c", 1), ("c", 1)], (16,)), ([("d", 3), ("d", 5)], ())])
+def test_vae_hand_written_gradients_equal_autograds(sizes, compress):
+    """The fp32 training loop's loss_and_grads: autograd's values and gradients of the batch mean, bit for bit."""
+    lay = _layout(sizes)
+    net = VAENet(lay.dim, 8, compress, (16, 8), lay, 2.0)
+    with torch.no_grad():
+        net.sigma.sigma.uniform_(0.05, 0.9)
+    x = lay.activate(torch.randn(30, lay.dim), hard=True)
+    if len(lay.cont_idx):
+        x[:, lay.cont_idx] = torch.rand(30, len(lay.cont_idx)) * 2 - 1
+    eps = torch.randn(30, 8)
+    rec, kl = net(x, eps, fused=True)
+    ((rec + kl).sum() / len(x)).backward()
+    ref = [(p.grad.clone() if p.grad is not None else None) for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    rec2, kl2 = net.loss_and_grads(x, eps)
+    assert torch.equal(rec.detach(), rec2) and torch.equal(kl.detach(), kl2)
+    for (name, p), r in zip(net.named_parameters(), ref):
+        assert (p.grad is None and r is None) or torch.equal(p.grad, r), name
