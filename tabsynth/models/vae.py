@@ -167,7 +167,13 @@ class VAENet(nn.Module):
         self.loss_factor = loss_factor
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        if torch.is_grad_enabled():
+            return self.decoder(z)
+        h = z  # sampling: the same products, ReLU in place (no second large buffer per layer)
+        for lin in self.decoder[0]:
+            if isinstance(lin, nn.Linear):
+                h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+        return torch.addmm(self.decoder[1].bias, h, self.decoder[1].weight.t())
 
     @torch.no_grad()
     def loss_and_grads(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
