@@ -142,6 +142,15 @@ class _Reparameterize(torch.autograd.Function):
         return (*_reparameterize_grads(ctx.saved_tensors, grad_z, grad_kl), None)
 
 
+def _relu_layers(linears: Sequence[nn.Linear], h: torch.Tensor) -> list[torch.Tensor]:
+    """``[h, relu(linear_1(h)), ...]``: the inputs and outputs of a Linear-ReLU stack, without autograd
+    modules (the products ``F.linear`` makes, ReLU in place)."""
+    acts = [h]
+    for lin in linears:
+        acts.append(torch.addmm(lin.bias, acts[-1], lin.weight.t()).relu_())
+    return acts
+
+
 def _linear_grads(layer: nn.Linear, grad: torch.Tensor, inp: torch.Tensor, input_grad: bool = True
                   ) -> torch.Tensor | None:
     """Set ``layer``'s weight and bias gradients for output gradient ``grad`` and input ``inp``, as
@@ -166,13 +175,14 @@ class VAENet(nn.Module):
         self.layout = layout
         self.loss_factor = loss_factor
 
+    def _linears(self, stack: nn.Sequential) -> list[nn.Linear]:
+        return [m for m in stack if isinstance(m, nn.Linear)]
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return self.decoder(z)
-        h = z  # sampling: the same products, ReLU in place (no second large buffer per layer)
-        for lin in self.decoder[0]:
-            if isinstance(lin, nn.Linear):
-                h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+        # sampling: the same products, ReLU in place (no second large buffer per layer)
+        h = _relu_layers(self._linears(self.decoder[0]), z)[-1]
         return torch.addmm(self.decoder[1].bias, h, self.decoder[1].weight.t())
 
     @torch.no_grad()
@@ -181,18 +191,13 @@ class VAENet(nn.Module):
         parameter's ``.grad`` by hand: the same ops as autograd's backward of that pass (the same
         values, bit for bit), without building or walking its graph (fp32 training without DP)."""
         lay = self.layout
-        enc = [m for m in self.encoder if isinstance(m, nn.Linear)]
-        dec = [m for m in self.decoder[0] if isinstance(m, nn.Linear)]
+        enc, dec = self._linears(self.encoder), self._linears(self.decoder[0])
         out_layer = self.decoder[1]
-        acts = [x]
-        for lin in enc:
-            acts.append(torch.addmm(lin.bias, acts[-1], lin.weight.t()).relu_())
+        acts = _relu_layers(enc, x)
         w = torch.cat([self.mu.weight, self.logvar.weight])
         mu, logvar = torch.addmm(torch.cat([self.mu.bias, self.logvar.bias]), acts[-1], w.t()).chunk(2, dim=1)
         z, kl, saved_z = _reparameterize(mu, logvar, eps)
-        dacts = [z]
-        for lin in dec:
-            dacts.append(torch.addmm(lin.bias, dacts[-1], lin.weight.t()).relu_())
+        dacts = _relu_layers(dec, z)
         recon = torch.addmm(out_layer.bias, dacts[-1], out_layer.weight.t())
         sigma_param = self.sigma.sigma
         rec, saved_rec = _reconstruction(recon, x, sigma_param[: len(lay.cont_idx)], lay)
