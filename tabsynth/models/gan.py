@@ -9,6 +9,7 @@ from a replaceable sampler, so the DP mode swaps those parts without a second tr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -667,19 +668,24 @@ class CTGAN(BaseSynthesizer):
         return history
 
     # --- generation -----------------------------------------------------------------------------
-    def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:
+    def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
         cs = self.cond_sampler_
+        index = None
+        if cs.n_groups:
+            if condition is None:
+                group, slot = cs.sample_slots(n, log_frequency=False, generator=generator)
+            else:
+                group = torch.full((n,), condition[0], dtype=torch.long, device=self.device_)
+                slot = torch.full((n,), condition[1], dtype=torch.long, device=self.device_)
+            index = self._cond_index(group, slot)
+        noise = self._noise(n, generator)
+        return {"index": index, "noise": noise, "u": self.layout_.draw_uniforms(n, generator)}
+
+    def _generate_block(self, draws: dict[str, Any], rows: slice) -> torch.Tensor:
+        index = draws["index"][rows] if draws["index"] is not None else None
         self.generator_.eval()
         try:
-            index = None
-            if cs.n_groups:
-                if condition is None:
-                    group, slot = cs.sample_slots(n, log_frequency=False, generator=generator)
-                else:
-                    group = torch.full((n,), condition[0], dtype=torch.long, device=self.device_)
-                    slot = torch.full((n,), condition[1], dtype=torch.long, device=self.device_)
-                index = self._cond_index(group, slot)
-            logits = self.generator_.forward_split(self._noise(n, generator), index)
-            return self.layout_.activate(logits, hard=True, generator=generator)
+            logits = self.generator_.forward_split(draws["noise"][rows], index)
         finally:
             self.generator_.train()
+        return self.layout_.activate(logits, hard=True, uniforms=[u[rows] for u in draws["u"]])

@@ -142,24 +142,31 @@ class SpanLayout:
             start += size
         return flat, views
 
+    def draw_uniforms(self, n: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The uniforms ``activate(hard=True)`` needs for ``n`` rows: per bucket, ``[n, n_groups, 1]``."""
+        return [torch.rand((n, len(b.groups), 1), device=self.device, generator=generator) for b in self.buckets]
+
     def activate(self, logits: torch.Tensor, *, tau: float = 0.2, hard: bool = False,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, uniforms: list[torch.Tensor] | None = None
+                 ) -> torch.Tensor:
         """tanh on continuous slots; gumbel-softmax (temperature ``tau``) on every discrete group, or,
-        with ``hard=True``, one-hot draws from each group's softmax (for sampling)."""
+        with ``hard=True``, one-hot draws from each group's softmax (for sampling), by inverse CDF from
+        ``uniforms`` (:meth:`draw_uniforms`; drawn from ``generator`` when not given)."""
         if hard:
-            return self._sample_one_hot(logits, generator)
+            if uniforms is None:
+                uniforms = self.draw_uniforms(len(logits), generator)
+            return self._sample_one_hot(logits, uniforms)
         if not self.buckets:
             return torch.tanh(logits)
         return _SpanActivation.apply(logits, gumbel_noise(logits, generator), self, tau)
 
-    def _sample_one_hot(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample_one_hot(self, logits: torch.Tensor, uniforms: list[torch.Tensor]) -> torch.Tensor:
         """One draw per group by inverse CDF (one uniform per group), written straight into the row."""
         out = torch.zeros_like(logits)
         if len(self.cont_idx):
             out.index_copy_(1, self.cont_idx, torch.tanh(logits.index_select(1, self.cont_idx)))
-        for b in self.buckets:
+        for b, u in zip(self.buckets, uniforms):
             cdf = torch.softmax(b.grouped(logits), dim=-1).cumsum_(-1)
-            u = torch.rand((*cdf.shape[:-1], 1), device=cdf.device, dtype=cdf.dtype, generator=generator)
             slot = torch.searchsorted(cdf, u).squeeze(-1)  # number of cdf values below u
             slot = torch.minimum(slot, b.widths - 1)  # rounding can leave u above the last cdf value
             out.scatter_(1, slot + b.starts, 1.0)  # a group's slots are contiguous from its start

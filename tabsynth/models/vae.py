@@ -9,8 +9,8 @@ wrap it in Opacus as it is.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -416,13 +416,17 @@ class TVAE(BaseSynthesizer):
                                  steps=steps, batch_size=batch_size, desc="DP-TVAE",
                                  mechanism="DP-SGD on the whole VAE (Opacus, Poisson sampling, per-sample clipping)")
 
-    def _generate(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> torch.Tensor:
+    def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
+        n_cont = len(self.layout_.cont_idx)
+        return {"z": torch.randn(n, self.embedding_dim, device=self.device_, generator=generator),
+                "u": self.layout_.draw_uniforms(n, generator),
+                "noise": torch.randn(n, n_cont, device=self.device_, generator=generator) if n_cont else None}
+
+    def _generate_block(self, draws: dict[str, Any], rows: slice) -> torch.Tensor:
         lay = self.layout_
-        z = torch.randn(n, self.embedding_dim, device=self.device_, generator=generator)
-        logits = self.net_.decode(z)
-        out = lay.activate(logits, tau=1.0, hard=True, generator=generator)
+        logits = self.net_.decode(draws["z"][rows])
+        out = lay.activate(logits, tau=1.0, hard=True, uniforms=[u[rows] for u in draws["u"]])
         if len(lay.cont_idx):
             sigma = self.net_.sigma.sigma[: len(lay.cont_idx)]
-            noise = torch.randn(n, len(lay.cont_idx), device=self.device_, generator=generator)
-            out[:, lay.cont_idx] = (out[:, lay.cont_idx] + noise * sigma).clamp(-1.0, 1.0)
+            out[:, lay.cont_idx] = (out[:, lay.cont_idx] + draws["noise"][rows] * sigma).clamp(-1.0, 1.0)
         return out
