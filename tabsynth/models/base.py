@@ -471,7 +471,7 @@ class BaseSynthesizer:
         return int(n)
 
     def _decode(self, matrix: torch.Tensor, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
-        return self.transformer_.inverse_transform(matrix.cpu().numpy(), rng=rng, id_offset=id_offset)
+        return self.transformer_.inverse_transform(matrix.cpu().numpy(), rng=rng, id_offset=id_offset, one_hot=True)
 
     def sample_to_file(self, n: int, path: str | os.PathLike, batch_rows: int = 100_000, *,
                        seed: int | None = None, conditions: dict[str, Any] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -10,6 +11,9 @@ import pandas as pd
 
 CONTINUOUS = "continuous"
 DISCRETE = "discrete"
+
+#: The active slot of each of an encoder's discrete spans, by the span's role.
+Slots = Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,10 @@ class ColumnEncoder(Protocol):
 
     def transform(self, s: pd.Series) -> np.ndarray: ...
 
-    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0) -> pd.Series: ...
+    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0,
+                          slots: Slots | None = None) -> pd.Series:
+        """The column back from its block. ``slots`` holds the active slot of each discrete span by role,
+        for blocks whose groups are exactly one-hot (then no argmax is needed)."""
 
     def to_dict(self) -> dict[str, Any]: ...
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import DataWarning
-from tabsynth.transform.base import DISCRETE, Span, one_hot, restore_dtype
+from tabsynth.transform.base import DISCRETE, Slots, Span, one_hot, restore_dtype
 
 
 class CategoricalEncoder:
@@ -152,11 +152,12 @@ class CategoricalEncoder:
             codes = np.where(missing, 0, codes)
         return one_hot(codes.astype(np.int64), self.width)
 
-    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0) -> pd.Series:
+    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0,
+                          slots: Slots | None = None) -> pd.Series:
         n = len(block)
         if self.width == 0:
             return restore_dtype(pd.Series([None] * n, dtype=object, name=self.column), self.dtype)
-        codes = np.argmax(block, axis=1)
+        codes = slots[self.role] if slots else np.argmax(block, axis=1)
         table = np.empty(self.width, dtype=object)
         table[: len(self.categories)] = self.categories
         if self.has_missing:

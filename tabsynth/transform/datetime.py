@@ -14,7 +14,7 @@ import pandas as pd
 
 from tabsynth.errors import DataError
 from tabsynth.metadata.detect import parse_datetimes
-from tabsynth.transform.base import restore_dtype
+from tabsynth.transform.base import Slots, restore_dtype
 from tabsynth.transform.numerical import NumericEncoder
 
 _UNIT_IN_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9}
@@ -100,8 +100,9 @@ class DatetimeEncoder:
     def transform(self, s: pd.Series) -> np.ndarray:
         return self.numeric.transform(self._ticks(s))
 
-    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0) -> pd.Series:
-        rel = self.numeric.decode_values(block)
+    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0,
+                          slots: Slots | None = None) -> pd.Series:
+        rel = self.numeric.decode_values(block, slots)
         missing = np.isnan(rel)
         ticks = (np.where(missing, 0, rel).astype(np.int64) + self.origin) * self.step
         arr = ticks.astype(f"datetime64[{self.unit}]")

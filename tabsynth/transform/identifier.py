@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabsynth.transform.base import Span, restore_dtype
+from tabsynth.transform.base import Slots, Span, restore_dtype
 
 _ALPHABETS = [
     string.digits,
@@ -69,7 +69,8 @@ class IdEncoder:
     def transform(self, s: pd.Series) -> np.ndarray:
         return np.zeros((len(s), 0), dtype=np.float32)
 
-    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0) -> pd.Series:
+    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0,
+                          slots: Slots | None = None) -> pd.Series:
         n = len(block)
         counter = np.arange(offset, offset + n, dtype=np.int64)
         if self.style == "integer":

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabsynth.transform.base import CONTINUOUS, DISCRETE, Span, one_hot, restore_dtype
+from tabsynth.transform.base import CONTINUOUS, DISCRETE, Slots, Span, one_hot, restore_dtype
 
 METHODS = ("mode", "quantile", "minmax")
 #: A mixture component is kept when its weight is above this (as in CTGAN).
@@ -149,13 +149,13 @@ class NumericEncoder:
         logp = -0.5 * z * z - np.log(self.stds)[None, :] + np.log(self.weights)[None, :]
         return np.argmax(logp, axis=1)
 
-    def decode_values(self, block: np.ndarray) -> np.ndarray:
-        """Float values (NaN for missing) from an encoded block."""
+    def decode_values(self, block: np.ndarray, slots: Slots | None = None) -> np.ndarray:
+        """Float values (NaN for missing) from an encoded block (``slots``: see ``inverse_transform``)."""
         # Not clipped to [-1, 1]: encoded outliers may lie beyond 4 sigma of their mode, and the
         # models' tanh heads keep generated scalars inside anyway.
         scalar = block[:, 0].astype(np.float64)
         if self.method == "mode":
-            mode = np.argmax(block[:, 1 : 1 + self.n_modes], axis=1)
+            mode = slots["mode"] if slots else np.argmax(block[:, 1 : 1 + self.n_modes], axis=1)
             x = self.means[mode] + scalar * 4.0 * self.stds[mode]
         elif self.method == "quantile":
             x = np.interp(np.clip((scalar + 1.0) / 2.0, 0.0, 1.0), self._q_probs, self._q_vals)
@@ -169,8 +169,9 @@ class NumericEncoder:
             x = np.where(miss[:, 1] > miss[:, 0], np.nan, x)
         return x
 
-    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0) -> pd.Series:
-        return restore_dtype(pd.Series(self.decode_values(block), name=self.column), self.dtype)
+    def inverse_transform(self, block: np.ndarray, rng: np.random.Generator, offset: int = 0,
+                          slots: Slots | None = None) -> pd.Series:
+        return restore_dtype(pd.Series(self.decode_values(block, slots), name=self.column), self.dtype)
 
     # --- serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError
 from tabsynth.metadata import ColumnSpec, Metadata
-from tabsynth.transform.base import Span
+from tabsynth.transform.base import DISCRETE, Span
 from tabsynth.transform.categorical import CategoricalEncoder
 from tabsynth.transform.datetime import DatetimeEncoder
 from tabsynth.transform.identifier import IdEncoder
@@ -117,16 +117,38 @@ class TableTransformer:
         return self.fit(df, metadata).transform(df)
 
     def inverse_transform(self, matrix: np.ndarray, *, rng: np.random.Generator | int | None = None,
-                          id_offset: int = 0) -> pd.DataFrame:
-        """Decode a matrix (one-hot or soft scores per group) into a DataFrame like the input."""
+                          id_offset: int = 0, one_hot: bool = False) -> pd.DataFrame:
+        """Decode a matrix (one-hot or soft scores per group) into a DataFrame like the input.
+
+        ``one_hot=True`` promises that every discrete group of every row holds exactly one 1 and
+        zeros, as the models sample them: the active slots then come from one matrix product instead
+        of an argmax per group (numpy's row-wise argmax was two thirds of decoding 100,000 rows)."""
         self._check_fitted()
         matrix = np.asarray(matrix)
         if matrix.ndim != 2 or matrix.shape[1] != self.output_dim_:
             raise ConfigError(f"expected a matrix with {self.output_dim_} columns, got shape {matrix.shape}")
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        cols = {enc.column: enc.inverse_transform(matrix[:, sl], rng, id_offset).reset_index(drop=True)
-                for enc, sl in zip(self.encoders_, self.slices_)}
+        slots = self._hot_slots(matrix) if one_hot else [None] * len(self.encoders_)
+        cols = {enc.column: enc.inverse_transform(matrix[:, sl], rng, id_offset, s).reset_index(drop=True)
+                for enc, sl, s in zip(self.encoders_, self.slices_, slots)}
         return pd.DataFrame(cols, columns=self.metadata_.column_names)
+
+    def _hot_slots(self, matrix: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Per encoder, the active slot of each discrete span of one-hot rows, by role: the product of
+        the matrix with each span's slot numbers (exact, as each row has one 1 per span)."""
+        per_encoder, discrete = [], []
+        for enc, sl in zip(self.encoders_, self.slices_):
+            roles = {}
+            for sp in enc.spans:
+                if sp.kind == DISCRETE:
+                    roles[sp.role] = len(discrete)
+                    discrete.append(sp.shifted(sl.start))
+            per_encoder.append(roles)
+        numbers = np.zeros((self.output_dim_, len(discrete)), dtype=matrix.dtype)
+        for g, sp in enumerate(discrete):
+            numbers[sp.start:sp.end, g] = np.arange(sp.size)
+        codes = np.rint(matrix @ numbers).astype(np.intp).T
+        return [{role: codes[g] for role, g in roles.items()} for roles in per_encoder]
 
     # --- layout helpers for models ----------------------------------------------------------------
     @property

@@ -56,6 +56,23 @@ def test_mixed_table_round_trip(mixed_df):
     assert back["date_text"].str.match(r"^\d\d/\d\d/\d{4}$").all()
 
 
+def test_one_hot_decoding_equals_argmax_decoding(mixed_df):
+    """``one_hot=True`` reads each group's slot from one product; on one-hot rows it must decode
+    exactly what the argmax per group decodes (random slots, modes and missing flags included)."""
+    df = ts.datasets.load("credit_data").head(800)
+    rng = np.random.default_rng(3)
+    for table in (mixed_df, df):
+        tt = TableTransformer(seed=0).fit(table)
+        m = rng.uniform(-1, 1, (500, tt.output_dim_)).astype(np.float32)
+        for sp in tt.spans_:
+            if sp.kind == DISCRETE:
+                m[:, sp.start:sp.end] = np.eye(sp.size, dtype=np.float32)[rng.integers(0, sp.size, 500)]
+        assert {sp.role for sp in tt.spans_ if sp.kind == DISCRETE} >= {"mode", "missing", "category"}
+        for matrix in (m, tt.transform(table)):
+            pd.testing.assert_frame_equal(tt.inverse_transform(matrix, rng=1, one_hot=True),
+                                          tt.inverse_transform(matrix, rng=1))
+
+
 def test_span_layout(mixed_df):
     tt = TableTransformer(seed=0).fit(mixed_df)
     spans = tt.spans_
