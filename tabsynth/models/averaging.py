@@ -23,14 +23,15 @@ class WeightAverage:
     def __init__(self, module: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self._live = [t for t in (*module.parameters(), *module.buffers()) if t.dtype.is_floating_point]
-        self._avg = [t.detach().clone() for t in self._live]
+        # detached views share storage with the module's tensors, so they follow every in-place step
+        self._live = [t.detach() for t in (*module.parameters(), *module.buffers()) if t.dtype.is_floating_point]
+        self._avg = [t.clone() for t in self._live]
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self._avg, [t.detach() for t in self._live], weight)
+        torch._foreach_lerp_(self._avg, self._live, weight)
 
     @torch.no_grad()
     def copy_to_module(self) -> None:

@@ -39,6 +39,16 @@ GENERATE_CHUNK = 50_000
 BLOCK_ROWS = 4_096
 
 
+def _rows_of(draws: dict[str, Any], rows: slice) -> dict[str, Any]:
+    """Rows ``rows`` of every draw: tensors sliced, lists of tensors sliced one by one, None kept."""
+    def cut(v: Any) -> Any:
+        if v is None:
+            return None
+        return [t[rows] for t in v] if isinstance(v, list) else v[rows]
+
+    return {k: cut(v) for k, v in draws.items()}
+
+
 class BaseSynthesizer:
     """Shared life cycle: ``fit(df)``, ``sample(n)``, ``sample_to_file``, ``save``/``tabsynth.load``."""
 
@@ -345,13 +355,13 @@ class BaseSynthesizer:
         raise NotImplementedError
 
     def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
-        """Every random number ``n`` generated rows need, drawn in a fixed order (row-major tensors,
-        one row per generated row, so :meth:`_generate_block` can slice them)."""
+        """Every random number ``n`` generated rows need, drawn in a fixed order: tensors (or lists of
+        tensors, or None) with one row per generated row, which sampling cuts into blocks."""
         raise NotImplementedError
 
-    def _generate_block(self, draws: dict[str, Any], rows: slice) -> torch.Tensor:
-        """Activated rows ``rows`` of a chunk (one-hot groups, scalars in [-1, 1]) from its draws,
-        on the device; no randomness of its own."""
+    def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:
+        """Activated rows (one-hot groups, scalars in [-1, 1]) on the device, one per row of ``draws``
+        (a block of :meth:`_draws`'s output); no randomness of its own."""
         raise NotImplementedError
 
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -413,7 +423,7 @@ class BaseSynthesizer:
                 block = BLOCK_ROWS if self.device_.type == "cpu" else size
                 for first in range(0, size, max(block, 1)):
                     rows = slice(first, min(first + block, size))
-                    m = self._generate_block(draws, rows)
+                    m = self._generate_block(_rows_of(draws, rows))
                     if condition is not None:
                         m = self._force(m, *condition)
                     out[start + rows.start:start + rows.stop] = m

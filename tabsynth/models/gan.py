@@ -681,11 +681,10 @@ class CTGAN(BaseSynthesizer):
         noise = self._noise(n, generator)
         return {"index": index, "noise": noise, "u": self.layout_.draw_uniforms(n, generator)}
 
-    def _generate_block(self, draws: dict[str, Any], rows: slice) -> torch.Tensor:
-        index = draws["index"][rows] if draws["index"] is not None else None
+    def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:
         self.generator_.eval()
         try:
-            logits = self.generator_.forward_split(draws["noise"][rows], index)
+            logits = self.generator_.forward_split(draws["noise"], draws["index"])
         finally:
             self.generator_.train()
-        return self.layout_.activate(logits, hard=True, uniforms=[u[rows] for u in draws["u"]])
+        return self.layout_.activate(logits, hard=True, uniforms=draws["u"])

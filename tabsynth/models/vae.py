@@ -422,11 +422,11 @@ class TVAE(BaseSynthesizer):
                 "u": self.layout_.draw_uniforms(n, generator),
                 "noise": torch.randn(n, n_cont, device=self.device_, generator=generator) if n_cont else None}
 
-    def _generate_block(self, draws: dict[str, Any], rows: slice) -> torch.Tensor:
+    def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:
         lay = self.layout_
-        logits = self.net_.decode(draws["z"][rows])
-        out = lay.activate(logits, tau=1.0, hard=True, uniforms=[u[rows] for u in draws["u"]])
+        logits = self.net_.decode(draws["z"])
+        out = lay.activate(logits, tau=1.0, hard=True, uniforms=draws["u"])
         if len(lay.cont_idx):
             sigma = self.net_.sigma.sigma[: len(lay.cont_idx)]
-            out[:, lay.cont_idx] = (out[:, lay.cont_idx] + draws["noise"][rows] * sigma).clamp(-1.0, 1.0)
+            out[:, lay.cont_idx] = (out[:, lay.cont_idx] + draws["noise"] * sigma).clamp(-1.0, 1.0)
         return out
