@@ -80,3 +80,7 @@ __all__ = [
     "DataWarning",
     "SamplingWarning",
 ]
+
+
+class PrivacyWarning(TabsynthWarning):
+    """Something a DP fit assumed or changed that the user should know (and can declare instead)."""

@@ -30,6 +30,27 @@ _ISO_FORMATS = [
 _UNIT_NS = {"D": 86_400 * 10**9, "h": 3600 * 10**9, "min": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3}
 
 
+def dtype_kind(dtype: Any) -> str:
+    """The kind a pandas dtype implies on its own, without looking at a value."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numerical"
+    return "categorical"
+
+
+def dtype_spec(name: str, dtype: Any) -> ColumnSpec:
+    """A column described by its name and dtype only: nullable, no domain, no format."""
+    kind = dtype_kind(dtype)
+    tz = getattr(dtype, "tz", None) if kind == "datetime" else None
+    return ColumnSpec(name=name, kind=kind, dtype=str(dtype), nullable=True,
+                      timezone=str(tz) if tz is not None else None)
+
+
 def detect_column(name: str, s: pd.Series) -> ColumnSpec:
     """Describe one column from its values."""
     dtype = str(s.dtype)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from tabsynth.errors import MetadataError
 from tabsynth.metadata.column import ColumnSpec
-from tabsynth.metadata.detect import detect_column
+from tabsynth.metadata.detect import detect_column, dtype_spec
 from tabsynth.metadata.sdv import from_sdv, is_sdv
 from tabsynth.metadata.validation import check_frame
 
@@ -102,6 +102,14 @@ class Metadata:
         specs = [detect_column(name, df[name]) for name in df.columns]
         ids = [s.name for s in specs if s.kind == "id"]
         return cls(specs, primary_key=ids[0] if len(ids) == 1 else None)
+
+    @classmethod
+    def from_dtypes(cls, df: pd.DataFrame) -> "Metadata":
+        """Describe a table from its column names and dtypes alone, reading no value: the schema a
+        DP fit may use for free. Object and string columns are categorical, integer dtypes
+        integer; declare other kinds with :meth:`with_column`."""
+        check_frame(df)
+        return cls([dtype_spec(name, df[name].dtype) for name in df.columns])
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Metadata":

@@ -168,15 +168,21 @@ class BaseSynthesizer:
         self._runtime = runtime
         # under torchrun a user error on any rank is raised on every rank (none waits forever)
         df = runtime.agree(lambda: self._checked_input(data, metadata, runtime))
-        if metadata is None:  # one detection, on rank 0's rows, shared by all
+        private = self.epsilon is not None
+        self._dp_assumptions = None
+        if private:  # nothing is read off the values (rule 4): declared metadata, else dtypes alone
+            from tabsynth.metadata.public import public_schema
+
+            metadata, self._dp_assumptions = public_schema(df, metadata)
+        elif metadata is None:  # one detection, on rank 0's rows, shared by all
             detected = runtime.agree(lambda: Metadata.detect(df).to_dict() if runtime.is_main else None)
             metadata = Metadata.from_dict(runtime.broadcast_object(detected))
         self._n_global = int(runtime.all_reduce_sum(len(df)))
         device = runtime.agree(lambda: self._checked_setup(df, metadata, runtime))
         if self.verbose and runtime.is_main:
             where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
-            print(f"tabsynth {type(self).__name__}: fitting {self._n_global} rows x {df.shape[1]} columns "
-                  f"on {device}{where}")
+            rows = "a table" if private else f"{self._n_global} rows x"  # under DP the row count is private
+            print(f"tabsynth {type(self).__name__}: fitting {rows} {df.shape[1]} columns on {device}{where}")
         self.privacy_ = None
         # each rank draws its own noise and batches; rank 0's initial weights are broadcast
         seed = None if self.seed is None else self.seed + 104_729 * runtime.rank
@@ -247,51 +253,61 @@ class BaseSynthesizer:
         return max(1, math.ceil(min(self._batch_size, self._n_global) / self._runtime.world_size))
 
     def _fit_private(self, df: pd.DataFrame, metadata: Metadata, device: torch.device) -> list[dict[str, float]]:
-        """DP mode: plan the budget, preprocess privately, train with DP-SGD (privacy.md)."""
-        from tabsynth.privacy.accountant import Accountant
-        from tabsynth.privacy.engine import GaussianNoise, resolve_delta, sample_rate
-        from tabsynth.privacy.marginals import measure_marginals, plan_marginals
-        from tabsynth.privacy.preprocessing import condition_counts, plan, private_transformer
+        """DP mode: plan the budget, preprocess privately, train with DP-SGD (docs/privacy.md).
 
-        n, runtime = self._n_global, self._runtime
-        accountant = Accountant(self.epsilon, resolve_delta(self.delta, n))
+        Every noise draw and Poisson batch comes from a :class:`Randomness` that ``seed`` does not
+        touch (rule 15). The exact row count is read only inside the preprocessing release: its noisy
+        value sets the default delta, the sample rate, the step count and ``n_rows_`` (rule 3).
+        """
+        from tabsynth.privacy.accountant import PLANNING_DELTA, Accountant
+        from tabsynth.privacy.engine import resolve_delta, sample_rate
+        from tabsynth.privacy.marginals import measure_marginals, plan_marginals
+        from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
+        from tabsynth.privacy.randomness import Randomness
+
+        runtime = self._runtime
+        randomness = Randomness.for_fit(self.secure_mode, rank=runtime.rank)
+        planning = PLANNING_DELTA if self.delta is None else resolve_delta(self.delta, None)
+        accountant = Accountant(self.epsilon, planning)
         release = plan(metadata, accountant, self.preprocessing_epsilon_share)
         marginal_release = plan_marginals(accountant, self.marginal_epsilon_share)
-        batch_size = min(self._batch_size, n)
-        q, steps_per_epoch = sample_rate(n, batch_size)
+        n_hat = noisy_row_count(df, release, randomness, runtime)
+        accountant.set_delta(resolve_delta(self.delta, n_hat))
+        self._n_global = n_hat  # from here on only the noisy count is used
+        batch_size = min(self._batch_size, n_hat)
+        q, steps_per_epoch = sample_rate(n_hat, batch_size)
         steps = self._epochs * steps_per_epoch
-        sigma = accountant.training_noise(q, steps)  # a budget too small fails here, before reading rows
-        noise = GaussianNoise(None if self.seed is None else self.seed + 1, self.secure_mode)
-        stats = private_transformer(df, metadata, accountant, release, max_modes=10,
+        sigma = accountant.training_noise(q, steps)
+        stats = private_transformer(df, metadata, accountant, release, n_hat=n_hat, max_modes=10,
                                     max_categories=self.max_categories, rng=np.random.default_rng(self.seed),
-                                    noise_rng=noise, runtime=runtime)
+                                    noise_rng=randomness, runtime=runtime)
         transformer, counts = stats.transformer, condition_counts(stats.transformer)
         if runtime.distributed:  # rank 0's encoders for everyone (their mixture fits draw from its RNG)
             state, counts = runtime.broadcast_object((transformer.to_dict(), counts))
             transformer = TableTransformer.from_dict(state)
         self._init_fitted(transformer, device)
         data = torch.from_numpy(transformer.transform(df)).to(device)
-        # DP marginals of the encoded rows (issue 7 item 4); the models match them on generated rows only
-        self._dp_marginals = (measure_marginals(data, self.layout_, marginal_release, noise, runtime=runtime)
+        self._dp_marginals = (measure_marginals(data, self.layout_, marginal_release, randomness, runtime=runtime)
                               if marginal_release is not None else None)
-        history = self._train_private(data, accountant, counts, sigma=sigma, q=q,
-                                      steps=steps, batch_size=batch_size) if transformer.output_dim_ else []
-        self.privacy_ = accountant.statement()
+        history = self._train_private(data, accountant, counts, sigma=sigma, q=q, steps=steps, batch_size=batch_size,
+                                      randomness=randomness) if transformer.output_dim_ else []
+        self.privacy_ = accountant.statement(randomness=randomness.mode, assumptions=self._dp_assumptions)
         return history
 
     def _train_private(self, data: torch.Tensor, accountant: Any, cond_counts: list[list[float]], *, sigma: float,
-                       q: float, steps: int, batch_size: int) -> list[dict[str, float]]:
+                       q: float, steps: int, batch_size: int, randomness: Any) -> list[dict[str, float]]:
         raise NotImplementedError
 
     def _run_private(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, *,
                      step: Any, accountant: Any, sigma: float, q: float, steps: int, batch_size: int,
-                     desc: str, mechanism: str) -> list[dict[str, float]]:
+                     randomness: Any, desc: str, mechanism: str) -> list[dict[str, float]]:
         """The DP-SGD run both models share: Opacus wrapping, the exact step budget, epsilon per epoch in
         the history and progress bar, and the training part of the statement.
 
         ``step(dp, batch)`` does one update on one physical batch through ``dp`` (the Opacus module,
-        optimizer and ``dp.loss`` of :class:`~tabsynth.privacy.engine.PrivateTraining`) and returns its
-        detached losses; when a logical Poisson batch is split into physical ones
+        optimizer and ``dp.loss`` of :class:`~tabsynth.privacy.engine.PrivateTraining`) and returns
+        only post-processing of DP outputs (never a loss on real rows: rule 17), once per logical
+        batch; when a logical Poisson batch is split into physical ones
         (``max_physical_batch_size``), Opacus' optimizer only accumulates until the last of them.
         """
         from tabsynth.privacy.accountant import Release
@@ -301,8 +317,7 @@ class BaseSynthesizer:
         steps_per_epoch = math.ceil(steps / self._epochs)
         dp = make_private(module, optimizer, data, sample_rate=q, steps_per_epoch=steps_per_epoch,
                           expected_batch_size=q * self._n_global, noise_multiplier=sigma,
-                          max_grad_norm=self.max_grad_norm, secure_mode=self.secure_mode,
-                          seed=None if self.seed is None else self.seed + 2,
+                          max_grad_norm=self.max_grad_norm, randomness=randomness,
                           max_physical_batch_size=self.max_physical_batch_size, runtime=runtime,
                           clipping="ghost" if self.grad_sample_mode == "ghost" else "per_sample")
         history, done = [], 0
@@ -310,16 +325,16 @@ class BaseSynthesizer:
             bar = tqdm(range(self._epochs), desc=desc, disable=not self.verbose or not runtime.is_main, unit="epoch")
             for epoch in bar:
                 sums: dict[str, torch.Tensor] = {}
-                n_calls = 0
+                calls: dict[str, int] = {}
                 for (batch,) in dp.loader:
                     if done >= steps:
                         break
                     for key, value in step(dp, batch).items():
                         sums[key] = sums.get(key, 0.0) + value
-                    n_calls += 1
+                        calls[key] = calls.get(key, 0) + 1
                     if not dp.optimizer._is_last_step_skipped:
                         done += 1
-                record = {"epoch": epoch, **{k: float(v) / max(n_calls, 1) for k, v in sums.items()}}
+                record = {"epoch": epoch, **{k: float(v) / calls[k] for k, v in sums.items()}}
                 record["epsilon"] = accountant.spent_epsilon([Release("training", sigma, q, done)])
                 history.append(record)
                 bar.set_postfix({k.split("_")[0]: f"{v:.3f}" for k, v in record.items() if k != "epoch"})
@@ -329,7 +344,6 @@ class BaseSynthesizer:
         accountant.add(Release("training", sigma, q, done, mechanism=mechanism, details={
             "max_grad_norm": self.max_grad_norm, "expected_batch_size": batch_size, "epochs": self._epochs,
             "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": self.secure_mode,
-            "seeded": self.seed is not None and not self.secure_mode,
             "max_physical_batch_size": self.max_physical_batch_size, "grad_sample_mode": self.grad_sample_mode,
             "processes": runtime.world_size}))
         return history

@@ -597,9 +597,13 @@ class CTGAN(BaseSynthesizer):
         return WeightAverage(self.generator_, self.generator_average) if self.generator_average else None
 
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
-                       batch_size: int) -> list[dict[str, float]]:
-        """DP-SGD on the critic only (privacy.md rules 7-11): Poisson-sampled real rows, each paired with
-        one fake row in the same per-sample gradient; the generator is post-processing."""
+                       batch_size: int, randomness) -> list[dict[str, float]]:
+        """DP-SGD on the critic only (docs/privacy.md rules 7-11): Poisson-sampled real rows, each paired
+        with one fake row in the same per-sample gradient; the generator is post-processing.
+
+        The critic's step draws (real rows' conditions, their fake partners, dropout) run on a secret
+        stream, so the seeded stream of the generator's own steps never depends on a batch's size;
+        only the generator's and marginal losses (functions of DP outputs) are recorded."""
         width = max((len(c) for c in cond_counts), default=0)
         counts = torch.zeros(len(cond_counts), width)
         for g, c in enumerate(cond_counts):
@@ -613,7 +617,7 @@ class CTGAN(BaseSynthesizer):
         marginals = getattr(self, "_dp_marginals", None)
         use_marginals = marginals is not None and self._resolved("marginal_weight") > 0
 
-        def step(dp, real):
+        def critic_step(dp, real):
             critic, opt_d = dp.module, dp.optimizer
             b = len(real)
             # each real row's condition comes from its own value in a uniformly chosen column
@@ -631,8 +635,13 @@ class CTGAN(BaseSynthesizer):
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
+
+        def step(dp, real):
+            critic, opt_d = dp.module, dp.optimizer
+            with randomness.isolated(self.device_):
+                critic_step(dp, real)
             if opt_d._is_last_step_skipped:  # a physical batch inside a larger Poisson batch
-                return {"discriminator_loss": loss_d.detach()}
+                return {}
             # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
             critic.disable_hooks()
             self.discriminator_.requires_grad_(False)
@@ -641,7 +650,7 @@ class CTGAN(BaseSynthesizer):
             loss_g = self._generator_loss(torch.cat([fake, cond], 1))
             if cs.n_groups:
                 loss_g = loss_g + cs.cond_loss(logits, group, slot)
-            out = {"discriminator_loss": loss_d.detach()}
+            out = {}
             if use_marginals:
                 # DP marginals on rows drawn as sample() draws them (conditions by frequency, not log-frequency)
                 m_cond = cs.sample(self._local_batch, log_frequency=False)[0] if cs.n_groups else cond[:, :0]
@@ -660,7 +669,8 @@ class CTGAN(BaseSynthesizer):
             return {"generator_loss": loss_g.detach(), **out}
 
         history = self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant,
-                                    sigma=sigma, q=q, steps=steps, batch_size=batch_size, desc="DP-CTGAN",
+                                    sigma=sigma, q=q, steps=steps, batch_size=batch_size, randomness=randomness,
+                                    desc="DP-CTGAN",
                                     mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
         if average is not None:
             average.copy_to_module()

@@ -370,8 +370,11 @@ class TVAE(BaseSynthesizer):
         return history
 
     def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
-                       batch_size: int) -> list[dict[str, float]]:
-        """DP-SGD on the whole VAE, sigma included, as one Opacus module (privacy.md rule 13).
+                       batch_size: int, randomness) -> list[dict[str, float]]:
+        """DP-SGD on the whole VAE, sigma included, as one Opacus module (docs/privacy.md rule 13).
+
+        The DP step's draws run on a secret stream (their number follows the private batch size);
+        the losses on real rows are never recorded, only the marginal loss on prior draws.
 
         With DP marginals (``marginal_epsilon_share``), each DP step is followed by a plain Adam step
         on the decoder alone (learning rate ``marginal_weight * lr``) that pulls the marginals of
@@ -387,15 +390,14 @@ class TVAE(BaseSynthesizer):
 
         def step(dp, x):
             net = dp.module
-            rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
-            size = max(len(x), 1)
-            loss = dp.loss(rec + kl)
-            dp.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            dp.optimizer.step()
+            with randomness.isolated(self.device_):
+                rec, kl = net(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
+                loss = dp.loss(rec + kl)
+                dp.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                dp.optimizer.step()
             self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-            out = {"reconstruction_loss": rec.detach().sum() / size, "kl_loss": kl.detach().sum() / size,
-                   "loss": loss.detach()}
+            out = {}
             if use_marginals and not dp.optimizer._is_last_step_skipped:  # once per logical batch
                 net.disable_hooks()
                 try:
@@ -413,7 +415,7 @@ class TVAE(BaseSynthesizer):
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         return self._run_private(self.net_, opt, data, step=step, accountant=accountant, sigma=sigma, q=q,
-                                 steps=steps, batch_size=batch_size, desc="DP-TVAE",
+                                 steps=steps, batch_size=batch_size, randomness=randomness, desc="DP-TVAE",
                                  mechanism="DP-SGD on the whole VAE (Opacus, Poisson sampling, per-sample clipping)")
 
     def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:

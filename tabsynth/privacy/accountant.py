@@ -24,9 +24,14 @@ ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128,
 MAX_NOISE_MULTIPLIER = 50.0
 
 
+#: Delta the noise of the first releases is calibrated at when the user gives none: the largest
+#: value the default ``min(1e-5, n_hat ** -1.5)`` can take, since ``n_hat`` is measured by them.
+PLANNING_DELTA = 1e-5
+
+
 def default_delta(n: int) -> float:
-    """``min(1e-5, n ** -1.5)`` (privacy.md rule 3)."""
-    return min(1e-5, float(n) ** -1.5)
+    """``min(1e-5, n ** -1.5)`` for the *noisy* row count ``n`` (docs/privacy.md rule 3)."""
+    return min(PLANNING_DELTA, float(n) ** -1.5)
 
 
 #: Above this order the subsampled-Gaussian RDP is bounded by the full-batch one (cheap, valid).
@@ -83,14 +88,24 @@ class Accountant:
     def __init__(self, epsilon: float, delta: float, *, selection_delta_share: float = 0.25) -> None:
         if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
             raise PrivacyConfigError(f"epsilon must be a positive finite number, got {epsilon!r}")
-        if not (0 < delta < 1):
-            raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
         self.epsilon = float(epsilon)
-        self.delta = float(delta)
-        self.delta_sel = delta * selection_delta_share
-        self.delta_rdp = delta - self.delta_sel
+        self._selection_share = selection_delta_share
         self.releases: list[Release] = []
         self.selection: dict[str, float] = {}
+        self.set_delta(delta)
+
+    def set_delta(self, delta: float) -> None:
+        """Fix the final delta (once the noisy row count is known), before any selection is charged.
+
+        Noise calibrated earlier at a larger planning delta is still accounted exactly: every part is
+        converted at the final ``delta_rdp`` and training's noise is calibrated last, for the total."""
+        if self.selection:
+            raise PrivacyConfigError("delta cannot change after partition selection was charged")
+        if not (0 < delta < 1):
+            raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
+        self.delta = float(delta)
+        self.delta_sel = self.delta * self._selection_share
+        self.delta_rdp = self.delta - self.delta_sel
 
     # --- recording ------------------------------------------------------------------------------
     def add(self, release: Release) -> None:
@@ -153,8 +168,9 @@ class Accountant:
                 f"{MAX_NOISE_MULTIPLIER / 5:g}; or use more rows, fewer epochs, or a smaller batch_size")
 
     # --- statement ------------------------------------------------------------------------------
-    def statement(self, public: list[str] | None = None) -> PrivacySpent:
-        """The (epsilon, delta) actually spent, with each part alone."""
+    def statement(self, randomness: str = "fresh", assumptions: dict[str, Any] | None = None) -> PrivacySpent:
+        """The (epsilon, delta) actually spent, with each part alone; ``randomness`` names the noise
+        source (:mod:`tabsynth.privacy.randomness`), ``assumptions`` what the fit took as public."""
         parts = {}
         for r in self.releases:
             eps = rdp_to_dp(r.rdp(), self.delta_rdp)
@@ -172,6 +188,7 @@ class Accountant:
             epsilon=eps, delta=total_delta, parts=parts, accountant="rdp",
             composition="Renyi DP composition of all Gaussian parts at delta_rdp, plus the partition-selection "
                         "delta; add/remove-one-row adjacency",
+            randomness=randomness, assumptions=assumptions,
         )
 
 

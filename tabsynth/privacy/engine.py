@@ -1,10 +1,9 @@
-"""DP-SGD through Opacus: validation, Poisson loader, noise calibration, and secure noise."""
+"""DP-SGD through Opacus: validation, the Poisson loader and the noised optimizer."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-import secrets
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,18 +16,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from tabsynth.errors import PrivacyConfigError
 from tabsynth.privacy.accountant import default_delta
+from tabsynth.privacy.randomness import Randomness
 
 
-def resolve_delta(delta: float | None, n: int) -> float:
-    """The default ``min(1e-5, n ** -1.5)``; refuse ``delta >= 1/n`` (privacy.md rule 3)."""
+def resolve_delta(delta: float | None, n: int | None) -> float:
+    """The default ``min(1e-5, n ** -1.5)``; refuse ``delta >= 1/n`` (docs/privacy.md rule 3).
+
+    ``n`` is the noisy row count under DP; with ``n=None`` only the value itself is checked."""
     if delta is None:
         return default_delta(n)
-    if not isinstance(delta, (int, float)) or not 0 < delta < 1:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
         raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
-    if delta >= 1.0 / n:
+    if n is not None and delta >= 1.0 / n:
         raise PrivacyConfigError(
-            f"delta={delta:g} is not below 1/n = {1.0 / n:.3g} for {n} rows: such a delta allows publishing a "
-            f"whole row. Use delta <= {default_delta(n):.2g} (the default) or leave it unset")
+            f"delta={delta:g} is not below 1/n for this table (about {n} rows by the noisy count): such a delta "
+            f"allows publishing a whole row. Use delta <= {default_delta(n):.2g} (the default) or leave it unset")
     return float(delta)
 
 
@@ -70,22 +72,6 @@ def validate_module(module: nn.Module) -> None:
         raise PrivacyConfigError("module cannot be trained with DP-SGD: " + "; ".join(map(str, errors)))
 
 
-class GaussianNoise:
-    """Gaussian noise for the preprocessing statistics: seeded for tests, or from the OS CSPRNG."""
-
-    def __init__(self, seed: int | None, secure: bool) -> None:
-        self.secure = secure
-        self._rng = np.random.default_rng(seed) if not secure else None
-        self._sys = secrets.SystemRandom() if secure else None
-
-    def normal(self, loc: float, scale: float, size: Any = None) -> np.ndarray:
-        if not self.secure:
-            return self._rng.normal(loc, scale, size)
-        n = int(np.prod(size)) if size is not None else 1
-        draws = np.array([self._sys.gauss(loc, scale) for _ in range(n)])  # not a hot path: one per bin
-        return draws.reshape(size) if size is not None else draws[0]
-
-
 class _Rows(Dataset):
     """The encoded table where it lives (CPU or GPU), fetched one whole batch per index list."""
 
@@ -106,27 +92,35 @@ def _poisson_sampler_class() -> type:
     from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
     class PoissonSampler(UniformWithReplacementSampler):
-        """Opacus' Poisson sampler (each row in each batch independently with probability q), drawn in
-        O(batch) instead of O(rows) per step: the batch size is Binomial(rows, q) and, given its size,
-        the batch is a uniform subset of that size, which is the same distribution. Keeps Opacus' class
-        so its BatchMemoryManager can split the batches."""
+        """Opacus' Poisson sampler (each row in each batch independently with probability q), its
+        batches drawn from the fit's private :class:`~tabsynth.privacy.randomness.Randomness` (in
+        O(batch) below q = 0.5). Keeps Opacus' class so its BatchMemoryManager can split batches."""
+
+        def __init__(self, *, num_samples: int, sample_rate: float, steps: int, randomness: Randomness) -> None:
+            super().__init__(num_samples=num_samples, sample_rate=sample_rate, steps=steps)
+            self.randomness = randomness
 
         def __iter__(self):
-            n, q, g = self.num_samples, self.sample_rate, self.generator
             for _ in range(self.steps):
-                k = int(torch.binomial(torch.tensor(float(n)), torch.tensor(float(q)), generator=g))
-                if 2 * k >= n:  # dense batches: one coin per row is cheaper
-                    yield (torch.rand(n, generator=g) < q).nonzero().reshape(-1).tolist() if k else []
-                    continue
-                chosen = torch.empty(0, dtype=torch.long)
-                while len(chosen) < k:  # distinct uniform draws; exchangeable, so any k of them are uniform
-                    extra = torch.randint(0, n, ((k - len(chosen)) * 11 // 10 + 8,), generator=g)
-                    chosen = torch.unique(torch.cat([chosen, extra]))
-                if len(chosen) > k:
-                    chosen = chosen[torch.randperm(len(chosen), generator=g)[:k]]
-                yield chosen.tolist()
+                yield self.randomness.poisson_batch(self.num_samples, self.sample_rate).tolist()
 
     return PoissonSampler
+
+
+def _noised_by(opt_cls: type, randomness: Randomness, rank: int) -> type:
+    """``opt_cls`` with its Gaussian noise drawn from ``randomness`` (on rank 0 only under torchrun:
+    the clipped sums are added over ranks and noised once)."""
+
+    class Noised(opt_cls):
+        def add_noise(self) -> None:
+            std = self.noise_multiplier * self.max_grad_norm
+            for p in self.params:
+                summed = p.summed_grad
+                noisy = summed + randomness.torch_normal(std, summed) if rank == 0 and std else summed
+                p.grad = noisy.view_as(p)
+
+    Noised.__name__ = Noised.__qualname__ = f"Noised{opt_cls.__name__}"
+    return Noised
 
 
 def _as_batch(rows: torch.Tensor) -> tuple[torch.Tensor]:
@@ -157,19 +151,9 @@ class PrivateTraining:
         return per_sample.sum() / max(len(per_sample), 1)
 
 
-def _secure_generator() -> Any:
-    try:
-        import torchcsprng
-    except ImportError as exc:
-        raise PrivacyConfigError(
-            "secure_mode=True needs Opacus' cryptographic RNG (the torchcsprng package), which is not "
-            "installed; install it for production releases or use secure_mode=False for testing") from exc
-    return torchcsprng.create_random_device_generator("/dev/urandom")
-
-
 def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor, *, sample_rate: float,
                  steps_per_epoch: int, expected_batch_size: float, noise_multiplier: float, max_grad_norm: float,
-                 secure_mode: bool, seed: int | None, max_physical_batch_size: int | None = None,
+                 randomness: Randomness, max_physical_batch_size: int | None = None,
                  runtime: Any = None, clipping: str = "per_sample") -> PrivateTraining:
     """Wrap ``module``/``optimizer`` with Opacus and Poisson-sample ``data`` at ``sample_rate``.
 
@@ -179,26 +163,17 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
     single-process step on the union of the shards. ``expected_batch_size`` is the global one.
     ``clipping="ghost"`` uses Opacus' fast gradient clipping (norms without per-sample gradients:
     less memory for wide layers); the model's step must then back-propagate ``PrivateTraining.loss``.
+    The gradient noise and the Poisson batches come from ``randomness`` (never from the seed).
     """
     from opacus import GradSampleModule
     from opacus.accountants import RDPAccountant
     from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
     from opacus.utils.batch_memory_manager import BatchMemoryManager
-    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
     validate_module(module)
     distributed = runtime is not None and runtime.distributed
     world = runtime.world_size if distributed else 1
     rank = runtime.rank if distributed else 0
-    if secure_mode:
-        noise_gen = sample_gen = _secure_generator()
-    elif seed is not None:
-        noise_gen = torch.Generator(device=data.device)
-        noise_gen.manual_seed(seed)
-        sample_gen = torch.Generator()
-        sample_gen.manual_seed(seed + 7919 * (rank + 1))
-    else:
-        noise_gen = sample_gen = None
     ghost = clipping == "ghost"
     with quiet_opacus():
         if ghost:
@@ -211,15 +186,13 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
         else:
             gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean")
             opt_cls = DistributedDPOptimizer if distributed else DPOptimizer
-        dp_opt = opt_cls(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+        dp_opt = _noised_by(opt_cls, randomness, rank)(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                          expected_batch_size=expected_batch_size / world, loss_reduction="mean",
-                         generator=noise_gen, secure_mode=secure_mode)
+                         secure_mode=False)
     accountant = RDPAccountant()
     dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
-    # the secure RNG draws coins row by row (Opacus' own sampler); otherwise the O(batch) equivalent
-    sampler_cls = UniformWithReplacementSampler if secure_mode else _poisson_sampler_class()
-    sampler = sampler_cls(num_samples=len(data), sample_rate=sample_rate, generator=sample_gen,
-                          steps=steps_per_epoch)
+    sampler = _poisson_sampler_class()(num_samples=len(data), sample_rate=sample_rate, steps=steps_per_epoch,
+                                       randomness=randomness)
     loader = DataLoader(_Rows(data), batch_sampler=sampler, collate_fn=_as_batch)
     if max_physical_batch_size is not None:
         loader = BatchMemoryManager(data_loader=loader, max_physical_batch_size=max_physical_batch_size,

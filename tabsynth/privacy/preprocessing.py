@@ -89,29 +89,51 @@ def plan(metadata: Metadata, accountant: Accountant, share: float) -> Release | 
     return release
 
 
+def _noisy(counts: Any, std: float, noise_rng: Any, runtime: Runtime) -> np.ndarray:
+    """Counts summed over ranks, with the release's Gaussian noise added once (on rank 0)."""
+    total = runtime.all_reduce_sum(counts)
+    if runtime.is_main and std:
+        total = total + noise_rng.normal(0.0, std, size=np.shape(total))
+    return runtime.broadcast_object(total)
+
+
+def noisy_row_count(df: pd.DataFrame, release: Release | None, noise_rng: Any, runtime: Runtime | None = None) -> int:
+    """The row count of the preprocessing release, rounded, at least 1: the only row count a DP fit
+    uses (sample rate, steps, default delta and released rows); the exact one is read here alone."""
+    runtime = runtime or Runtime()
+    std = release.details["noise_std"] if release is not None else 0.0
+    n_hat = max(int(round(float(_noisy(np.array([float(len(df))]), std, noise_rng, runtime)[0]))), 1)
+    if release is not None:
+        release.details["noisy_row_count"] = n_hat
+    return n_hat
+
+
+def _selects(spec: ColumnSpec) -> bool:
+    """Whether a column's categories are read off the data (partition selection, charged a delta)."""
+    return spec.kind == "categorical" and not (spec.is_public and spec.categories is not None)
+
+
 def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accountant, release: Release | None, *,
-                        max_modes: int, max_categories: int, rng: np.random.Generator,
+                        n_hat: int, max_modes: int, max_categories: int, rng: np.random.Generator,
                         noise_rng: Any, runtime: Runtime | None = None) -> PrivateStatistics:
     """Measure the planned statistics with noise and build every encoder from them alone.
 
-    Under torchrun ``df`` is this rank's shard: every count and histogram is summed over ranks
-    (exactly: they add) and rank 0 adds the noise once, so the release is the one-process release.
+    ``n_hat`` is the release's noisy row count (:func:`noisy_row_count`); the accountant's delta is
+    final by now. Under torchrun ``df`` is this rank's shard: every count and histogram is summed
+    over ranks (exactly: they add) and rank 0 adds the noise once, so the release is the
+    one-process release.
     """
     runtime = runtime or Runtime()
     modelled = [s for s in metadata.columns.values() if s.kind != "id"]
     std = release.details["noise_std"] if release is not None else 0.0
-    selected = [s.name for s in modelled if s.kind == "categorical" and not s.is_public]
+    selected = [s.name for s in modelled if _selects(s)]
     delta_col = accountant.delta_sel / max(len(selected), 1)
     tau_sel = 1.0 + std * float(norm.isf(delta_col)) if std else 1.0
     empty = EMPTY_SIGMAS * std
 
     def noisy(counts: Any) -> np.ndarray:
-        total = runtime.all_reduce_sum(counts)
-        if runtime.is_main and std:
-            total = total + noise_rng.normal(0.0, std, size=np.shape(total))
-        return runtime.broadcast_object(total)
+        return _noisy(counts, std, noise_rng, runtime)
 
-    n_hat = max(float(noisy(np.array([float(len(df))]))[0]), 1.0)
     encoders, costs = [], {}
     col_eps = rdp_to_dp(gaussian_rdp(std), accountant.delta_rdp) if std else 0.0
     for spec in metadata.columns.values():
@@ -131,7 +153,8 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         release.details.update({
             "partition_selection_threshold": tau_sel,
             "columns": {name: {"statistic": what, "epsilon_alone": col_eps} for name, what in costs.items()},
-            "public_domains": [s.name for s in modelled if s.is_public]})
+            "public_domains": [s.name for s in modelled
+                               if s.is_public and (s.categories is not None or s.bounds is not None)]})
     sanitised = Metadata([_sanitised(s) for s in metadata.columns.values()])
     transformer = TableTransformer.from_encoders(sanitised, encoders, max_modes=max_modes,
                                                  max_categories=max_categories)

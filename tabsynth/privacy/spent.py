@@ -27,6 +27,15 @@ class PrivacySpent:
     parts: dict[str, PrivacyPart] = field(default_factory=dict)
     accountant: str | None = None
     composition: str | None = None
+    #: Where the noise came from: "fresh" or "secure" (private), "reproducible" (tests: not private).
+    randomness: str | None = None
+    #: What the fit took as public without spending budget (the schema, declared domains).
+    assumptions: dict[str, Any] | None = None
+
+    @property
+    def reproducible(self) -> bool:
+        """True when the noise was derived from a seed: not private against anyone holding the seed."""
+        return self.randomness == "reproducible"
 
     @property
     def is_dp(self) -> bool:
@@ -48,7 +57,8 @@ class PrivacySpent:
         eps = math.inf if d.get("epsilon") in ("inf", None) else float(d["epsilon"])
         parts = {k: PrivacyPart(**v) for k, v in (d.get("parts") or {}).items()}
         return cls(epsilon=eps, delta=float(d.get("delta", 0.0)), parts=parts,
-                   accountant=d.get("accountant"), composition=d.get("composition"))
+                   accountant=d.get("accountant"), composition=d.get("composition"),
+                   randomness=d.get("randomness"), assumptions=d.get("assumptions"))
 
     def __str__(self) -> str:
         if not self.is_dp:
@@ -56,4 +66,6 @@ class PrivacySpent:
         parts = ", ".join(f"{name} epsilon {part.epsilon:.3g}" if part.epsilon else f"{name} delta {part.delta:.2g}"
                           for name, part in self.parts.items())
         head = f"({self.epsilon:.3g}, {self.delta:.3g})-differential privacy"
+        if self.reproducible:
+            head = f"NOT PRIVATE: noise reproducible from a seed (test mode; would otherwise be {head})"
         return f"{head} ({self.composition and 'RDP-composed: '}{parts})" if parts else head
