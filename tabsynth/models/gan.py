@@ -315,7 +315,8 @@ class CTGAN(BaseSynthesizer):
             preprocessing and DP-SGD on the critic); delta defaults to ``min(1e-5, n ** -1.5)``.
         max_grad_norm: per-sample clipping norm of DP-SGD.
         preprocessing_epsilon_share: part of the budget for the private encoder statistics.
-        secure_mode: draw DP noise from a cryptographic RNG (needs ``torchcsprng``).
+        secure_mode: draw every DP noise value and Poisson batch from the OS cryptographic RNG
+            (slower; the default already takes fresh OS entropy at every fit).
         max_physical_batch_size: under DP, split each Poisson batch into physical batches of at most
             this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
         precision: ``"fp32"``, or mixed precision without DP: ``"bf16"`` (autocast; CPU or GPU) or

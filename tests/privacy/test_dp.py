@@ -14,6 +14,7 @@ from tabsynth.models.gan import Discriminator, pair_loss
 from tabsynth.privacy.accountant import ORDERS, Accountant, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.engine import make_private, validate_module
 from tabsynth.privacy.preprocessing import plan, private_transformer
+from tabsynth.privacy.randomness import Randomness, reproducible_noise
 
 DP = dict(epochs=1, batch_size=250, seed=0, verbose=False)
 
@@ -50,7 +51,7 @@ def test_canaries(canary_table, dp_model, tmp_path):
     # with the category in public metadata, the model may produce it
     meta = ts.Metadata.detect(df).with_public_domain("c", categories=["a", "b", "c", "UNIQUE_CANARY"])
     acc = Accountant(1.0, 1e-5)
-    stats = private_transformer(df, meta, acc, plan(meta, acc, 0.2), max_modes=10, max_categories=100,
+    stats = private_transformer(df, meta, acc, plan(meta, acc, 0.2), n_hat=len(df), max_modes=10, max_categories=100,
                                 rng=np.random.default_rng(0), noise_rng=np.random.default_rng(1))
     assert "UNIQUE_CANARY" in stats.transformer.encoder_of("c").categories
     assert "UNIQUE_CANARY" not in model.transformer_.encoder_of("c").categories
@@ -66,7 +67,8 @@ def test_reported_epsilon_recomputes_with_opacus(canary_table, dp_model):
     acc = RDPAccountant()
     acc.history = [(d["noise_multiplier"], d["sample_rate"], d["steps"])]
     assert acc.get_epsilon(delta=train.delta, alphas=ORDERS) == pytest.approx(train.epsilon, abs=1e-6)
-    assert d["steps"] == math.ceil(len(canary_table) / 250)  # one DP step per update
+    # one DP step per update, the count of steps from the noisy row count (never the exact one)
+    assert d["steps"] == math.ceil(spent.parts["preprocessing"].details["noisy_row_count"] / 250)
     # the parts compose (RDP) to the total, which stays within the target
     pre = spent.parts["preprocessing"].details
     marg = spent.parts["marginals"].details  # on by default under DP
@@ -89,7 +91,7 @@ def _summed_grad(pairs: torch.Tensor, clip: float) -> tuple[torch.Tensor, list[t
     critic = _critic(pairs.shape[-1])
     opt = torch.optim.SGD(critic.parameters(), lr=0.1)
     dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=len(pairs),
-                      noise_multiplier=0.0, max_grad_norm=clip, secure_mode=False, seed=0)
+                      noise_multiplier=0.0, max_grad_norm=clip, randomness=Randomness("reproducible", 0))
     gsm, dp_opt = dp.module, dp.optimizer
     dp_opt.zero_grad()
     pair_loss(gsm, pairs).mean().backward()
@@ -177,7 +179,7 @@ def test_physical_batches_give_the_same_step_as_one_logical_batch():
         critic = _critic(6)
         opt = torch.optim.SGD(critic.parameters(), lr=0.1)
         dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=32,
-                          noise_multiplier=0.0, max_grad_norm=0.5, secure_mode=False, seed=0,
+                          noise_multiplier=0.0, max_grad_norm=0.5, randomness=Randomness("reproducible", 0),
                           max_physical_batch_size=limit)
         sizes = []
         for (batch,) in dp.loader:
@@ -202,7 +204,7 @@ def test_ghost_clipping_gives_the_per_sample_clipped_step():
         critic = _critic(6)
         opt = torch.optim.SGD(critic.parameters(), lr=0.1)
         dp = make_private(critic, opt, pairs[:, 0], sample_rate=1.0, steps_per_epoch=1, expected_batch_size=24,
-                          noise_multiplier=0.0, max_grad_norm=0.5, secure_mode=False, seed=0, clipping=clipping)
+                          noise_multiplier=0.0, max_grad_norm=0.5, randomness=Randomness("reproducible", 0), clipping=clipping)
         for (batch,) in dp.loader:
             dp.optimizer.zero_grad()
             dp.loss(pair_loss(dp.module, pairs)).backward()
@@ -218,32 +220,15 @@ def test_ghost_clipping_gives_the_per_sample_clipped_step():
 @pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN])
 def test_ghost_clipping_trains_the_same_model(cls):
     df = ts.datasets.load("adult").head(400)
-    fits = [cls(epsilon=4.0, epochs=1, batch_size=100, seed=0, verbose=False, device="cpu", grad_sample_mode=mode)
-            .fit(df) for mode in ("hooks", "ghost")]
+    fits = []
+    for mode in ("hooks", "ghost"):
+        with reproducible_noise(0):
+            fits.append(cls(epsilon=4.0, epochs=1, batch_size=100, seed=0, verbose=False, device="cpu",
+                            grad_sample_mode=mode).fit(df))
     pd.testing.assert_frame_equal(fits[0].loss_history_, fits[1].loss_history_, rtol=1e-4)
     assert fits[1].privacy_spent().parts["training"].details["grad_sample_mode"] == "ghost"
     with pytest.raises(ConfigError, match="grad_sample_mode"):
         cls(epsilon=1.0, grad_sample_mode="fast", verbose=False).fit(df)
-
-
-def test_fast_poisson_sampler_has_the_poisson_law():
-    # each row independently with probability q: inclusion rate q per row, Binomial(n, q) batch sizes,
-    # no row twice in a batch, and a row's inclusions independent of another's
-    from tabsynth.privacy.engine import _poisson_sampler_class
-
-    n, q, steps = 400, 0.05, 6000
-    gen = torch.Generator()
-    gen.manual_seed(0)
-    hits = np.zeros((steps, n), dtype=bool)
-    for i, batch in enumerate(_poisson_sampler_class()(num_samples=n, sample_rate=q, generator=gen, steps=steps)):
-        assert len(set(batch)) == len(batch)
-        hits[i, batch] = True
-    rate = hits.mean(0)
-    assert np.abs(rate - q).max() < 5 * math.sqrt(q * (1 - q) / steps)
-    sizes = hits.sum(1)
-    assert abs(sizes.mean() - n * q) < 0.5 and abs(sizes.var() / (n * q * (1 - q)) - 1) < 0.1
-    both = (hits[:, 0] & hits[:, 1]).mean()
-    assert abs(both - q * q) < 5 * math.sqrt(q * q / steps)
 
 
 def test_ctgan_dp_defaults_apply_only_when_left_unset():
