@@ -35,6 +35,8 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
     from tabsynth import __version__
 
     params = model.get_params()
+    if model.privacy_spent().is_dp:
+        params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -290,7 +290,7 @@ def _write_into(root: Path, model: Any, synthetic: pd.DataFrame, statement: Priv
             internal_files.append("report_error.txt")
     if settings is None:
         settings = model.get_params() if hasattr(model, "get_params") else {}
-        settings = {k: v for k, v in settings.items() if k != "verbose"}
+        settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}
     manifest: dict[str, Any] = {
         "format": FORMAT, "manifest_version": MANIFEST_VERSION,
         "release_id": release_id, "dataset_id": dataset_id, "created_at": created_at,

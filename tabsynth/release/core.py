@@ -21,7 +21,9 @@ import pandas as pd
 from tabsynth.errors import (ConfigError, DataError, PrivacyConfigError, PrivacyError, TabsynthError,
                              TabsynthWarning)
 from tabsynth.privacy import PrivacySpent
+from tabsynth.privacy.accountant import PLANNING_DELTA
 from tabsynth.privacy.ledger import Budget, Ledger, check_delta, check_epsilon
+from tabsynth.privacy.randomness import reproducible_noise_active
 from tabsynth.release.bundle import INTERNAL, MANIFEST, PUBLIC, check_target_folder, fingerprint_table, \
     verify, write_bundle
 
@@ -126,14 +128,14 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     1. checks every argument (nothing is spent on a mistake);
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
-    3. fits ``model`` ("ctgan" or "tvae") in DP mode, samples ``n_rows`` rows (default: as many as
-       ``data``) and writes the bundle folder ``out`` (see :mod:`tabsynth.release.bundle`), the
+    3. fits ``model`` ("ctgan" or "tvae") in DP mode, samples ``n_rows`` rows (default: the fit's
+       noisy row count, never the exact one) and writes the bundle folder ``out`` (see :mod:`tabsynth.release.bundle`), the
        internal report from ``holdout``/``target`` included unless ``report=False``;
     4. commits the reservation at what the fit actually spent.
 
     A run that fails after it started training keeps its reservation counted (status ``failed``);
-    a run killed outright leaves it ``reserved``, also counted. ``delta`` defaults to
-    ``min(1e-5, n ** -1.5)``. ``model_params`` go to the model's constructor (e.g. ``batch_size``,
+    a run killed outright leaves it ``reserved``, also counted. ``delta`` defaults to 1e-5 (a
+    default computed from the exact row count would publish it). ``model_params`` go to the model's constructor (e.g. ``batch_size``,
     ``max_grad_norm``). Returns a :class:`Release`.
     """
     # --- 1. every check that can fail without touching the budget ------------------------------
@@ -141,17 +143,21 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         raise ConfigError(f"dataset_id must be a non-empty string naming the source table, got {dataset_id!r}")
     if model not in MODELS:
         raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    if reproducible_noise_active():
+        raise PrivacyConfigError("release() refuses to run inside reproducible_noise(): that test mode derives the "
+                                 "DP noise from a seed, so the release would not be private")
     epsilon = check_epsilon(epsilon)
     df = _read(data, "data")
     n = len(df)
-    delta = min(1e-5, n ** -1.5) if delta is None else check_delta(delta)
+    # the reserved delta is published: it must not be a function of the exact row count (rule 3)
+    delta = PLANNING_DELTA if delta is None else check_delta(delta)
     if delta <= 0:
-        raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
-                                 "min(1e-5, n ** -1.5)")
+        raise PrivacyConfigError(f"delta must be greater than 0 for DP-SGD training; leave it unset for the default "
+                                 f"{PLANNING_DELTA:g}")
     if delta >= 1 / n:
         raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
-                                 "whole row; choose a delta well below 1/n (default min(1e-5, n ** -1.5))")
-    n_rows = n if n_rows is None else _positive_int(n_rows, "n_rows")
+                                 "whole row; choose a delta well below 1/n")
+    n_rows = None if n_rows is None else _positive_int(n_rows, "n_rows")
     epochs = _positive_int(epochs, "epochs")
     if holdout is not None:
         holdout = _read(holdout, "holdout")
@@ -217,7 +223,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
             raise PrivacyError(f"{cls.__name__} spent {spent}, more than the reserved epsilon={epsilon:.6g}, "
                                f"delta={delta:.3g}; the release is refused and its reservation stays counted")
         _say(verbose, f"fitted: {spent}")
-        synthetic = synth.sample(n_rows, seed=seed)
+        synthetic = synth.sample(synth.n_rows_ if n_rows is None else n_rows, seed=seed)
         rep, rep_error = None, None
         if report:
             rep, rep_error = _report(df, synthetic, holdout, target, metadata, model, synth, verbose)
@@ -273,7 +279,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
 
 def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:
     settings = synth.get_params() if hasattr(synth, "get_params") else dict(params)
-    settings = {k: v for k, v in settings.items() if k not in ("verbose",)}
+    settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}  # the seed is never published
     out = {}
     for k, v in settings.items():
         if isinstance(v, (np.integer, np.floating)):
