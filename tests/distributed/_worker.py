@@ -11,6 +11,7 @@ import torch
 
 import tabsynth as ts
 from tabsynth.distributed import current
+from tabsynth.privacy.randomness import reproducible_noise
 
 
 def main(data: str, out: str) -> None:
@@ -24,7 +25,8 @@ def main(data: str, out: str) -> None:
         "tvae": ts.TVAE(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
     }
     for name, model in runs.items():
-        model.fit(data)
+        with reproducible_noise(0):  # the same noisy row count as the single-process fit of the test
+            model.fit(data)
         state = {f"{m}.{k}": v for m, module in model._modules().items() for k, v in module.state_dict().items()}
         torch.save(state, out_dir / f"{name}.rank{runtime.rank}.pt")
         if runtime.is_main:

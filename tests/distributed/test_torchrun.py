@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import tabsynth as ts
+from tabsynth.privacy.randomness import reproducible_noise
 from tabsynth.distributed import read_shard, shard_range
 
 WORLD = 2
@@ -56,16 +57,18 @@ def test_distributed_epsilon_is_the_single_process_value(torchrun_run, name):
 
     data, out = torchrun_run
     report = json.loads((out / f"{name}.json").read_text())
-    assert report["n_rows"] == ROWS
+    # the same fit in one process on all the rows, with the same (test-only) reproducible noise:
+    # the same noisy row count, so the same sigma, rate, steps and total epsilon
+    cls = ts.TVAE if name == "dp_tvae" else ts.CTGAN
+    with reproducible_noise(0):
+        single = cls(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu").fit(
+            pd.read_parquet(data))
+    assert report["n_rows"] == single.n_rows_ == report["parts"]["preprocessing"]["details"]["noisy_row_count"]
     train = report["parts"]["training"]["details"]
-    steps_per_epoch = math.ceil(ROWS / 100)
+    steps_per_epoch = math.ceil(single.n_rows_ / 100)
     assert train["sample_rate"] == pytest.approx(1 / steps_per_epoch)  # global rate, not per shard
     assert train["steps"] == 2 * steps_per_epoch
     assert train["processes"] == WORLD
-    # the same fit in one process on all the rows: same sigma, rate, steps, total epsilon
-    cls = ts.TVAE if name == "dp_tvae" else ts.CTGAN
-    single = cls(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu").fit(
-        pd.read_parquet(data))
     one = single.privacy_spent()
     one_train = one.parts["training"].details
     for key in ("noise_multiplier", "sample_rate", "steps"):

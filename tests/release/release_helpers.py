@@ -34,6 +34,7 @@ class FakeDP:
         if self.fail:
             raise RuntimeError("training diverged")
         self._df = df.copy()
+        self.n_rows_ = len(df)  # a real DP model holds its noisy row count here
         return self
 
     def privacy_spent(self) -> PrivacySpent:
