@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Quick DP sweep on bundled Adult (public data; privacy.md rule 14): fit one DP config, print quality + TSTR.
+"""Quick DP sweep on bundled Adult (public data; docs/privacy.md rule 14): fit one DP config, print quality + TSTR.
 
     PYTHONPATH=. python benchmarks/dp_sweep.py tvae 1 '{"lr": 0.01}' ['{"batch_size": 4000}' ...]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Empirical membership-inference audit of tabsynth's DP mode on a planted canary (privacy.md rule 20).
+"""Empirical membership-inference audit of tabsynth's DP mode on a planted canary (docs/privacy.md rule 20).
 
 Protocol (a black-box distinguishing game over repeated runs, Jagielski et al. 2020 style):
 

@@ -1,7 +1,7 @@
 """Detect column kinds and observed domains from a DataFrame.
 
 Everything found here is *observed*: it describes the private table and is never treated as
-public by the DP mode (privacy.md rule 4).
+public by the DP mode (docs/privacy.md rule 4).
 """
 
 from __future__ import annotations

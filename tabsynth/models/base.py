@@ -78,7 +78,7 @@ class BaseSynthesizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     #: Defaults when ``epochs`` / ``batch_size`` are left as None: the paper's without DP; under DP,
-    #: few large Poisson batches (chosen on bundled Adult, public data: privacy.md rule 14).
+    #: few large Poisson batches (chosen on bundled Adult, public data: docs/privacy.md rule 14).
     _DEFAULTS = {"epochs": (300, 10), "batch_size": (500, 2000)}
 
     def _resolved(self, name: str) -> Any:

@@ -391,12 +391,12 @@ class CTGAN(BaseSynthesizer):
 
     @property
     def _pac(self) -> int:
-        """PacGAN pack size: 10 (the paper), 1 under DP (privacy.md rule 10)."""
+        """PacGAN pack size: 10 (the paper), 1 under DP (docs/privacy.md rule 10)."""
         return self.pac if self.pac is not None else (1 if self.epsilon is not None else 10)
 
     @property
     def _loss(self) -> str:
-        """WGAN-GP (the paper), non-saturating BCE under DP (privacy.md rule 11)."""
+        """WGAN-GP (the paper), non-saturating BCE under DP (docs/privacy.md rule 11)."""
         return self.loss if self.loss is not None else ("bce" if self.epsilon is not None else "wgan-gp")
 
     def _check_params(self) -> list[str]:

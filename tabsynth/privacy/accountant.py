@@ -1,7 +1,7 @@
 """One accountant owns the budget of a DP fit: preprocessing releases and DP-SGD, composed in RDP.
 
 Every private statistic is a Gaussian mechanism and DP-SGD is a subsampled Gaussian, so the whole
-fit composes in Rényi DP into one (epsilon, delta) (privacy.md rule 16). Partition selection (a
+fit composes in Rényi DP into one (epsilon, delta) (docs/privacy.md rule 16). Partition selection (a
 category list read off the data) adds its own ``delta_sel`` on top, stated as a part.
 """
 

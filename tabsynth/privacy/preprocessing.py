@@ -6,7 +6,7 @@ column, each with a missing-value bin, plus the row count. A row touches one bin
 release has L2 sensitivity sqrt(number of columns) under add/remove adjacency. Categories read off
 the data pass a partition-selection threshold (charged as ``delta_sel``); the rest fold into one
 ``other`` slot. Bounds come from the noisy histogram's 0.1% / 99.9% points, never from raw min/max,
-and the mode-specific mixtures are fitted on draws from the noisy histograms (privacy.md rules 4-6).
+and the mode-specific mixtures are fitted on draws from the noisy histograms (docs/privacy.md rules 4-6).
 Everything downstream of the noisy counts is post-processing.
 """
 

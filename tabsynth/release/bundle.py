@@ -13,7 +13,7 @@ Layout of a bundle folder::
                                and the plain source fingerprint
 
 Public files hold only the DP statement, the synthetic data and facts derived from them
-(privacy.md rule 17). That is why the hashes of internal files (functions of the real rows) and
+(docs/privacy.md rule 17). That is why the hashes of internal files (functions of the real rows) and
 the plain SHA-256 of the source table live in ``internal/manifest.json``; ``public/manifest.json``
 carries the source fingerprint keyed with the ledger's secret.
 """

@@ -4,7 +4,7 @@
 >>> report.scores            # {"fidelity": 0.9, "utility": 0.95, "privacy": 0.97}
 >>> report.to_html("report.html"); report.to_json("report.json")
 
-The report reads the real data outside any privacy budget (privacy.md rule 17): it is for the
+The report reads the real data outside any privacy budget (docs/privacy.md rule 17): it is for the
 data custodian. It holds only aggregates, never real rows.
 """
 

@@ -1,4 +1,4 @@
-"""The DP rule book (privacy.md) as tests: canaries, accounting, clipping, sensitivity, refusals."""
+"""The DP rule book (docs/privacy.md) as tests: canaries, accounting, clipping, sensitivity, refusals."""
 
 import math
 import zipfile
