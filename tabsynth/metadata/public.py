@@ -26,7 +26,8 @@ def public_schema(df: pd.DataFrame, metadata: Metadata | None) -> tuple[Metadata
     specs = list(metadata.columns.values())
     guessed = {s.name: s.kind for s in specs if s.kind in ("categorical", "integer")}
     if guessed:
-        listing = ", ".join(f"{name} ({kind})" for name, kind in guessed.items())
+        listing = "; ".join(f"{kind}: " + ", ".join(n for n, k in guessed.items() if k == kind)
+                            for kind in ("categorical", "integer") if kind in guessed.values())
         warnings.warn(
             "differential privacy: column kinds were taken from the pandas dtypes alone, because reading them "
             f"off the values would depend on single rows: {listing}. If one of these is an id, a date, a 0/1 "

@@ -292,7 +292,18 @@ class BaseSynthesizer:
         history = self._train_private(data, accountant, counts, sigma=sigma, q=q, steps=steps, batch_size=batch_size,
                                       randomness=randomness) if transformer.output_dim_ else []
         self.privacy_ = accountant.statement(randomness=randomness.mode, assumptions=self._dp_assumptions)
+        self._warn_dp_changes()
         return history
+
+    def _warn_dp_changes(self) -> None:
+        """One warning naming every column the DP preprocessing changed materially, with its fix."""
+        from tabsynth.errors import PrivacyWarning
+        from tabsynth.privacy.changes import material, warning_text
+
+        part = self.privacy_.parts.get("preprocessing")
+        changes = part.details.get("changes", []) if part is not None else []
+        if material(changes) and self._runtime.is_main:
+            warnings.warn(warning_text(changes), PrivacyWarning, stacklevel=4)
 
     def _train_private(self, data: torch.Tensor, accountant: Any, cond_counts: list[list[float]], *, sigma: float,
                        q: float, steps: int, batch_size: int, randomness: Any) -> list[dict[str, float]]:

@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from tabsynth.distributed.runtime import Runtime
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
+from tabsynth.privacy.changes import describe_changes
 from tabsynth.transform import CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, TableTransformer
 from tabsynth.transform.categorical import _plain
 from tabsynth.transform.datetime import to_datetime
@@ -134,7 +135,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     def noisy(counts: Any) -> np.ndarray:
         return _noisy(counts, std, noise_rng, runtime)
 
-    encoders, costs = [], {}
+    encoders, costs, facts = [], {}, {}
     col_eps = rdp_to_dp(gaussian_rdp(std), accountant.delta_rdp) if std else 0.0
     for spec in metadata.columns.values():
         s = df[spec.name]
@@ -142,10 +143,11 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
             encoders.append(_private_id(spec, s))
             continue
         if spec.kind in ("categorical", "boolean"):
-            encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories, runtime))
+            encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories, runtime,
+                                                 facts.setdefault(spec.name, {})))
             costs[spec.name] = "noisy counts" + (" with partition selection" if spec.name in selected else "")
         else:
-            encoders.append(_private_numeric(spec, s, noisy, empty, max_modes, rng))
+            encoders.append(_private_numeric(spec, s, noisy, empty, max_modes, rng, facts.setdefault(spec.name, {})))
             costs[spec.name] = "noisy histogram (bounds, mixture modes, missing rate)"
         if spec.name in selected:
             accountant.add_selection(spec.name, delta_col)
@@ -153,6 +155,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         release.details.update({
             "partition_selection_threshold": tau_sel,
             "columns": {name: {"statistic": what, "epsilon_alone": col_eps} for name, what in costs.items()},
+            "changes": describe_changes(facts, tau_sel=tau_sel, noise_floor=empty, n_hat=n_hat),
             "public_domains": [s.name for s in modelled
                                if s.is_public and (s.categories is not None or s.bounds is not None)]})
     sanitised = Metadata([_sanitised(s) for s in metadata.columns.values()])
@@ -162,7 +165,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
 
 
 def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, empty: float, n_hat: float,
-                         max_categories: int, runtime: Runtime) -> CategoricalEncoder:
+                         max_categories: int, runtime: Runtime, facts: dict[str, Any]) -> CategoricalEncoder:
     is_bool = spec.kind == "boolean"
     if spec.is_public and spec.categories is not None:
         domain, public = list(spec.categories), True
@@ -189,11 +192,14 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
                              force_other=other is not None, other_label=label, warn_unknown=False)
     enc.private_counts = [*kept_counts.tolist(), *([other] if other is not None else []),
                           *([max(missing, 0.0)] if enc.has_missing else [])]
+    folded = n_hat - max(missing, 0.0) - float(kept_counts.sum())
+    facts.update(kind=spec.kind, public=public, kept=len(categories), folded=None if public else folded,
+                 other_kept=other is not None, missing=missing)
     return enc
 
 
 def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_modes: int,
-                     rng: np.random.Generator) -> NumericEncoder | DatetimeEncoder:
+                     rng: np.random.Generator, facts: dict[str, Any]) -> NumericEncoder | DatetimeEncoder:
     if spec.kind == "datetime":
         dt = to_datetime(s, spec.datetime_format)
         ticks = dt.to_numpy().astype("datetime64[ns]").astype("int64")
@@ -225,6 +231,8 @@ def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_mo
         if spec.is_public and spec.bounds is not None:
             lo, hi = _public_bounds(spec)
         draws = np.clip(_draw(hist, edges, _MIXTURE_DRAWS, rng), lo, hi)
+    facts.update(kind=spec.kind, public=spec.is_public and spec.bounds is not None, degenerate=hist.sum() <= 0,
+                 lower=lo, upper=hi, missing=missing)
     integer = spec.kind in ("integer", "datetime")
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)

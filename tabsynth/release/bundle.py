@@ -145,6 +145,23 @@ def _md_cell(x: Any) -> str:
     return _fmt(x).replace("|", "\\|").replace("\n", " ")
 
 
+def _changes_section(parts: dict[str, Any]) -> list[str]:
+    """What the DP preprocessing changed (told from its noisy statistics), with how to avoid it."""
+    changes = ((parts.get("preprocessing") or {}).get("details") or {}).get("changes") or []
+    found = [c for c in changes if c.get("material")]
+    if not changes:
+        return []
+    lines = ["### What differential privacy changed", ""]
+    if not found:
+        return lines + ["The private preprocessing kept every column's categories and ranges as measured; "
+                        "see `manifest.json` for each column.", ""]
+    lines += ["The private preprocessing measures each column with noise, so rare categories, some missing values "
+              "and exact ranges can be lost. In this release:", "", "| column | what changed | how to keep it |",
+              "|---|---|---|"]
+    lines += [f"| {_md_cell(c['column'])} | {_md_cell(c['what'])} | {_md_cell(c['fix'])} |" for c in found]
+    return lines + [""]
+
+
 def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
     """The Markdown model card of a release, from its (public) manifest and synthetic rows only."""
     p = manifest["privacy"]
@@ -179,6 +196,7 @@ def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
                 lines.append(f"| {_md_cell(name)} | {_md_cell(part['epsilon'])} | {_md_cell(part['delta'])} | "
                              f"{_md_cell(part['mechanism'])} | {_md_cell(details or '-')} |")
             lines.append("")
+        lines += _changes_section(parts)
     else:
         lines += ["**No formal privacy guarantee.** This model was trained without differential privacy: the "
                   "synthetic rows may reveal information about individual rows of the source table. Do not "
@@ -210,8 +228,8 @@ def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
               "weakened or missing, and relations between many columns are only approximate.",
               "- Column names and kinds, and any domain the custodian declared public in the metadata, are "
               "treated as public; they are not protected.",
-              "- The number of synthetic rows is a setting; by default it equals the source table's row count, "
-              "which is then disclosed (DP-SGD accounting also treats the row count as public).",
+              "- The number of synthetic rows is a setting; by default it is the noisy row count measured "
+              "inside the private preprocessing (the exact count is used nowhere and disclosed nowhere).",
               "- The budget is tracked per dataset id. Releases from the same people under another dataset id, "
               "or from another ledger, are not composed with this one.", "",
               "## Files and verification", "",

@@ -140,9 +140,9 @@ def test_detection_flips_on_one_row_but_the_dp_schema_does_not():
 
 
 def test_dp_fit_warns_once_which_kinds_it_took_from_dtypes(table):
-    with pytest.warns(PrivacyWarning, match=r"c \(categorical\).*k \(integer\)") as caught:
+    with pytest.warns(PrivacyWarning, match=r"categorical: c; integer: k") as caught:
         ts.TVAE(epsilon=1.0, **TINY).fit(table)
-    assert sum(issubclass(w.category, PrivacyWarning) for w in caught) == 1
+    assert sum("kinds were taken" in str(w.message) for w in caught) == 1
     meta = ts.Metadata.from_dtypes(table).with_column("k", kind="categorical")
     with warnings.catch_warnings():
         warnings.simplefilter("error", PrivacyWarning)

@@ -1,0 +1,123 @@
+"""What the DP preprocessing did to each column, told from its noisy statistics alone.
+
+A DP fit can fold real categories into ``other``, drop a missing-value slot, or widen a numeric
+range to whole histogram bins. Users must hear of it, and the statement that says so is published
+(model file, model card), so every sentence here is post-processing of the noisy release: the
+noisy counts, the selection threshold and the DP range, never the raw rows (docs/privacy.md rule
+17). Each change names its fix: declare the domain public.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+#: Share of rows (noisy) folded into ``other`` from which the fold is reported as material.
+FOLDED_SHARE = 0.01
+#: A range whose ends are within this ratio of each other sits inside a few log-grid bins.
+NARROW_RATIO = 3.0
+#: A DP date range shorter than this many days is a collapse into a few months of the grid.
+NARROW_DAYS = 92
+#: Noisy missing counts above this many noise standard deviations are evidence of missing values.
+MISSING_SIGMAS = 3.0
+
+
+def _fix_categories(column: str) -> str:
+    return (f"declare the categories public: meta.with_public_domain({column!r}, categories=[...]) in Python, "
+            f"\"domain\": {{\"source\": \"public\", \"categories\": [...]}} in a metadata JSON, or "
+            f"--public-domain {column}=a,b,c on the command line")
+
+
+def _fix_bounds(column: str) -> str:
+    return (f"declare the bounds public: meta.with_public_domain({column!r}, bounds=(low, high)) in Python, "
+            f"\"domain\": {{\"source\": \"public\", \"bounds\": [low, high]}} in a metadata JSON, or "
+            f"--public-bounds {column}=low:high on the command line")
+
+
+_FIX_MISSING = "give more rows, a larger epsilon or a larger preprocessing_epsilon_share"
+
+
+def _day(days: float) -> str:
+    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=round(days))).isoformat()
+
+
+def _categorical(name: str, f: dict[str, Any], tau_sel: float, n_hat: int) -> list[dict[str, Any]]:
+    if f["public"] or f["kind"] == "boolean":
+        return []
+    if f["kept"] == 0:
+        return [{"column": name, "material": True, "fix": _fix_categories(name),
+                 "what": f"no category passed the partition-selection threshold (about {tau_sel:.0f} rows): every "
+                         "row comes out as 'other'"}]
+    share = max(f["folded"], 0.0) / max(n_hat, 1)
+    if not f["other_kept"] or share < FOLDED_SHARE:
+        return [{"column": name, "material": False, "fix": _fix_categories(name),
+                 "what": f"{f['kept']} categories passed the partition-selection threshold"}]
+    return [{"column": name, "material": True, "fix": _fix_categories(name),
+             "what": f"{f['kept']} categories kept; about {100 * share:.0f}% of rows (noisy estimate) hold categories "
+                     f"below the partition-selection threshold (about {tau_sel:.0f} rows) and come out as 'other'"}]
+
+
+def _numeric(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str, Any]]:
+    if f["public"]:
+        return []
+    lo, hi = f["lower"], f["upper"]
+    if f["degenerate"]:
+        return [{"column": name, "material": True, "fix": _fix_bounds(name),
+                 "what": f"no histogram bin rose above the noise floor (about {noise_floor:.0f} rows): the column "
+                         "is generated as a constant"}]
+    if f["kind"] == "datetime":
+        narrow = hi - lo < NARROW_DAYS
+        what = f"dates taken in [{_day(lo)}, {_day(hi)}] from a noisy monthly histogram"
+        what += ": the dates collapse into a few months" if narrow else "; dates outside are clipped"
+        return [{"column": name, "material": narrow, "fix": _fix_bounds(name), "what": what}]
+    far = (lo > 0 and hi / lo < NARROW_RATIO) or (hi < 0 and lo / hi < NARROW_RATIO)
+    what = f"range taken as [{lo:.4g}, {hi:.4g}] from a noisy log-scale histogram; values outside are clipped"
+    if far:
+        what += ("; its bins are about 33% wide, so values far from zero (years, lab values) come out spread "
+                 "across whole bins")
+    return [{"column": name, "material": far, "fix": _fix_bounds(name), "what": what}]
+
+
+def _missing(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str, Any]]:
+    sigma = noise_floor / 4.5 if noise_floor else 0.0
+    m = f.get("missing", 0.0)
+    if not sigma or not MISSING_SIGMAS * sigma < m <= noise_floor:
+        return []
+    return [{"column": name, "material": True, "fix": _FIX_MISSING,
+             "what": f"some missing values (noisy count about {m:.0f}) lie below the noise floor (about "
+                     f"{noise_floor:.0f} rows) and are not generated"}]
+
+
+def describe_changes(facts: dict[str, dict[str, Any]], *, tau_sel: float, noise_floor: float,
+                     n_hat: int) -> list[dict[str, Any]]:
+    """One entry per change: ``column``, ``what`` (a sentence), ``material`` and ``fix``."""
+    out: list[dict[str, Any]] = []
+    for name, f in facts.items():
+        if f["kind"] in ("categorical", "boolean"):
+            out += _categorical(name, f, tau_sel, n_hat)
+        else:
+            out += _numeric(name, f, noise_floor)
+        out += _missing(name, f, noise_floor)
+    return out
+
+
+def material(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The changes a user must hear of."""
+    return [c for c in changes if c.get("material")]
+
+
+def warning_text(changes: list[dict[str, Any]]) -> str:
+    """One warning for every material change, then the fixes once."""
+    found = material(changes)
+    lines = [f"  {c['column']}: {c['what']}" for c in found]
+    fixes = {c["fix"].split(":")[0] for c in found}
+    how = []
+    if "declare the categories public" in fixes or "declare the bounds public" in fixes:
+        how.append("declare the domains you know public: meta.with_public_domain('col', categories=[...]) or "
+                   "bounds=(low, high) in Python, \"domain\": {\"source\": \"public\", ...} in a metadata JSON, "
+                   "--public-domain col=a,b,c / --public-bounds col=low:high on the command line")
+    if _FIX_MISSING in fixes:
+        how.append(f"for missing values: {_FIX_MISSING}")
+    return ("differential privacy changed these columns (every column: "
+            "privacy_spent().parts['preprocessing'].details['changes']):\n" + "\n".join(lines)
+            + "\nTo keep more of the data, " + "; ".join(how))
