@@ -37,6 +37,10 @@ def _fix_bounds(column: str) -> str:
 _FIX_MISSING = "give more rows, a larger epsilon or a larger preprocessing_epsilon_share"
 
 
+def _count(k: int) -> str:
+    return f"{k} category" if k == 1 else f"{k} categories"
+
+
 def _day(days: float) -> str:
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=round(days))).isoformat()
 
@@ -49,12 +53,14 @@ def _categorical(name: str, f: dict[str, Any], tau_sel: float, n_hat: int) -> li
                  "what": f"no category passed the partition-selection threshold (about {tau_sel:.0f} rows): every "
                          "row comes out as 'other'"}]
     share = max(f["folded"], 0.0) / max(n_hat, 1)
-    if not f["other_kept"] or share < FOLDED_SHARE:
+    if share < FOLDED_SHARE:
         return [{"column": name, "material": False, "fix": _fix_categories(name),
-                 "what": f"{f['kept']} categories passed the partition-selection threshold"}]
+                 "what": f"{_count(f['kept'])} passed the partition-selection threshold"}]
+    fate = ("come out as 'other'" if f["other_kept"] else
+            "are not generated at all (too few, after the noise, for an 'other' slot)")
     return [{"column": name, "material": True, "fix": _fix_categories(name),
-             "what": f"{f['kept']} categories kept; about {100 * share:.0f}% of rows (noisy estimate) hold categories "
-                     f"below the partition-selection threshold (about {tau_sel:.0f} rows) and come out as 'other'"}]
+             "what": f"{_count(f['kept'])} kept; about {100 * share:.0f}% of rows (noisy estimate) hold categories "
+                     f"below the partition-selection threshold (about {tau_sel:.0f} rows) and {fate}"}]
 
 
 def _numeric(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str, Any]]:
