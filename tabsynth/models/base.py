@@ -67,6 +67,19 @@ class BaseSynthesizer:
         """Constructor arguments, as given."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def resolved_params(self) -> dict[str, Any]:
+        """Constructor arguments with every ``None`` left to a default replaced by the value used
+        (e.g. ``batch_size`` and ``pac``, which differ with and without DP)."""
+        out = self.get_params()
+        for name, value in out.items():
+            if value is not None:
+                continue
+            if name in self._DEFAULTS:
+                out[name] = self._resolved(name)
+            elif isinstance(getattr(type(self), f"_{name}", None), property):
+                out[name] = getattr(self, f"_{name}")
+        return out
+
     def set_params(self, **params: Any) -> "BaseSynthesizer":
         for key, value in params.items():
             if key not in self._param_names():

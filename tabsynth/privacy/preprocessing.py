@@ -182,7 +182,7 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
     order = np.argsort(-noisy_counts)
     kept = [i for i in order if keep[i]][: max_categories - (0 if public else 1)]
     categories = [_plain(domain[i]) for i in kept]
-    label = "other" if spec.dtype in (None, "object", "string", "category") else None
+    label = _other_label(categories) if spec.dtype in (None, "object", "string", "category") else None
     kept_counts = np.clip(noisy_counts[kept], 0, None)
     other = max(n_hat - max(missing, 0.0) - float(kept_counts.sum()), 0.0) if not public else None
     if other is not None and other <= empty:  # the folded values are too few to model as their own slot
@@ -196,6 +196,14 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
     facts.update(kind=spec.kind, public=public, kept=len(categories), folded=None if public else folded,
                  other_kept=other is not None, missing=missing)
     return enc
+
+
+def _other_label(kept: list[Any]) -> str:
+    """The label of the folded values: "other", unless a kept category is called that already."""
+    label = "other"
+    while label in kept:
+        label = f"({label})"
+    return label
 
 
 def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_modes: int,

@@ -278,7 +278,10 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
 
 
 def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:
-    settings = synth.get_params() if hasattr(synth, "get_params") else dict(params)
+    if hasattr(synth, "resolved_params"):
+        settings = synth.resolved_params()
+    else:
+        settings = synth.get_params() if hasattr(synth, "get_params") else dict(params)
     settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}  # the seed is never published
     out = {}
     for k, v in settings.items():

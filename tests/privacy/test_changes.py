@@ -85,3 +85,10 @@ def test_model_card_lists_the_material_changes():
     lines = _changes_section({"preprocessing": {"details": {"changes": [change]}}})
     assert "### What differential privacy changed" in lines and "| credit | 1 category kept | declare it |" in lines
     assert _changes_section({"preprocessing": {"details": {}}}) == []
+
+
+def test_fold_bucket_never_merges_with_a_real_other_category():
+    from tabsynth.privacy.preprocessing import _other_label
+
+    assert _other_label(["a", "b"]) == "other"
+    assert _other_label(["owner", "other", "(other)"]) == "((other))"

@@ -289,7 +289,10 @@ def test_every_field_of_a_public_manifest_is_on_the_allow_list(table, tmp_path):
     assert sorted(p.name for p in Path(r.path, "public").iterdir()) == [
         "data.csv.gz", "data.parquet", "manifest.json", "model_card.md"]
     assert _unlisted(r.manifest, MANIFEST_FIELDS + PRIVACY_FIELDS) == []
-    assert "seed" not in r.manifest["model"]["settings"]
+    settings = r.manifest["model"]["settings"]
+    assert "seed" not in settings
+    # the values used, not the None a default was left as
+    assert (settings["batch_size"], settings["pac"], settings["discriminator_dim"]) == (500, 1, [64, 64])
 
 
 def test_allow_list_catches_a_new_field():
