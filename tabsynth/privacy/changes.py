@@ -10,6 +10,7 @@ noisy counts, the selection threshold and the DP range, never the raw rows (docs
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any
 
 #: Share of rows (noisy) folded into ``other`` from which the fold is reported as material.
@@ -20,6 +21,8 @@ NARROW_RATIO = 3.0
 NARROW_DAYS = 92
 #: Noisy missing counts above this many noise standard deviations are evidence of missing values.
 MISSING_SIGMAS = 3.0
+#: A folded share is reported only when its estimate exceeds this many of its standard deviations.
+FOLDED_SIGMAS = 1.5
 
 
 def _fix_categories(column: str) -> str:
@@ -45,21 +48,28 @@ def _day(days: float) -> str:
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=round(days))).isoformat()
 
 
-def _categorical(name: str, f: dict[str, Any], tau_sel: float, n_hat: int) -> list[dict[str, Any]]:
+def _categorical(name: str, f: dict[str, Any], tau_sel: float, sigma: float, n_hat: int) -> list[dict[str, Any]]:
     if f["public"] or f["kind"] == "boolean":
         return []
     if f["kept"] == 0:
         return [{"column": name, "material": True, "fix": _fix_categories(name),
                  "what": f"no category passed the partition-selection threshold (about {tau_sel:.0f} rows): every "
                          "row comes out as 'other'"}]
+    if f["kept"] == 1 and not f["other_kept"]:
+        return [{"column": name, "material": True, "fix": _fix_categories(name),
+                 "what": f"only one category passed the partition-selection threshold (about {tau_sel:.0f} rows): "
+                         "the column comes out constant"}]
     share = max(f["folded"], 0.0) / max(n_hat, 1)
-    if share < FOLDED_SHARE:
+    # the folded estimate is the row count less the kept and missing counts: kept + 2 noisy terms
+    spread = sigma * math.sqrt(f["kept"] + 2) / max(n_hat, 1)
+    if share < FOLDED_SHARE or share <= FOLDED_SIGMAS * spread:
         return [{"column": name, "material": False, "fix": _fix_categories(name),
                  "what": f"{_count(f['kept'])} passed the partition-selection threshold"}]
     fate = ("come out as 'other'" if f["other_kept"] else
             "are not generated at all (too few, after the noise, for an 'other' slot)")
     return [{"column": name, "material": True, "fix": _fix_categories(name),
-             "what": f"{_count(f['kept'])} kept; about {100 * share:.0f}% of rows (noisy estimate) hold categories "
+             "what": f"{_count(f['kept'])} kept; about {100 * share:.0f}% (+/- {100 * spread:.0f}%) of rows (noisy "
+                     "estimate) hold categories "
                      f"below the partition-selection threshold (about {tau_sel:.0f} rows) and {fate}"}]
 
 
@@ -84,8 +94,7 @@ def _numeric(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str,
     return [{"column": name, "material": far, "fix": _fix_bounds(name), "what": what}]
 
 
-def _missing(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str, Any]]:
-    sigma = noise_floor / 4.5 if noise_floor else 0.0
+def _missing(name: str, f: dict[str, Any], sigma: float, noise_floor: float) -> list[dict[str, Any]]:
     m = f.get("missing", 0.0)
     if not sigma or not MISSING_SIGMAS * sigma < m <= noise_floor:
         return []
@@ -94,16 +103,16 @@ def _missing(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str,
                      f"{noise_floor:.0f} rows) and are not generated"}]
 
 
-def describe_changes(facts: dict[str, dict[str, Any]], *, tau_sel: float, noise_floor: float,
+def describe_changes(facts: dict[str, dict[str, Any]], *, tau_sel: float, noise_std: float, noise_floor: float,
                      n_hat: int) -> list[dict[str, Any]]:
     """One entry per change: ``column``, ``what`` (a sentence), ``material`` and ``fix``."""
     out: list[dict[str, Any]] = []
     for name, f in facts.items():
         if f["kind"] in ("categorical", "boolean"):
-            out += _categorical(name, f, tau_sel, n_hat)
+            out += _categorical(name, f, tau_sel, noise_std, n_hat)
         else:
             out += _numeric(name, f, noise_floor)
-        out += _missing(name, f, noise_floor)
+        out += _missing(name, f, noise_std, noise_floor)
     return out
 
 

@@ -155,7 +155,8 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         release.details.update({
             "partition_selection_threshold": tau_sel,
             "columns": {name: {"statistic": what, "epsilon_alone": col_eps} for name, what in costs.items()},
-            "changes": describe_changes(facts, tau_sel=tau_sel, noise_floor=empty, n_hat=n_hat),
+            "changes": describe_changes(facts, tau_sel=tau_sel, noise_std=std, noise_floor=empty,
+                                        n_hat=n_hat),
             "public_domains": [s.name for s in modelled
                                if s.is_public and (s.categories is not None or s.bounds is not None)]})
     sanitised = Metadata([_sanitised(s) for s in metadata.columns.values()])

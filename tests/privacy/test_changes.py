@@ -30,7 +30,7 @@ def _change(model, column):
 def test_german_credit_target_minority_is_reported_folded():
     model, changed = _fit_and_warnings(ts.TVAE, ts.datasets.load("german_credit"))
     [credit] = _change(model, "credit")
-    assert credit["material"] and "below the partition-selection threshold" in credit["what"] and "--public-domain credit=" in credit["fix"]
+    assert credit["material"] and "partition-selection threshold" in credit["what"] and "--public-domain credit=" in credit["fix"]
     assert len(changed) == 1 and "  credit: " in changed[0] and "with_public_domain" in changed[0]
     # declaring the target's categories public keeps both and removes it from the list
     df = ts.datasets.load("german_credit")
@@ -66,14 +66,20 @@ def test_describe_changes_from_noisy_facts():
         "declared": {"kind": "numerical", "public": True, "degenerate": False, "lower": 1.0, "upper": 1.1,
                      "missing": 0.0},
     }
-    changes = describe_changes(facts, tau_sel=200.0, noise_floor=45.0, n_hat=1000)
+    changes = describe_changes(facts, tau_sel=200.0, noise_std=10.0, noise_floor=45.0, n_hat=1000)
     by = {(c["column"], c["material"]) for c in changes}
     assert by == {("grade", True), ("rare", True), ("few", False), ("few", True), ("flat", True), ("wide", False),
                   ("when", True)}
     folded_away = {**facts["grade"], "other_kept": False}
-    [gone] = describe_changes({"g": folded_away}, tau_sel=200.0, noise_floor=45.0, n_hat=1000)
+    [gone] = describe_changes({"g": folded_away}, tau_sel=200.0, noise_std=10.0, noise_floor=45.0, n_hat=1000)
     assert gone["material"] and "not generated at all" in gone["what"]
-    assert "12% of rows" in next(c["what"] for c in changes if c["column"] == "grade")
+    single = {**facts["grade"], "kept": 1, "other_kept": False, "folded": 10.0}
+    [constant] = describe_changes({"g": single}, tau_sel=200.0, noise_std=10.0, noise_floor=45.0, n_hat=1000)
+    assert constant["material"] and "constant" in constant["what"]
+    noise_only = {**facts["grade"], "kept": 4, "folded": 30.0}  # within 1.5 of its standard deviations
+    [quiet] = describe_changes({"g": noise_only}, tau_sel=200.0, noise_std=10.0, noise_floor=45.0, n_hat=1000)
+    assert not quiet["material"]
+    assert "12% (+/- 2%) of rows" in next(c["what"] for c in changes if c["column"] == "grade")
     assert "2020-01-01" in next(c["what"] for c in changes if c["column"] == "when")
     text = warning_text(changes)
     assert "rare:" in text and "wide:" not in text and "for missing values" in text

@@ -145,7 +145,8 @@ def test_dp_fit_warns_once_which_kinds_it_took_from_dtypes(table):
     assert sum("kinds were taken" in str(w.message) for w in caught) == 1
     meta = ts.Metadata.from_dtypes(table).with_column("k", kind="categorical")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", PrivacyWarning)
+        warnings.filterwarnings("error", message=".*kinds were taken", category=PrivacyWarning)
+        warnings.filterwarnings("ignore", message=".*changed these columns", category=PrivacyWarning)
         model = ts.TVAE(epsilon=1.0, **TINY).fit(table, metadata=meta)
     assert model.metadata_.columns["k"].kind == "categorical"
     assert "declared" in model.privacy_spent().assumptions["schema"]
@@ -225,6 +226,8 @@ privacy.parts.*.details.noise_std privacy.parts.*.details.l2_sensitivity privacy
 privacy.parts.preprocessing.details.noisy_row_count privacy.parts.preprocessing.details.partition_selection_threshold
 privacy.parts.preprocessing.details.columns.*.statistic privacy.parts.preprocessing.details.columns.*.epsilon_alone
 privacy.parts.preprocessing.details.public_domains.[]
+privacy.parts.preprocessing.details.changes.[].column privacy.parts.preprocessing.details.changes.[].what
+privacy.parts.preprocessing.details.changes.[].material privacy.parts.preprocessing.details.changes.[].fix
 privacy.parts.marginals.details.tables privacy.parts.marginals.details.one_way privacy.parts.marginals.details.two_way
 privacy.parts.marginals.details.max_pair_cells privacy.parts.marginals.details.pairs.[]
 privacy.parts.marginals.details.tables_above_noise
