@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import DataError
-from tabsynth.metadata.detect import parse_datetimes
+from tabsynth.metadata.detect import parse_datetimes, to_datetimes
 from tabsynth.transform.base import Slots, restore_dtype
 from tabsynth.transform.numerical import NumericEncoder
 
@@ -37,7 +37,7 @@ def to_datetime(s: pd.Series, fmt: str | None) -> pd.Series:
         out[present] = parsed
     else:
         try:
-            out = pd.to_datetime(s)
+            out = to_datetimes(s, warn=False)
         except (ValueError, TypeError) as exc:
             raise DataError(f"column {s.name!r} cannot be read as datetimes: {exc}") from exc
     if getattr(out.dt, "tz", None) is not None:
