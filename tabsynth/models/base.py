@@ -470,14 +470,23 @@ class BaseSynthesizer:
         :class:`SamplingWarning`.
         """
         self._check_fitted()
-        n = self._check_n(n)
+        n = self._check_n(n, in_memory=True)
         conds = self._parse_conditions(conditions)
         gen, rng = self._seeds(seed)
         return self._decode(self._sample_matrix(n, conds, gen, max_tries), rng, 0)
 
-    def _check_n(self, n: Any) -> int:
+    def _check_n(self, n: Any, in_memory: bool = False) -> int:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ConfigError(f"the number of rows must be a non-negative integer, got {n!r}")
+        if in_memory:
+            # the encoded float32 matrix plus a generous 64 bytes per decoded cell
+            need = int(n) * (4 * self.transformer_.output_dim_ + 64 * len(self.metadata_.column_names))
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+            if free and need > free // 2:
+                raise ConfigError(
+                    f"sample({int(n)}) needs about {need / 2**30:.3g} GiB in memory, more than half of the "
+                    f"{free / 2**30:.3g} GiB free; stream the rows to a file with "
+                    f"sample_to_file({int(n)}, 'out.parquet'), or ask for fewer rows")
         return int(n)
 
     def _decode(self, matrix: torch.Tensor, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
