@@ -120,7 +120,8 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
             out: str | os.PathLike, model: str = "ctgan", *, dataset_id: str, delta: float | None = None,
             n_rows: int | None = None, epochs: int | None = None, seed: int | None = None,
             holdout: pd.DataFrame | str | os.PathLike | None = None, target: str | None = None,
-            metadata: Any = None, report: bool = True, verbose: bool = False, **model_params: Any) -> Release:
+            metadata: Any = None, report: bool = True, verbose: bool = False,
+            budget: tuple[float, float] | None = None, **model_params: Any) -> Release:
     """Make a differentially private synthetic release of ``data`` under the ledger's budget.
 
     1. checks every argument (nothing is spent on a mistake);
@@ -132,9 +133,12 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     4. commits the reservation at what the fit actually spent.
 
     A run that fails after it started training keeps its reservation counted (status ``failed``);
-    a run killed outright leaves it ``reserved``, also counted. ``delta`` defaults to
-    ``min(1e-5, n ** -1.5)``. ``model_params`` go to the model's constructor (e.g. ``batch_size``,
-    ``max_grad_norm``). Returns a :class:`Release`.
+    a run killed outright leaves it ``reserved``, also counted. ``budget=(epsilon, delta)`` sets the
+    total budget of a dataset new to the ledger (creating the ledger file if needed); an existing,
+    different budget is refused. ``delta`` defaults to the ledger's delta in proportion to
+    ``epsilon`` (0.4 of a (1, 1e-5) budget asks 4e-6), capped at ``min(1e-5, n ** -1.5)``.
+    ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
+    Returns a :class:`Release`.
     """
     # --- 1. every check that can fail without touching the budget ------------------------------
     if not isinstance(dataset_id, str) or not dataset_id.strip():
@@ -144,13 +148,9 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     epsilon = check_epsilon(epsilon)
     df = _read(data, "data")
     n = len(df)
-    delta = min(1e-5, n ** -1.5) if delta is None else check_delta(delta)
-    if delta <= 0:
-        raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
-                                 "min(1e-5, n ** -1.5)")
-    if delta >= 1 / n:
-        raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
-                                 "whole row; choose a delta well below 1/n (default min(1e-5, n ** -1.5))")
+    if delta is not None:
+        delta = _checked_delta(delta, n)
+    budget = None if budget is None else _checked_budget(budget)
     n_rows = n if n_rows is None else _positive_int(n_rows, "n_rows")
     epochs = _positive_int(epochs, "epochs")
     if holdout is not None:
@@ -166,8 +166,6 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         metadata = metadata if isinstance(metadata, Metadata) else Metadata.from_json(metadata)
         metadata.check_frame(df)
     out = check_target_folder(out)
-    if not isinstance(ledger, Ledger):
-        ledger = Ledger(ledger)
     cls = _model_class(model)
     if "epsilon" not in inspect.signature(cls.__init__).parameters:
         raise PrivacyConfigError(f"this tabsynth build has no DP mode for {cls.__name__} (no epsilon parameter); "
@@ -181,6 +179,10 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         raise ConfigError(f"{cls.__name__}: {exc}") from exc
     if hasattr(synth, "_validate_params"):
         synth._validate_params()
+    ledger = _open_ledger(ledger, dataset_id, budget)
+    if delta is None:
+        delta = synth.delta = default_release_delta(ledger.budget(dataset_id), epsilon, n)
+        params["delta"] = delta
     settings = _settings(synth, params)
     release_id = _new_release_id()
 
@@ -269,6 +271,51 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     manifest = json.loads((out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
     return Release(release_id=release_id, dataset_id=dataset_id, path=out, privacy=spent, remaining=remaining,
                    reservation_id=reservation, manifest=manifest)
+
+
+def _checked_delta(delta: Any, n: int) -> float:
+    delta = check_delta(delta)
+    if delta <= 0:
+        raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
+                                 "(the ledger's delta in proportion to epsilon)")
+    if delta >= 1 / n:
+        raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
+                                 "whole row; choose a delta well below 1/n (default min(1e-5, n ** -1.5))")
+    return delta
+
+
+def _checked_budget(budget: Any) -> tuple[float, float]:
+    if not isinstance(budget, (tuple, list)) or len(budget) != 2:
+        raise ConfigError(f"budget must be a pair (epsilon, delta), e.g. budget=(3.0, 1e-5), got {budget!r}")
+    return check_epsilon(budget[0], "budget epsilon"), check_delta(budget[1], "budget delta")
+
+
+def _open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
+                 budget: tuple[float, float] | None) -> Ledger:
+    """The ledger, created with ``budget`` for a new dataset; a different existing budget is refused."""
+    if not isinstance(ledger, Ledger):
+        if budget is None and not Path(ledger).exists():
+            raise PrivacyError(f"{ledger}: no ledger file there; check the path, or create the ledger by giving the "
+                               "dataset's total budget (budget=(epsilon, delta); CLI: --budget-epsilon E "
+                               "--budget-delta D)")
+        ledger = Ledger(ledger)
+    if budget is not None:
+        now = ledger.set_budget(dataset_id, *budget, only_if_new=True)
+        if (now.epsilon, now.delta) != budget:
+            raise ConfigError(
+                f"dataset {dataset_id!r} already has a budget of epsilon={now.epsilon:.6g}, delta={now.delta:.6g} "
+                f"in {ledger.path}; drop the budget (CLI: --budget-epsilon/--budget-delta), or change it "
+                f"deliberately with: tabsynth ledger {ledger.path} --dataset-id {dataset_id} --set-budget E D")
+    return ledger
+
+
+def default_release_delta(total: Budget, epsilon: float, n: int) -> float:
+    """The ledger's delta in proportion to ``epsilon`` (``epsilon / total.epsilon`` of it), at most
+    ``min(1e-5, n ** -1.5)``, so that a budget serves as many releases by delta as by epsilon."""
+    from tabsynth.privacy.accountant import default_delta
+
+    share = total.delta * min(1.0, epsilon / total.epsilon)
+    return float(min(share, default_delta(n)))
 
 
 def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:
