@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.add_parser(sub)
     release_command.add_parser(sub)
 
+    _add_demo_parser(sub)
+    return parser
+
+
+def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult: detect metadata, fit a "
                                    "CTGAN, sample and write the report. Its time grows with the machine's load; "
@@ -215,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=positive_int, help="use a random sample of this many rows (default: all)")
     add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    return parser
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
