@@ -105,7 +105,8 @@ def run_release(args: argparse.Namespace) -> None:
     if is_new_file:
         print(f"created a new privacy ledger {args.ledger}")
     print(f"release {result.release_id}: {result.path}")
-    print(f"privacy: {result.privacy}")
+    if args.quiet:  # a verbose DP fit has printed it already
+        print(f"privacy: {result.privacy}")
     print(f"remaining budget of {result.dataset_id!r}: {result.remaining}")
     print(f"public files: {result.public_dir} (internal report for the custodian only: {result.internal_dir})")
 

@@ -218,7 +218,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         if _dec(spent.epsilon) > _dec(epsilon) or _dec(spent.delta) > _dec(delta):
             raise PrivacyError(f"{cls.__name__} spent {spent}, more than the reserved epsilon={epsilon:.6g}, "
                                f"delta={delta:.3g}; the release is refused and its reservation stays counted")
-        _say(verbose, f"fitted: {spent}")
+        _say(verbose, "fitted; sampling and writing the bundle")
         synthetic = synth.sample(n_rows, seed=seed)
         rep, rep_error = None, None
         if report:

@@ -74,3 +74,14 @@ def test_a_bad_release_writes_no_ledger(small, tmp_path, capsys, flags):
                "--budget-epsilon", "1", "--budget-delta", "1e-5", *flags])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and not db.exists()
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_a_release_prints_its_privacy_once(small, tmp_path, capsys, quiet):
+    data = tmp_path / "data.csv"
+    small.to_csv(data, index=False)
+    rc = main(["release", str(data), "--epsilon", "0.5", "--ledger", str(tmp_path / "b.db"), "--dataset-id", "ds",
+               "-o", str(tmp_path / "rel"), "--budget-epsilon", "1", "--budget-delta", "1e-5", "--epochs", "1",
+               "--no-report", *quiet])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.count("differential privacy (") == 1 and "created a new privacy ledger" in out
