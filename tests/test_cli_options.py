@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,8 +102,12 @@ def test_warnings_show_without_source_paths(tmp_path, capsys):
     assert "tabsynth: warning: column 'lab' holds numbers" in err and ".py" not in err
 
 
-def test_threads_follow_the_load():
-    assert 1 <= auto_threads() <= torch.get_num_threads() + 64
+def test_threads_follow_the_load(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert auto_threads() == cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 7.0, 0.0, 0.0))
+    assert auto_threads() == 1
 
 
 def test_demo_help_makes_no_time_promise():
