@@ -314,6 +314,9 @@ def default_release_delta(total: Budget, epsilon: float, n: int) -> float:
     ``min(1e-5, n ** -1.5)``, so that a budget serves as many releases by delta as by epsilon."""
     from tabsynth.privacy.accountant import default_delta
 
+    if total.delta <= 0:
+        raise PrivacyConfigError(f"the dataset's delta budget is {total.delta:g}, but DP-SGD training needs a delta "
+                                 "above 0; raise the budget's delta (tabsynth ledger ... --set-budget E D)")
     share = total.delta * min(1.0, epsilon / total.epsilon)
     return float(min(share, default_delta(n)))
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tabsynth.cli import main
-from tabsynth.errors import ConfigError, PrivacyBudgetExceeded, PrivacyError
+from tabsynth.errors import ConfigError, PrivacyBudgetExceeded, PrivacyConfigError, PrivacyError
 from tabsynth.privacy.ledger import Budget, Ledger
 from tabsynth.release import release
 from tabsynth.release.core import default_release_delta
@@ -29,6 +29,8 @@ def test_default_delta_is_the_budgets_share_capped_by_the_data():
     assert default_release_delta(Budget(1.0, 1e-5), 0.4, 1000) == pytest.approx(4e-6)
     assert default_release_delta(Budget(1.0, 1e-5), 0.4, 32_561) == pytest.approx(32_561 ** -1.5)
     assert default_release_delta(Budget(0.5, 1e-5), 2.0, 1000) == pytest.approx(1e-5)
+    with pytest.raises(PrivacyConfigError, match="delta above 0"):
+        default_release_delta(Budget(1.0, 0.0), 0.4, 1000)
 
 
 def test_four_concurrent_releases_of_0_4_in_a_budget_of_1_two_succeed(small, tmp_path):
