@@ -6,12 +6,15 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tabsynth.argtypes import non_negative_int, positive_int
 from tabsynth.errors import TabsynthError
+from tabsynth.public_domains import add_public_domain_args, public_metadata
 from tabsynth.release import command as release_command
+from tabsynth.threads import add_threads_arg, use_threads
 
 
 class UserError(TabsynthError):
@@ -60,14 +63,15 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def _cmd_fit(args: argparse.Namespace) -> int | None:
     from tabsynth.distributed import current
     from tabsynth.io import read_table
-    from tabsynth.metadata import Metadata
     from tabsynth.models import CTGAN, TVAE
 
     if args.nproc > 1:
         return _relaunch(args.nproc, _without_nproc(args.argv))
     runtime = current()
+    if not runtime.distributed or args.threads is not None:
+        use_threads(args.threads)
     data = args.data if runtime.distributed else read_table(args.data)
-    meta = Metadata.from_json(args.metadata) if args.metadata else None
+    meta = public_metadata(data, args)
     params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
     if args.epochs is not None:
         params["epochs"] = args.epochs
@@ -85,7 +89,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     model.save(args.output)
     where = f" in {runtime.world_size} processes" if runtime.distributed else ""
     print(f"fitted {args.model} on {model.n_rows_} rows{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
-    print(f"privacy: {model.privacy_spent()}")
+    if args.quiet or not model.privacy_spent().is_dp:  # a verbose DP fit has printed it already
+        print(f"privacy: {model.privacy_spent()}")
 
 
 def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
@@ -107,6 +112,10 @@ def _cmd_sample(args: argparse.Namespace) -> int | None:
     if args.nproc > 1:
         return _relaunch(args.nproc, _without_nproc(args.argv))
     runtime = current()
+    if not runtime.distributed or args.threads is not None:
+        use_threads(args.threads)
+    if args.num_rows == 0 and runtime.is_main:
+        print(f"tabsynth: note: -n 0 asked: {args.output} gets the header only, no rows", file=sys.stderr)
     model = load(args.model)
     t0 = time.perf_counter()
     path = model.sample_to_file(args.num_rows, args.output, batch_rows=args.batch_rows, seed=args.seed,
@@ -120,6 +129,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from tabsynth import datasets
     from tabsynth.demo import run_demo
 
+    use_threads(args.threads)
     df, holdout = datasets.load("adult"), datasets.load("adult_test")
     if args.rows is not None:
         df = df.sample(min(args.rows, len(df)), random_state=0).reset_index(drop=True)
@@ -170,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="mixed precision without DP (bf16 on CPU or GPU, fp16 on CUDA); default fp32")
+    add_public_domain_args(p)
+    add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=positive_int, default=1,
                    help="train in this many processes on this node (torchrun, data parallel; input must be "
@@ -184,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
     p.add_argument("--batch-rows", type=positive_int, default=100_000, help="rows per written batch")
+    add_threads_arg(p)
     p.add_argument("--nproc", type=positive_int, default=1,
                    help="sample in this many processes (torchrun); OUTPUT is then a Parquet dataset directory")
 
@@ -192,20 +205,33 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.add_parser(sub)
     release_command.add_parser(sub)
 
+    _add_demo_parser(sub)
+    return parser
+
+
+def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
-                       description="Run the main job end to end on bundled UCI Adult.")
+                       description="Run the main job end to end on bundled UCI Adult: detect metadata, fit a "
+                                   "CTGAN, sample and write the report. Its time grows with the machine's load; "
+                                   "--epochs and --rows make it shorter.")
     p.add_argument("--out", default="out/demo", help="folder for the demo's outputs (default: out/demo)")
     p.add_argument("--epochs", type=positive_int, default=30,
-                   help="CTGAN epochs (default 30, about 45 s on 2 cores; at 10 the rows carried no income signal)")
+                   help="CTGAN epochs (default 30; at 10 the rows carried no income signal)")
     p.add_argument("--rows", type=positive_int, help="use a random sample of this many rows (default: all)")
+    add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line per warning, without the library's source path (CLI users cannot act on it)."""
+    print(f"tabsynth: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
     done = False
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
@@ -230,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        warnings.showwarning = shown
         _leave_process_group(synced=done)
 
 

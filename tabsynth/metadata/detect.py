@@ -90,7 +90,7 @@ def detect_column(name: str, s: pd.Series) -> ColumnSpec:
         if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
             return _numeric_spec(name, base, pd.to_numeric(v).astype("float64"))
         if inferred in ("datetime", "datetime64", "date"):
-            return _datetime_spec(base, pd.to_datetime(v), fmt=None)
+            return _datetime_spec(base, to_datetimes(v), fmt=None)
 
     # strings (object or string dtype)
     text = v.astype(str)
@@ -99,6 +99,9 @@ def detect_column(name: str, s: pd.Series) -> ColumnSpec:
         parsed = parse_datetimes(text, fmt)
         if parsed is not None:
             return _datetime_spec(base, parsed, fmt=fmt)
+    numbers = numbers_with_few_words(name, text)
+    if numbers is not None:
+        return _numeric_spec(name, {**base, "nullable": True}, numbers.dropna())
     n_unique = int(text.nunique())
     if len(text) >= MIN_ID_ROWS and (n_unique == len(text) or n_unique / len(text) >= ID_UNIQUE_RATIO):
         return ColumnSpec(kind="id", **base)
@@ -108,7 +111,8 @@ def detect_column(name: str, s: pd.Series) -> ColumnSpec:
 def _numeric_spec(name: str, base: dict[str, Any], v: pd.Series) -> ColumnSpec:
     arr = v.to_numpy(dtype="float64")
     lo, hi = float(arr.min()), float(arr.max())
-    integral = bool(np.all(np.equal(np.floor(arr), arr)))
+    # beyond 2**53 every float is integral: such a column is not one of integers
+    integral = bool(np.all(np.equal(np.floor(arr), arr))) and max(-lo, hi) <= 2.0**53
     uniq = np.unique(arr) if len(arr) < 5_000_000 else np.unique(arr[:5_000_000])
     if len(uniq) == 2 and set(uniq.tolist()) == {0.0, 1.0}:
         return ColumnSpec(kind="boolean", categories=(0, 1), domain_source="observed", **base)
@@ -148,7 +152,7 @@ def datetime_resolution(v: pd.Series) -> str:
 
 
 def _date_format(text: pd.Series) -> str | None:
-    sample = text.iloc[0]
+    sample = str(text.iloc[0])  # pandas' guess refuses str subclasses such as numpy.str_
     if len(sample) < 6 or not any(ch.isdigit() for ch in sample):
         return None
     with warnings.catch_warnings():
@@ -168,7 +172,12 @@ def parse_datetimes(text: pd.Series, fmt: str) -> pd.Series | None:
     resolution when written in ISO form.
     """
     try:
-        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # mixed UTC offsets: pandas' object fallback
+            try:
+                parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+            except (FutureWarning, ValueError):
+                parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
     except (pd.errors.OutOfBoundsDatetime, OverflowError):
         parsed = None
     if parsed is not None and not parsed.isna().any():
@@ -180,6 +189,43 @@ def parse_datetimes(text: pd.Series, fmt: str) -> pd.Series | None:
             return None
         return pd.Series(arr, index=text.index)
     return None
+
+
+def to_datetimes(v: pd.Series, warn: bool = True) -> pd.Series:
+    """``pd.to_datetime``; datetimes with mixed UTC offsets become UTC instants (the offsets are lost)."""
+    try:
+        return pd.to_datetime(v)
+    except ValueError as exc:
+        if "utc=True" not in str(exc):
+            raise
+    if warn:
+        warnings.warn(f"column {v.name!r} mixes UTC offsets; it is read as UTC instants and generated in UTC",
+                      DataWarning, stacklevel=4)
+    return pd.to_datetime(v, utc=True)
+
+
+#: A string column of numbers with at most this share of other words reads those words as missing.
+MAX_WORD_SHARE = 0.05
+
+
+def numbers_with_few_words(name: str, text: pd.Series) -> pd.Series | None:
+    """A column of numbers written as strings, with at most 5% other values (at most 3 distinct words,
+    e.g. "unknown"), as numbers with those words missing (with a warning); None for any other column.
+    Columns with fewer than 20 distinct numbers or with zero-padded codes stay categorical."""
+    head = pd.to_numeric(text.iloc[:100], errors="coerce")
+    if head.isna().mean() > 2 * MAX_WORD_SHARE:
+        return None
+    numbers = pd.to_numeric(text, errors="coerce")
+    words = text[numbers.isna()]
+    padded = text.str.match(r"^-?0\d").any()
+    if padded or numbers.nunique() < 20 or len(words) > MAX_WORD_SHARE * len(text) or words.nunique() > 3:
+        return None
+    if len(words):
+        counts = ", ".join(f"{w!r} x{c}" for w, c in words.value_counts().items())
+        warnings.warn(f"column {name!r} holds numbers and a few words ({counts}); it is read as numerical with "
+                      "those words as missing values. Give its kind in the metadata to choose otherwise",
+                      DataWarning, stacklevel=4)
+    return numbers
 
 
 def _sorted_unique(v: pd.Series) -> tuple[Any, ...]:

@@ -8,6 +8,8 @@ import pandas as pd
 from tabsynth.errors import DataError
 
 _MIXED = ("mixed", "mixed-integer")
+#: Largest magnitude a numeric column may hold: its square must stay finite in float64.
+MAX_MAGNITUDE = 1e150
 
 
 def check_frame(df: object) -> pd.DataFrame:
@@ -45,6 +47,12 @@ def check_frame(df: object) -> pd.DataFrame:
                     problems.append(
                         f"column {name!r} has {n_inf} infinite value(s); replace them with NaN "
                         "(missing) or a finite value, e.g. df[col].replace([np.inf, -np.inf], np.nan)"
+                    )
+                elif len(arr) and np.nanmax(np.abs(arr), initial=0.0) > MAX_MAGNITUDE:
+                    problems.append(
+                        f"column {name!r} holds values up to {np.nanmax(np.abs(arr)):.3g}, beyond the "
+                        f"{MAX_MAGNITUDE:.0e} the encoders can square in float64; rescale it (e.g. "
+                        f"df[{name!r}] / 1e{int(np.log10(np.nanmax(np.abs(arr))))}) or store its logarithm"
                     )
             if s.dtype == object:
                 if inferred in _MIXED:

@@ -272,7 +272,7 @@ class BaseSynthesizer:
         touch (rule 15). The exact row count is read only inside the preprocessing release: its noisy
         value sets the default delta, the sample rate, the step count and ``n_rows_`` (rule 3).
         """
-        from tabsynth.privacy.accountant import PLANNING_DELTA, Accountant
+        from tabsynth.privacy.accountant import Accountant
         from tabsynth.privacy.engine import resolve_delta, sample_rate
         from tabsynth.privacy.marginals import measure_marginals, plan_marginals
         from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
@@ -280,12 +280,12 @@ class BaseSynthesizer:
 
         runtime = self._runtime
         randomness = Randomness.for_fit(self.secure_mode, rank=runtime.rank)
-        planning = PLANNING_DELTA if self.delta is None else resolve_delta(self.delta, None)
-        accountant = Accountant(self.epsilon, planning)
+        cap = getattr(self, "max_delta_", None)  # set by a release that reserved the delta for us
+        accountant = Accountant(self.epsilon, resolve_delta(self.delta, None, cap))
         release = plan(metadata, accountant, self.preprocessing_epsilon_share)
         marginal_release = plan_marginals(accountant, self.marginal_epsilon_share)
         n_hat = noisy_row_count(df, release, randomness, runtime)
-        accountant.set_delta(resolve_delta(self.delta, n_hat))
+        accountant.set_delta(resolve_delta(self.delta, n_hat, cap))
         self._n_global = n_hat  # from here on only the noisy count is used
         batch_size = min(self._batch_size, n_hat)
         q, steps_per_epoch = sample_rate(n_hat, batch_size)
@@ -508,14 +508,23 @@ class BaseSynthesizer:
         :class:`SamplingWarning`.
         """
         self._check_fitted()
-        n = self._check_n(n)
+        n = self._check_n(n, in_memory=True)
         conds = self._parse_conditions(conditions)
         gen, rng = self._seeds(seed)
         return self._decode(self._sample_matrix(n, conds, gen, max_tries), rng, 0)
 
-    def _check_n(self, n: Any) -> int:
+    def _check_n(self, n: Any, in_memory: bool = False) -> int:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ConfigError(f"the number of rows must be a non-negative integer, got {n!r}")
+        if in_memory:
+            # the encoded float32 matrix plus a generous 64 bytes per decoded cell
+            need = int(n) * (4 * self.transformer_.output_dim_ + 64 * len(self.metadata_.column_names))
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+            if free and need > free // 2:
+                raise ConfigError(
+                    f"sample({int(n)}) needs about {need / 2**30:.3g} GiB in memory, more than half of the "
+                    f"{free / 2**30:.3g} GiB free; stream the rows to a file with "
+                    f"sample_to_file({int(n)}, 'out.parquet'), or ask for fewer rows")
         return int(n)
 
     def _decode(self, matrix: torch.Tensor, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:

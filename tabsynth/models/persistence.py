@@ -10,6 +10,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
     if not p.exists():
         raise ModelFileError(f"{path}: model file not found")
     if not zipfile.is_zipfile(p):
+        with open(p, "rb") as fh:
+            if fh.read(4) == b"PK\x03\x04":  # a zip's first header without its end
+                raise ModelFileError(f"{path}: truncated or corrupt model file (its start is a model file's, its "
+                                     "end is missing); copy it again or save the model again")
         raise ModelFileError(f"{path}: not a tabsynth model file (expected a zip written by model.save)")
     try:
         with zipfile.ZipFile(p) as zf:
@@ -76,8 +81,9 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
                 raise ModelFileError(f"{path}: not a tabsynth model file (config.json or weights.pt missing)")
             config = json.loads(zf.read("config.json"))
             raw = zf.read("weights.pt")
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: corrupt model file ({exc})") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: truncated or corrupt model file ({exc}); copy it again or save the "
+                             "model again") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a tabsynth model file (unknown format)")
     if config.get("format_version") != FORMAT_VERSION:

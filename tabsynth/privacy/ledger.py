@@ -574,8 +574,9 @@ class Ledger:
                               if s["dataset_id"] == dataset_id and s["status"] in COUNTED)
                 raise PrivacyBudgetExceeded(
                     f"dataset {dataset_id!r}: the release does not fit in its privacy budget ({'; '.join(what)}; "
-                    f"basic composition over {counted} counted spends). Nothing was spent. Ask for less, or have "
-                    "the custodian decide on the budget.")
+                    f"basic composition over {counted} counted spends). Nothing was spent. What would fit: "
+                    f"epsilon <= {max(float(eps_r), 0.0):.6g} with delta <= {max(float(delta_r), 0.0):.3g}; ask "
+                    "for that much or less, or have the custodian decide on the budget.")
             sid = max(state.spends, default=0) + 1
             t = _now()
             payload = {"time": t, "id": sid, "release_id": release_id, "mechanism": mechanism, "params": params,

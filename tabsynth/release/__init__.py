@@ -1,7 +1,8 @@
 """Privacy-budgeted releases: ``release()`` makes a bundle under a ledger's budget, ``verify()`` checks one.
 
 >>> from tabsynth.release import release, verify
->>> r = release(df, epsilon=1.0, ledger="budget.db", out="release_dir/", dataset_id="adult-2026")
+>>> r = release(df, epsilon=1.0, ledger="budget.db", out="release_dir/", dataset_id="adult-2026",
+...             budget=(3.0, 1e-5))  # the first release of a dataset sets its total budget
 >>> verify("release_dir/")          # [] when every file matches the manifests
 
 The package itself is callable too (``tabsynth.release(df, ...)`` is :func:`release`), so that the

@@ -10,7 +10,9 @@ import argparse
 from pathlib import Path
 
 from tabsynth.argtypes import number, positive_int
-from tabsynth.errors import ConfigError, PrivacyError
+from tabsynth.errors import ConfigError
+from tabsynth.public_domains import add_public_domain_args, public_metadata
+from tabsynth.threads import add_threads_arg, use_threads
 
 __all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_verify_parser", "run", "run_release",
            "run_ledger", "run_verify", "COMMANDS"]
@@ -25,7 +27,9 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
                     "model card, manifest) and internal/ (the custodian-only report).")
     p.add_argument("data", help="the private table (.csv, .csv.gz, .parquet)")
     p.add_argument("--epsilon", type=number, required=True, help="privacy budget this release spends (> 0)")
-    p.add_argument("--delta", type=number, help="delta this release spends (default min(1e-5, n^-1.5))")
+    p.add_argument("--delta", type=number,
+                   help="delta this release spends (default: the budget's delta in proportion to --epsilon, "
+                        "at most min(1e-5, n^-1.5))")
     p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
     p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
     p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")
@@ -40,8 +44,11 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--target", help="column to predict in the internal report's utility section")
     p.add_argument("--no-report", action="store_true", help="skip the internal report")
     p.add_argument("--budget-epsilon", type=number,
-                   help="total epsilon budget of --dataset-id, set only when the dataset is new to the ledger")
+                   help="total epsilon budget of --dataset-id, set only when the dataset is new to the ledger "
+                        "(creates the ledger file when there is none)")
     p.add_argument("--budget-delta", type=number, help="total delta budget (with --budget-epsilon)")
+    add_public_domain_args(p)
+    add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
@@ -76,26 +83,13 @@ def add_parser(subparsers) -> None:
 # --- commands ---------------------------------------------------------------------------------
 def run_release(args: argparse.Namespace) -> None:
     from tabsynth.io import read_table
-    from tabsynth.privacy.ledger import Ledger
     from tabsynth.release.core import release
 
     if (args.budget_epsilon is None) != (args.budget_delta is None):
         raise ConfigError("give --budget-epsilon and --budget-delta together (the total budget of a new dataset)")
+    budget = None if args.budget_epsilon is None else (args.budget_epsilon, args.budget_delta)
+    use_threads(args.threads)
     is_new_file = not Path(args.ledger).exists()
-    if is_new_file and args.budget_epsilon is None:
-        raise PrivacyError(f"{args.ledger}: no ledger file there; check the path, or create the ledger with "
-                           "--budget-epsilon E --budget-delta D for a new dataset")
-    ledger = Ledger(args.ledger)
-    if args.budget_epsilon is not None:
-        if is_new_file:
-            print(f"created a new privacy ledger {args.ledger}")
-        wanted = (args.budget_epsilon, args.budget_delta)
-        budget = ledger.set_budget(args.dataset_id, *wanted, only_if_new=True)
-        if (budget.epsilon, budget.delta) != wanted:
-            raise ConfigError(
-                f"dataset {args.dataset_id!r} already has a budget of epsilon={budget.epsilon:.6g}, "
-                f"delta={budget.delta:.6g} in {args.ledger}; drop --budget-epsilon/--budget-delta, or change it "
-                f"deliberately with: tabsynth ledger {args.ledger} --dataset-id {args.dataset_id} --set-budget E D")
     df = read_table(args.data)
     holdout = read_table(args.holdout) if args.holdout else None
     extra = {}
@@ -103,12 +97,16 @@ def run_release(args: argparse.Namespace) -> None:
         extra["batch_size"] = args.batch_size
     if args.max_grad_norm is not None:
         extra["max_grad_norm"] = args.max_grad_norm
-    result = release(df, args.epsilon, ledger, args.output, args.model, dataset_id=args.dataset_id,
+    metadata = public_metadata(df, args)
+    result = release(df, args.epsilon, args.ledger, args.output, args.model, dataset_id=args.dataset_id,
                      delta=args.delta, n_rows=args.rows, epochs=args.epochs, seed=args.seed, holdout=holdout,
-                     target=args.target, metadata=args.metadata, report=not args.no_report,
-                     verbose=not args.quiet, **extra)
+                     target=args.target, metadata=metadata, report=not args.no_report,
+                     verbose=not args.quiet, budget=budget, **extra)
+    if is_new_file:
+        print(f"created a new privacy ledger {args.ledger}")
     print(f"release {result.release_id}: {result.path}")
-    print(f"privacy: {result.privacy}")
+    if args.quiet:  # a verbose DP fit has printed it already
+        print(f"privacy: {result.privacy}")
     print(f"remaining budget of {result.dataset_id!r}: {result.remaining}")
     print(f"public files: {result.public_dir} (internal report for the custodian only: {result.internal_dir})")
 

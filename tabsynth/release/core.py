@@ -122,7 +122,8 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
             out: str | os.PathLike, model: str = "ctgan", *, dataset_id: str, delta: float | None = None,
             n_rows: int | None = None, epochs: int | None = None, seed: int | None = None,
             holdout: pd.DataFrame | str | os.PathLike | None = None, target: str | None = None,
-            metadata: Any = None, report: bool = True, verbose: bool = False, **model_params: Any) -> Release:
+            metadata: Any = None, report: bool = True, verbose: bool = False,
+            budget: tuple[float, float] | None = None, **model_params: Any) -> Release:
     """Make a differentially private synthetic release of ``data`` under the ledger's budget.
 
     1. checks every argument (nothing is spent on a mistake);
@@ -134,9 +135,14 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     4. commits the reservation at what the fit actually spent.
 
     A run that fails after it started training keeps its reservation counted (status ``failed``);
-    a run killed outright leaves it ``reserved``, also counted. ``delta`` defaults to 1e-5 (a
-    default computed from the exact row count would publish it). ``model_params`` go to the model's constructor (e.g. ``batch_size``,
-    ``max_grad_norm``). Returns a :class:`Release`.
+    a run killed outright leaves it ``reserved``, also counted. ``budget=(epsilon, delta)`` sets the
+    total budget of a dataset new to the ledger (creating the ledger file if needed); an existing,
+    different budget is refused. ``delta`` defaults to the ledger's delta in proportion to
+    ``epsilon`` (0.4 of a (1, 1e-5) budget reserves 4e-6), at most 1e-5; the fit then spends at most
+    that, ``min(reserved, n_hat ** -1.5)`` with ``n_hat`` the noisy row count, so neither the reserved
+    nor the spent delta is a function of the exact row count (docs/privacy.md rule 3).
+    ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
+    Returns a :class:`Release`.
     """
     # --- 1. every check that can fail without touching the budget ------------------------------
     if not isinstance(dataset_id, str) or not dataset_id.strip():
@@ -149,14 +155,9 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     epsilon = check_epsilon(epsilon)
     df = _read(data, "data")
     n = len(df)
-    # the reserved delta is published: it must not be a function of the exact row count (rule 3)
-    delta = PLANNING_DELTA if delta is None else check_delta(delta)
-    if delta <= 0:
-        raise PrivacyConfigError(f"delta must be greater than 0 for DP-SGD training; leave it unset for the default "
-                                 f"{PLANNING_DELTA:g}")
-    if delta >= 1 / n:
-        raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
-                                 "whole row; choose a delta well below 1/n")
+    if delta is not None:
+        delta = _checked_delta(delta, n)
+    budget = None if budget is None else _checked_budget(budget)
     n_rows = None if n_rows is None else _positive_int(n_rows, "n_rows")
     epochs = _positive_int(epochs, "epochs")
     if holdout is not None:
@@ -172,8 +173,6 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         metadata = metadata if isinstance(metadata, Metadata) else Metadata.from_json(metadata)
         metadata.check_frame(df)
     out = check_target_folder(out)
-    if not isinstance(ledger, Ledger):
-        ledger = Ledger(ledger)
     cls = _model_class(model)
     if "epsilon" not in inspect.signature(cls.__init__).parameters:
         raise PrivacyConfigError(f"this tabsynth build has no DP mode for {cls.__name__} (no epsilon parameter); "
@@ -187,6 +186,9 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         raise ConfigError(f"{cls.__name__}: {exc}") from exc
     if hasattr(synth, "_validate_params"):
         synth._validate_params()
+    ledger = _open_ledger(ledger, dataset_id, budget)
+    if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
+        delta = synth.max_delta_ = default_release_delta(ledger.budget(dataset_id), epsilon)
     settings = _settings(synth, params)
     release_id = _new_release_id()
 
@@ -222,7 +224,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         if _dec(spent.epsilon) > _dec(epsilon) or _dec(spent.delta) > _dec(delta):
             raise PrivacyError(f"{cls.__name__} spent {spent}, more than the reserved epsilon={epsilon:.6g}, "
                                f"delta={delta:.3g}; the release is refused and its reservation stays counted")
-        _say(verbose, f"fitted: {spent}")
+        _say(verbose, "fitted; sampling and writing the bundle")
         synthetic = synth.sample(synth.n_rows_ if n_rows is None else n_rows, seed=seed)
         rep, rep_error = None, None
         if report:
@@ -275,6 +277,53 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     manifest = json.loads((out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
     return Release(release_id=release_id, dataset_id=dataset_id, path=out, privacy=spent, remaining=remaining,
                    reservation_id=reservation, manifest=manifest)
+
+
+def _checked_delta(delta: Any, n: int) -> float:
+    delta = check_delta(delta)
+    if delta <= 0:
+        raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
+                                 "(the ledger's delta in proportion to epsilon)")
+    if delta >= 1 / n:
+        raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
+                                 "whole row; choose a delta well below 1/n")
+    return delta
+
+
+def _checked_budget(budget: Any) -> tuple[float, float]:
+    if not isinstance(budget, (tuple, list)) or len(budget) != 2:
+        raise ConfigError(f"budget must be a pair (epsilon, delta), e.g. budget=(3.0, 1e-5), got {budget!r}")
+    return check_epsilon(budget[0], "budget epsilon"), check_delta(budget[1], "budget delta")
+
+
+def _open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
+                 budget: tuple[float, float] | None) -> Ledger:
+    """The ledger, created with ``budget`` for a new dataset; a different existing budget is refused."""
+    if not isinstance(ledger, Ledger):
+        if budget is None and not Path(ledger).exists():
+            raise PrivacyError(f"{ledger}: no ledger file there; check the path, or create the ledger by giving the "
+                               "dataset's total budget (budget=(epsilon, delta); CLI: --budget-epsilon E "
+                               "--budget-delta D)")
+        ledger = Ledger(ledger)
+    if budget is not None:
+        now = ledger.set_budget(dataset_id, *budget, only_if_new=True)
+        if (now.epsilon, now.delta) != budget:
+            raise ConfigError(
+                f"dataset {dataset_id!r} already has a budget of epsilon={now.epsilon:.6g}, delta={now.delta:.6g} "
+                f"in {ledger.path}; drop the budget (CLI: --budget-epsilon/--budget-delta), or change it "
+                f"deliberately with: tabsynth ledger {ledger.path} --dataset-id {dataset_id} --set-budget E D")
+    return ledger
+
+
+def default_release_delta(total: Budget, epsilon: float) -> float:
+    """The ledger's delta in proportion to ``epsilon`` (``epsilon / total.epsilon`` of it), at most
+    1e-5, so that a budget serves as many releases by delta as by epsilon. It is published and
+    depends on the ledger alone, never on the row count."""
+    if total.delta <= 0:
+        raise PrivacyConfigError(f"the dataset's delta budget is {total.delta:g}, but DP-SGD training needs a delta "
+                                 "above 0; raise the budget's delta (tabsynth ledger ... --set-budget E D)")
+    share = total.delta * min(1.0, epsilon / total.epsilon)
+    return float(min(share, PLANNING_DELTA))
 
 
 def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:

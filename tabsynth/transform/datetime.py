@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import DataError
-from tabsynth.metadata.detect import parse_datetimes
+from tabsynth.metadata.detect import parse_datetimes, to_datetimes
 from tabsynth.transform.base import Slots, restore_dtype
 from tabsynth.transform.numerical import NumericEncoder
 
@@ -37,7 +37,7 @@ def to_datetime(s: pd.Series, fmt: str | None) -> pd.Series:
         out[present] = parsed
     else:
         try:
-            out = pd.to_datetime(s)
+            out = to_datetimes(s, warn=False)
         except (ValueError, TypeError) as exc:
             raise DataError(f"column {s.name!r} cannot be read as datetimes: {exc}") from exc
     if getattr(out.dt, "tz", None) is not None:
@@ -62,6 +62,9 @@ class DatetimeEncoder:
     @classmethod
     def fit(cls, column: str, s: pd.Series, *, datetime_format: str | None = None, method: str = "mode",
             max_modes: int = 10, max_rows: int = 10_000, seed: int | None = 0) -> "DatetimeEncoder":
+        dtype = str(s.dtype)
+        if datetime_format is None and not pd.api.types.is_datetime64_any_dtype(s.dtype):
+            s = to_datetimes(s, warn=False).rename(s.name)  # Python datetimes: keep their zone (UTC when mixed)
         dt = to_datetime(s, datetime_format)
         unit = np.datetime_data(dt.dtype)[0]
         ticks = dt.to_numpy().astype("int64")
@@ -80,7 +83,7 @@ class DatetimeEncoder:
         tz = getattr(s.dt, "tz", None) if pd.api.types.is_datetime64_any_dtype(s.dtype) else None
         return cls(column, numeric, unit=unit, step=step, origin=origin,
                    timezone=str(tz) if tz is not None else None,
-                   datetime_format=datetime_format, dtype=str(s.dtype))
+                   datetime_format=datetime_format, dtype=dtype)
 
     @property
     def spans(self):

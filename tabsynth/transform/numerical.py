@@ -120,7 +120,8 @@ class NumericEncoder:
 
     # --- encoding -------------------------------------------------------------------------------
     def transform(self, s: pd.Series) -> np.ndarray:
-        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = pd.to_numeric(s, errors="coerce") if s.dtype == object else s  # words read as missing
+        x = values.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(x)
         x = np.clip(np.where(missing, self.fill, x), self.lower, self.upper)
         blocks = []
