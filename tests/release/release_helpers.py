@@ -41,8 +41,9 @@ class FakeDP:
         if not self.dp:
             return PrivacySpent.none()
         eps = self.epsilon * (1.5 if self.overspend else 0.9)
-        return PrivacySpent(epsilon=eps, delta=self.delta, accountant="test",
-                            parts={"training": PrivacyPart("training", eps, self.delta, "fake DP-SGD",
+        delta = self.delta if self.delta is not None else self.max_delta_  # what a release reserved
+        return PrivacySpent(epsilon=eps, delta=delta, accountant="test",
+                            parts={"training": PrivacyPart("training", eps, delta, "fake DP-SGD",
                                                            {"steps": 3})})
 
     def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:

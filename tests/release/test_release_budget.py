@@ -25,12 +25,13 @@ def _release(df, ledger, out, **kwargs):
     return release(df, 0.4, ledger, out, dataset_id="ds", epochs=1, batch_size=100, seed=0, report=False, **kwargs)
 
 
-def test_default_delta_is_the_budgets_share_capped_by_the_data():
-    assert default_release_delta(Budget(1.0, 1e-5), 0.4, 1000) == pytest.approx(4e-6)
-    assert default_release_delta(Budget(1.0, 1e-5), 0.4, 32_561) == pytest.approx(32_561 ** -1.5)
-    assert default_release_delta(Budget(0.5, 1e-5), 2.0, 1000) == pytest.approx(1e-5)
+def test_default_delta_is_the_budgets_share_and_never_depends_on_the_rows():
+    # it is published in the manifest: a function of the ledger alone (docs/privacy.md rule 3)
+    assert default_release_delta(Budget(1.0, 1e-5), 0.4) == pytest.approx(4e-6)
+    assert default_release_delta(Budget(0.5, 1e-5), 2.0) == pytest.approx(1e-5)
+    assert default_release_delta(Budget(1.0, 1e-3), 1.0) == pytest.approx(1e-5)  # at most 1e-5
     with pytest.raises(PrivacyConfigError, match="delta above 0"):
-        default_release_delta(Budget(1.0, 0.0), 0.4, 1000)
+        default_release_delta(Budget(1.0, 0.0), 0.4)
 
 
 def test_four_concurrent_releases_of_0_4_in_a_budget_of_1_two_succeed(small, tmp_path):
