@@ -88,7 +88,9 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
         return
     model.save(args.output)
     where = f" in {runtime.world_size} processes" if runtime.distributed else ""
-    print(f"fitted {args.model} on {model.n_rows_} rows{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
+    rows = (f"about {model.n_rows_} rows (noisy count)" if model.privacy_spent().is_dp  # the exact count is private
+            else f"{model.n_rows_} rows")
+    print(f"fitted {args.model} on {rows}{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
     if args.quiet or not model.privacy_spent().is_dp:  # a verbose DP fit has printed it already
         print(f"privacy: {model.privacy_spent()}")
 
