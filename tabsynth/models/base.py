@@ -194,7 +194,7 @@ class BaseSynthesizer:
         device = runtime.agree(lambda: self._checked_setup(df, metadata, runtime))
         if self.verbose and runtime.is_main:
             where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
-            rows = "a table" if private else f"{self._n_global} rows x"  # under DP the row count is private
+            rows = "a table of" if private else f"{self._n_global} rows x"  # under DP the row count is private
             print(f"tabsynth {type(self).__name__}: fitting {rows} {df.shape[1]} columns on {device}{where}")
         self.privacy_ = None
         # each rank draws its own noise and batches; rank 0's initial weights are broadcast
