@@ -579,7 +579,3 @@ class BaseSynthesizer:
 
         self._check_fitted()
         return save_model(self, path)
-
-    @staticmethod
-    def _nan_to_none(x: float) -> float | None:
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

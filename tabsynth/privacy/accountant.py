@@ -190,12 +190,3 @@ class Accountant:
                         "delta; add/remove-one-row adjacency",
             randomness=randomness, assumptions=assumptions,
         )
-
-
-def prv_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    """Training epsilon by Opacus' PRV accountant, as a cross-check of the RDP figure."""
-    from opacus.accountants import PRVAccountant
-
-    acc = PRVAccountant()
-    acc.history = [(noise_multiplier, sample_rate, steps)]
-    return float(acc.get_epsilon(delta=delta))

@@ -1,6 +1,6 @@
 """DP 1-way and 2-way marginals of the encoded table, and the loss that matches a model to them.
 
-Issue 7, item 4 (MargNet / GEM style): part of the budget measures the marginals of every discrete
+In the style of MargNet and GEM, part of the budget measures the marginals of every discrete
 group of the encoded matrix (categories, missing indicators and the mixture-mode of each numeric
 column) and of the pairs of groups whose joint table is small enough to measure, in one Gaussian
 release. Every encoded row has exactly one active slot in every discrete group, so adding or
