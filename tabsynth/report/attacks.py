@@ -27,7 +27,8 @@ def _sample_idx(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 def linkability(prep: Prepared, Tdf, Hdf, Sdf, aux: tuple[list[str], list[str]], n_attacks: int,
                 rng: np.random.Generator, n_neighbors: int = 1) -> dict[str, Any]:
     a_cols, b_cols = aux
-    ea, eb = Encoder(prep, a_cols).fit(Tdf), Encoder(prep, b_cols).fit(Tdf)
+    real = pd.concat([Tdf, Hdf], ignore_index=True)
+    ea, eb = Encoder(prep, a_cols).fit(real), Encoder(prep, b_cols).fit(real)
     sa, sb = ea.transform(Sdf), eb.transform(Sdf)
     k = min(n_neighbors, len(Sdf))
     nna = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(sa)
@@ -55,7 +56,7 @@ def linkability(prep: Prepared, Tdf, Hdf, Sdf, aux: tuple[list[str], list[str]],
 
 def inference(prep: Prepared, Tdf, Hdf, Sdf, secret: str, aux: list[str], n_attacks: int,
               rng: np.random.Generator) -> dict[str, Any]:
-    enc = Encoder(prep, aux).fit(Tdf)
+    enc = Encoder(prep, aux).fit(pd.concat([Tdf, Hdf], ignore_index=True))
     nn = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(enc.transform(Sdf))
     s_secret = Sdf[secret].to_numpy()
     numeric = secret in prep.numeric

@@ -181,7 +181,9 @@ def evaluate_privacy(prep: Prepared, train: pd.DataFrame, syn: pd.DataFrame, hol
     T = train.sample(m, random_state=seed) if len(train) > m else train
     H = holdout.sample(m, random_state=seed + 1) if len(holdout) > m else holdout
     S = syn.sample(max_rows, random_state=seed + 2) if len(syn) > max_rows else syn
-    section["distances"], figs["distance"] = distances(Encoder(prep).fit(T), T, H, S)
+    # scaled and coded on both real samples, so that neither is nearer the synthetic rows by encoding alone
+    enc = Encoder(prep).fit(pd.concat([T, H], ignore_index=True))
+    section["distances"], figs["distance"] = distances(enc, T, H, S)
     section["rows_used"] = {"training": int(len(T)), "holdout": int(len(H)), "synthetic": int(len(S))}
     section["attack_rows"] = {"training": int(len(train)), "holdout": int(len(holdout)), "synthetic": int(len(syn))}
     _attacks(section, prep, train, holdout, syn, quasi_identifiers, sensitive, n_attacks, rng)

@@ -22,8 +22,10 @@ from tabsynth.report.risk import residual_risk
 EQ, LE, GE, NA = 0, 1, 2, 3
 #: Multivariate predicates use this many columns (anonymeter's default).
 N_COLS = 3
-#: Most predicate-row comparisons spent drawing multivariate predicates before giving up.
-MAX_WORK = 3e10
+#: Most predicate-row comparisons spent drawing multivariate predicates before giving up, and most
+#: candidates drawn per requested attack (a table of near-identical rows yields almost none).
+MAX_WORK = 2e10
+MAX_TRIES_PER_ATTACK = 50
 #: Boolean cells held at once while counting matches.
 BLOCK_CELLS = 8e6
 
@@ -101,7 +103,7 @@ def _multivariate(S: np.ndarray, numeric: np.ndarray, medians: np.ndarray, n_att
     """Draw predicates from random synthetic rows until ``n_attacks`` distinct ones isolate one
     synthetic row, or until the work cap is spent."""
     n, ncol = S.shape
-    max_attempts = int(min(1e7, MAX_WORK / max(n * p, 1)))
+    max_attempts = int(min(MAX_TRIES_PER_ATTACK * n_attacks, MAX_WORK / max(n * p, 1)))
     keys = np.empty((0, 1 + p), dtype=np.int64)
     attempts, batch = 0, max(1000, n_attacks)
     while len(keys) < n_attacks and attempts < max_attempts:
