@@ -109,7 +109,11 @@ def distances(enc: Encoder, T: pd.DataFrame, H: pd.DataFrame, S: pd.DataFrame) -
     def nndr(d: np.ndarray) -> np.ndarray:
         return np.where(d[:, 0] <= _EPS, 0.0, d[:, 0] / np.maximum(d[:, 1], _EPS))
 
-    share = wilson(float(closer.sum()), len(closer))
+    # repeated synthetic rows share one nearest neighbour: count each distinct row once, or a
+    # generator that repeats a few rows would get a narrow interval from one coin flip
+    _, distinct = np.unique(es, axis=0, return_index=True)
+    share = wilson(float(closer[distinct].sum()), len(distinct))
+    share["distinct_synthetic_rows"] = int(len(distinct))
     share_risk = _above_half(share)
     ds_t, _ = _knn(es, et, 1)
     ds_h, _ = _knn(es, eh, 1)

@@ -255,3 +255,11 @@ def test_cli_report_with_model_states_the_dp_guarantee(split, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--target income needs --holdout" in err
     assert not (tmp_path / "t.html").exists()
+
+
+def test_a_table_of_repeated_rows_does_not_get_a_narrow_closer_to_training_interval(split):
+    train, holdout, fresh = split
+    syn = pd.concat([fresh.iloc[:3]] * 400, ignore_index=True)  # three rows, each repeated 400 times
+    d = evaluate(train, syn, holdout=holdout, **FAST).to_dict()["privacy"]["distances"]["share_closer_to_training"]
+    assert d["distinct_synthetic_rows"] == 3 and d["n"] == 3
+    assert d["high"] - d["low"] > 0.5
