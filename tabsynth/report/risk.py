@@ -62,9 +62,11 @@ def worst_of(risks: dict[str, dict | None]) -> dict[str, Any]:
     """
     known = {k: r for k, r in risks.items() if r is not None and r.get("value") is not None}
     if not known:
-        return {"name": None, "value": None, "low": None, "high": None, "verdict": "grey", "n_risks": 0}
+        return {"name": None, "value": None, "low": None, "high": None, "verdict": "grey", "n_risks": 0,
+                "highest_upper_end": None}
     name, r = max(known.items(), key=lambda kv: kv[1]["value"])
     low = max(x["low"] if x.get("low") is not None else x["value"] for x in known.values())
     high = max(x["high"] if x.get("high") is not None else x["value"] for x in known.values())
+    widest = max(known, key=lambda k: known[k]["high"] if known[k].get("high") is not None else known[k]["value"])
     return {"name": name, "value": r["value"], "low": low, "high": high, "verdict": risk_verdict(low, high),
-            "n_risks": len(known)}
+            "n_risks": len(known), "highest_upper_end": widest}

@@ -51,7 +51,10 @@ def _utility(uti: dict, next_steps: list[str]) -> dict[str, Any]:
     pm = uti["primary_metric"]
     name = pm.upper().replace("_", " ")
     tstr, trtr = uti["tstr"].get(pm), uti["trtr"].get(pm)
-    if pm == "roc_auc":
+    if tstr is None:
+        how = (f"Utility score {fmt(score, 3)}: no model could be trained on the synthetic rows "
+               f"({'; '.join(uti.get('caveats', [])) or 'no prediction'})")
+    elif pm == "roc_auc":
         how = (f"Utility score {fmt(score, 3)} = ({fmt(tstr, 3)} - 0.5) / ({fmt(trtr, 3)} - 0.5): the share of the "
                "real-trained model's gain over chance (AUC 0.5) that the synthetic-trained model keeps")
     else:
@@ -83,7 +86,7 @@ def _privacy(pri: dict, formal: dict, next_steps: list[str]) -> dict[str, Any]:
               f"{fmt(100 * ec['share_of_synthetic_in_holdout']['value'], 3)}%)")
     interval = pri["score_interval"]
     text = (f"{copies[0].upper() + copies[1:]}. Highest risk: {w['label']} = {fmt(w['value'], 3)} "
-            f"[{fmt(_low(pri, w), 3)}, {fmt(_high(pri, w), 3)}]{_attacks_of(pri, w['name'])}. Privacy score "
+            f"[{fmt(_low(pri, w), 3)}, {fmt(_high(pri, w), 3)}]{_attacks_of(pri, w['name'])}.{_widest(pri)} Privacy score "
             f"{fmt(pri['score'], 3)} [{fmt(interval['low'], 3)}, {fmt(interval['high'], 3)}]. The highest risk "
             f"lies in [{fmt(w['low'], 3)}, {fmt(w['high'], 3)}] (the largest lower and upper ends of the risks' 95% "
             f"intervals): {_rank(w['low'], w['high'])}.")
@@ -94,6 +97,18 @@ def _privacy(pri: dict, formal: dict, next_steps: list[str]) -> dict[str, Any]:
                           f"{RT['amber']}, medium otherwise"),
             "check": _check(w["value"], RT["green"], RT["amber"], False, "the highest risk",
                             interval=(w["low"], w["high"]))}
+
+
+def _widest(pri: dict) -> str:
+    """The risk whose interval reaches highest, when it is not the highest point."""
+    from tabsynth.report.privacy_risk import risk_label
+
+    name = pri["worst_risk"].get("highest_upper_end")
+    if name is None or name == pri["worst_risk"]["name"]:
+        return ""
+    r = pri["risk_intervals"][name]
+    return (f" Least certain: {risk_label(name)} = {fmt(r['value'], 3)} [{fmt(r['low'], 3)}, {fmt(r['high'], 3)}]"
+            f"{_attacks_of(pri, name)}.")
 
 
 def _low(pri: dict, w: dict) -> float | None:
@@ -133,13 +148,17 @@ def _privacy_advice(pri: dict, formal: dict) -> str:
     steps = []
     if ec["copies"] > 0:
         steps.append(f"drop the {ec['copies']:,} synthetic rows that copy a training row")
-    if _low(pri, w) is not None and _low(pri, w) <= RT["green"]:
-        steps.append(f"the interval of {w['label']} reaches from {fmt(_low(pri, w), 2)} to {fmt(_high(pri, w), 2)}, "
+    if w["low"] is not None and w["low"] <= RT["green"]:
+        from tabsynth.report.privacy_risk import risk_label
+
+        name = w.get("highest_upper_end") or w["name"]
+        r = pri["risk_intervals"][name]
+        steps.append(f"the interval of {risk_label(name)} reaches from {fmt(r['low'], 2)} to {fmt(r['high'], 2)}, "
                      "so the data do not tell a low risk from a high one: rerun the report with more attacks "
                      "(n_attacks=) or a larger holdout")
     if not formal.get("is_dp"):
         steps.append("train with differential privacy (epsilon set) or for fewer epochs")
-    elif _low(pri, w) is not None and _low(pri, w) > RT["green"]:
+    elif w["low"] is not None and w["low"] > RT["green"]:
         steps.append(f"the model is differentially private at epsilon {fmt(formal['epsilon'], 3)}; a smaller "
                      "epsilon bounds this risk more tightly")
     return f"Privacy: the highest risk is {w['label']}; " + "; ".join(steps) + "."
