@@ -24,23 +24,25 @@ EQ, LE, GE, NA = 0, 1, 2, 3
 N_COLS = 3
 #: Most predicate-row comparisons spent drawing multivariate predicates before giving up, and most
 #: candidates drawn per requested attack (a table of near-identical rows yields almost none).
-MAX_WORK = 2e10
-MAX_TRIES_PER_ATTACK = 50
+MAX_WORK = 1e11
+MAX_TRIES_PER_ATTACK = 300
 #: Boolean cells held at once while counting matches.
 BLOCK_CELLS = 8e6
 
 
 def numeric_view(prep: Prepared, frames: list[pd.DataFrame]) -> list[np.ndarray]:
-    """Each table as a float matrix: numbers as they are, categories as shared codes, NaN missing."""
-    mats = [np.empty((len(f), len(prep.columns))) for f in frames]
+    """Each table as an int32 matrix of codes shared by all tables, -1 for missing: numbers as
+    their rank among every value seen (so <= and >= keep their meaning exactly), categories as codes."""
+    mats = [np.empty((len(f), len(prep.columns)), dtype=np.int32) for f in frames]
     for j, c in enumerate(prep.columns):
+        allv = pd.concat([f[c] for f in frames], ignore_index=True)
         if c in prep.numeric:
-            for m, f in zip(mats, frames):
-                m[:, j] = f[c].to_numpy(dtype=float)
-            continue
-        codes, _ = pd.factorize(pd.concat([f[c] for f in frames], ignore_index=True))
-        codes = codes.astype(float)
-        codes[codes < 0] = np.nan
+            v = allv.to_numpy(dtype=float)
+            codes = np.full(len(v), -1, dtype=np.int64)
+            fin = np.isfinite(v)
+            codes[fin] = np.unique(v[fin], return_inverse=True)[1]
+        else:
+            codes = pd.factorize(allv)[0]
         start = 0
         for m, f in zip(mats, frames):
             m[:, j] = codes[start:start + len(f)]
@@ -48,20 +50,28 @@ def numeric_view(prep: Prepared, frames: list[pd.DataFrame]) -> list[np.ndarray]
     return mats
 
 
+def _bounds(vals: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each term as lo <= code <= hi ('is missing' is code -1; no other term matches a missing cell)."""
+    top = np.iinfo(np.int32).max
+    lo = np.where(ops == GE, vals, np.where(ops == LE, 0, np.where(ops == NA, -1, vals)))
+    hi = np.where(ops == LE, vals, np.where(ops == GE, top, np.where(ops == NA, -1, vals)))
+    return lo.astype(np.int32), hi.astype(np.int32)
+
+
 def count_matches(X: np.ndarray, cols: np.ndarray, vals: np.ndarray, ops: np.ndarray) -> np.ndarray:
-    """Rows of X matching each conjunctive predicate (cols/vals/ops: predicates x terms)."""
+    """Rows of X (codes from numeric_view) matching each conjunctive predicate (cols/vals/ops:
+    predicates x terms)."""
     k = len(cols)
     counts = np.zeros(k, dtype=np.int64)
+    XT = np.ascontiguousarray(X.T)
+    lo_all, hi_all = _bounds(vals, ops)
     block = max(1, int(BLOCK_CELLS // max(len(X), 1)))
     for s in range(0, k, block):
-        c, v, o = cols[s:s + block], vals[s:s + block], ops[s:s + block]
+        c, lo, hi = cols[s:s + block], lo_all[s:s + block], hi_all[s:s + block]
         mask = None
         for t in range(c.shape[1]):
-            x = X[:, c[:, t]].T
-            vt, ot = v[:, t:t + 1], o[:, t:t + 1]
-            with np.errstate(invalid="ignore"):
-                cond = np.where(ot == NA, np.isnan(x),
-                                np.where(ot == EQ, x == vt, np.where(ot == LE, x <= vt, x >= vt)))
+            x = XT[c[:, t]]
+            cond = (x >= lo[:, t:t + 1]) & (x <= hi[:, t:t + 1])
             mask = cond if mask is None else mask & cond
         counts[s:s + block] = mask.sum(1)
     return counts
@@ -70,8 +80,7 @@ def count_matches(X: np.ndarray, cols: np.ndarray, vals: np.ndarray, ops: np.nda
 def _terms(values: np.ndarray, cols: np.ndarray, numeric: np.ndarray, medians: np.ndarray) -> np.ndarray:
     """Operators of a synthetic row's predicate: = for categories, >= / <= the value for numbers
     (the side away from the median, as anonymeter), 'is missing' for missing values."""
-    return np.where(np.isnan(values), NA,
-                    np.where(numeric[cols], np.where(values > medians[cols], GE, LE), EQ))
+    return np.where(values < 0, NA, np.where(numeric[cols], np.where(values > medians[cols], GE, LE), EQ))
 
 
 def _univariate(S: np.ndarray, numeric: np.ndarray, n_attacks: int, rng: np.random.Generator):
@@ -80,16 +89,16 @@ def _univariate(S: np.ndarray, numeric: np.ndarray, n_attacks: int, rng: np.rand
     cols_l, vals_l, ops_l = [], [], []
     for j in range(S.shape[1]):
         col = S[:, j]
-        fin = col[np.isfinite(col)]
+        fin = col[col >= 0]
         u, cnt = np.unique(fin, return_counts=True)
         once = u[cnt == 1]
-        extra_v = [np.nan] if np.isnan(col).sum() == 1 else []
+        extra_v = [-1] if (col < 0).sum() == 1 else []
         extra_o = [NA] * len(extra_v)
         if numeric[j] and fin.size:
-            extra_v += [float(fin.min()), float(fin.max())]
+            extra_v += [int(fin.min()), int(fin.max())]
             extra_o += [LE, GE]
         cols_l.append(np.full(len(once) + len(extra_v), j))
-        vals_l.append(np.r_[once, extra_v])
+        vals_l.append(np.r_[once, extra_v].astype(np.int64))
         ops_l.append(np.r_[np.full(len(once), EQ), extra_o].astype(int))
     cols, vals, ops = (np.concatenate(a)[:, None] for a in (cols_l, vals_l, ops_l))
     keep = np.flatnonzero(count_matches(S, cols, vals, ops) == 1)
@@ -189,7 +198,7 @@ def singling_out(prep: Prepared, T: np.ndarray, H: np.ndarray, S: np.ndarray, n_
     """Univariate and multivariate singling-out risk, each from up to ``n_attacks`` predicates."""
     ncol = S.shape[1]
     numeric = np.array([c in prep.numeric for c in prep.columns])
-    medians = np.array([np.nanmedian(S[:, j]) if np.isfinite(S[:, j]).any() else 0.0 for j in range(ncol)])
+    medians = np.array([np.median(S[S[:, j] >= 0, j]) if (S[:, j] >= 0).any() else 0.0 for j in range(ncol)])
     out: dict[str, Any] = {"requested_attacks": int(n_attacks)}
     cols, vals, ops, tried = _univariate(S, numeric, n_attacks, rng)
     out["univariate"] = {**_so_result(T, H, S, cols, vals, ops, numeric, medians, rng, 1), "predicates_tried": tried}
