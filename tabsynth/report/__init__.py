@@ -92,7 +92,9 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
     ``"finance"`` for the default quasi-identifier/sensitive columns and wording. model: anything
     with ``privacy_spent()`` (or a PrivacySpent) for the formal guarantee. quasi_identifiers /
     sensitive override the roles guessed from column names. max_rows caps every table used for
-    distances, classifiers and sdmetrics (random subsample, stated in the report).
+    distances, classifiers and sdmetrics (random subsample, stated in the report); the singling-out,
+    linkability and inference attacks use the whole tables, n_attacks predicates or targets each,
+    and attack every sensitive column and quasi-identifier as a secret.
     """
     from threadpoolctl import threadpool_limits
 
