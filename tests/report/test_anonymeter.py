@@ -67,3 +67,16 @@ def test_linkability_and_inference_agree_with_anonymeter(tables, ours):
     ref = InferenceEvaluator(ori=train, syn=syn, control=holdout, aux_cols=inf["aux_columns"], secret="income",
                              n_attacks=N_ATTACKS).evaluate(n_jobs=1).risk()
     assert overlap((inf["low"], inf["high"]), ref.ci), (inf["value"], ref)
+
+
+def test_singling_out_with_a_smaller_holdout_agrees_with_anonymeter(tables):
+    from anonymeter.evaluators import SinglingOutEvaluator
+
+    train, holdout, syn = tables
+    small = holdout.iloc[:500].reset_index(drop=True)  # a third of the training rows: both correct for size
+    mine = evaluate(train, syn, holdout=small, quasi_identifiers=QIS, sensitive=["income"], n_attacks=N_ATTACKS,
+                    max_plots=0).to_dict()["privacy"]["singling_out"]["multivariate"]
+    ref = SinglingOutEvaluator(ori=train, syn=syn, control=small, n_attacks=N_ATTACKS, n_cols=3,
+                               seed=1).evaluate(mode="multivariate").risk()
+    assert mine["control"]["rows"] == 500 and mine["control"]["value"] != mine["control"]["observed"] / N_ATTACKS
+    assert overlap((mine["low"], mine["high"]), ref.ci), (mine["value"], mine["low"], mine["high"], ref)
