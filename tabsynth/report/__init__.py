@@ -20,9 +20,10 @@ import pandas as pd
 
 from tabsynth.errors import ConfigError
 from tabsynth.report._common import (DEFAULT_MAX_ROWS, check_frame_arg, check_positive_int, check_same_columns,
-                                     fmt, jsonable, prepare, resolve_metadata, subsample, traffic)
+                                     fmt, jsonable, prepare, resolve_metadata, subsample)
 from tabsynth.report.formal import formal_section
 from tabsynth.report.inventory import assign_roles, build_inventory, check_profile, threat_model
+from tabsynth.report.summary import build_summary
 
 # fidelity / utility / privacy_risk pull in scikit-learn, scipy and matplotlib: imported on first
 # use so that ``import tabsynth`` stays fast.
@@ -91,7 +92,9 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
     ``"finance"`` for the default quasi-identifier/sensitive columns and wording. model: anything
     with ``privacy_spent()`` (or a PrivacySpent) for the formal guarantee. quasi_identifiers /
     sensitive override the roles guessed from column names. max_rows caps every table used for
-    distances, classifiers and sdmetrics (random subsample, stated in the report).
+    distances, classifiers and sdmetrics (random subsample, stated in the report); the singling-out,
+    linkability and inference attacks use the whole tables, n_attacks predicates or targets each,
+    and attack every sensitive column and quasi-identifier as a secret.
     """
     from threadpoolctl import threadpool_limits
 
@@ -166,7 +169,7 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
     threat = threat_model(roles, profile, target)
     t_p = time.perf_counter()
     privacy, priv_figs = evaluate_privacy(
-        prep, R, S, Hd, raw={"real": real, "synthetic": synthetic},
+        prep, R, S, Hd, raw={"real": real, "synthetic": synthetic, "holdout": holdout},
         quasi_identifiers=threat["quasi_identifiers"], sensitive=threat["sensitive"],
         seed=seed, max_rows=max_rows, n_attacks=n_attacks)
     privacy["seconds"] = time.perf_counter() - t_p
@@ -176,7 +179,7 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
     if subsampled:
         caveats.append(f"Large tables were subsampled to {max_rows:,} rows for the distance, classifier and "
                        f"sdmetrics parts ({', '.join(f'{k}: {v:,} rows' for k, v in subsampled.items())}).")
-    summary = _summary(fidelity, utility, privacy, formal, caveats)
+    summary = build_summary(fidelity, utility, privacy, formal, caveats)
     data = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "title": title or "Synthetic data report",
@@ -205,82 +208,3 @@ def _version() -> str:
         return __version__
     except ImportError:  # pragma: no cover
         return "unknown"
-
-
-def _light_word(light: str) -> str:
-    return {"green": "good", "amber": "fair", "red": "poor", "grey": "not measured"}[light]
-
-
-def _summary(fid: dict, uti: dict, pri: dict, formal: dict, caveats: list[str]) -> dict[str, Any]:
-    from tabsynth.report.fidelity import THRESHOLDS as FIDELITY_THRESHOLDS
-    from tabsynth.report.privacy_risk import RISK_THRESHOLDS
-    from tabsynth.report.utility import THRESHOLDS as UTILITY_THRESHOLDS
-
-    verdicts: dict[str, dict[str, Any]] = {}
-    next_steps: list[str] = []
-    # fidelity
-    light = traffic(fid.get("score"), FIDELITY_THRESHOLDS["green"], FIDELITY_THRESHOLDS["amber"])
-    worst = [r["column"] for r in fid.get("per_column", [])[:3]]
-    disc = fid["discriminator"]["synthetic"].get("value")
-    verdicts["fidelity"] = {
-        "light": light, "score": fid.get("score"), "reference": fid.get("reference_score"),
-        "text": (f"Fidelity {fmt(fid.get('score'), 2)} (a fresh real sample scores {fmt(fid.get('reference_score'), 2)}); "
-                 f"a classifier tells synthetic from real rows with AUC {fmt(disc, 2)} (0.5 = cannot tell). "
-                 f"Least faithful columns: {', '.join(map(str, worst))}."),
-        "threshold": f"good >= {FIDELITY_THRESHOLDS['green']}, fair >= {FIDELITY_THRESHOLDS['amber']}"}
-    if light in ("amber", "red"):
-        next_steps.append("Fidelity: train longer or with more capacity, and check the worst columns' plots.")
-    # utility
-    if "skipped" in uti:
-        verdicts["utility"] = {"light": "grey", "score": None, "text": f"Utility not measured: {uti['skipped']}.",
-                               "threshold": ""}
-    else:
-        light = traffic(uti.get("score"), UTILITY_THRESHOLDS["green"], UTILITY_THRESHOLDS["amber"])
-        pm = uti["primary_metric"]
-        verdicts["utility"] = {
-            "light": light, "score": uti.get("score"),
-            "text": (f"A model trained on synthetic rows scores {pm.upper().replace('_', ' ')} {fmt(uti['tstr'].get(pm), 3)} "
-                     f"on real holdout rows, against {fmt(uti['trtr'].get(pm), 3)} when trained on real rows "
-                     f"(ratio {fmt(uti.get('ratio'), 3)})."),
-            "threshold": f"good >= {UTILITY_THRESHOLDS['green']}, fair >= {UTILITY_THRESHOLDS['amber']} "
-                         f"({uti['score_definition']})"}
-        if light in ("amber", "red"):
-            next_steps.append(f"Utility: the synthetic table loses predictive signal for {uti['target']!r}; "
-                              "check column pair trends involving it.")
-    # empirical privacy
-    if pri.get("score") is None:
-        verdicts["privacy"] = {"light": "grey", "score": None, "threshold": "",
-                               "text": "Empirical privacy not measured: " + pri.get("note", "")}
-    else:
-        score = pri["score"]
-        light = traffic(1 - score, RISK_THRESHOLDS["green"], RISK_THRESHOLDS["amber"], higher_is_better=False)
-        ec = pri["exact_copies"]["share_of_synthetic_in_training"]
-        so = pri["singling_out"]["multivariate"]
-        copies = ("no training row reproduced" if ec["value"] == 0 else
-                  f"{fmt(100 * ec['value'], 3)}% of synthetic rows are exact copies of training rows "
-                  f"(holdout rows: {fmt(100 * pri['exact_copies']['share_of_synthetic_in_holdout']['value'], 3)}%)")
-        share = pri["distances"]["share_closer_to_training"]
-        text = (f"{copies[0].upper() + copies[1:]}; singling-out risk {fmt(so.get('value'), 2)} "
-                f"[{fmt(so.get('low'), 2)}, {fmt(so.get('high'), 2)}]; {fmt(100 * share['value'], 3)}% of synthetic "
-                f"rows are closer to training than to holdout rows (50% is ideal). Highest risk: "
-                f"{pri['worst_risk']['label']} = {fmt(pri['worst_risk']['value'], 2)}.")
-        verdicts["privacy"] = {"light": light, "score": score, "text": text,
-                               "threshold": f"low risk <= {RISK_THRESHOLDS['green']}, medium <= "
-                                            f"{RISK_THRESHOLDS['amber']} for every risk"}
-        if light in ("amber", "red"):
-            next_steps.append(f"Privacy: the highest risk is {pri['worst_risk']['label']}; train with differential "
-                              "privacy (epsilon set) or fewer epochs, and remove exact copies before release.")
-    for f in pri.get("flags", []):
-        caveats.insert(0, f["message"])
-    # formal
-    if formal["is_dp"]:
-        text = f"Differential privacy: epsilon = {fmt(formal['epsilon'])}, delta = {fmt(formal['delta'])}" + (
-            f" ({formal['accountant']} accountant)" if formal.get("accountant") else "") + "."
-    else:
-        text = formal["banner"]
-        next_steps.append("Formal privacy: train with epsilon set to get a differential-privacy guarantee.")
-    verdicts["formal_privacy"] = {"light": formal["verdict"], "score": None, "text": text,
-                                  "threshold": "strong: epsilon <= 1, moderate: epsilon <= 10 (conventions)"}
-    for v in verdicts.values():
-        v["word"] = _light_word(v["light"])
-    return {"verdicts": verdicts, "caveats": caveats[:5], "next_steps": next_steps[:4]}

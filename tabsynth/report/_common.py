@@ -21,6 +21,9 @@ Z95 = 1.959963984540054
 
 NUMERIC_KINDS = ("numerical", "integer", "datetime")
 CATEGORY_KINDS = ("categorical", "boolean")
+#: Kinds of free-text and personal-identifier columns: never compared as categories; the report
+#: counts the synthetic cells that repeat a real one verbatim.
+TEXT_KINDS = ("pii", "text")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -80,14 +83,16 @@ class Prepared:
     """The tables reduced to comparable plain columns.
 
     Numeric and datetime columns become float64 (datetimes as days since 1970), categorical
-    and boolean columns become object strings with missing values kept as NaN. Id columns are
-    dropped from every comparison (``ids`` lists them).
+    and boolean columns become object strings with missing values kept as NaN. Id columns and
+    free-text or personal-identifier columns are dropped from every comparison (``ids`` and
+    ``texts`` list them).
     """
 
     meta: Metadata
     columns: list[str]                       # analysed columns (ids excluded)
     kinds: dict[str, str]
     ids: list[str]
+    texts: list[str] = field(default_factory=list)  # free-text / personal-identifier columns (left out)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)   # name -> converted full table
 
     @property
@@ -133,11 +138,12 @@ def convert(df: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
 def prepare(meta: Metadata, frames: dict[str, pd.DataFrame | None]) -> Prepared:
     kinds = {n: s.kind for n, s in meta.columns.items()}
     ids = [n for n, k in kinds.items() if k == "id"]
-    cols = [n for n in meta.column_names if kinds[n] != "id"]
+    texts = [n for n, k in kinds.items() if k in TEXT_KINDS]
+    cols = [n for n in meta.column_names if kinds[n] != "id" and kinds[n] not in TEXT_KINDS]
     if not cols:
-        raise MetadataError("every column is an id column; the report needs at least one non-id column "
-                            "(fix the kinds in the metadata)")
-    prep = Prepared(meta=meta, columns=cols, kinds=kinds, ids=ids)
+        raise MetadataError("every column is an id, free-text or personal-identifier column; the report needs at "
+                            "least one other column (fix the kinds in the metadata)")
+    prep = Prepared(meta=meta, columns=cols, kinds=kinds, ids=ids, texts=texts)
     for name, df in frames.items():
         if df is not None:
             prep.frames[name] = convert(df, prep)
@@ -290,6 +296,25 @@ def fmt(x: Any, digits: int = 3) -> str:
         if not math.isfinite(x):
             return "n/a"
         return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return str(x)
+
+
+def num_text(x: Any, digits: int = 3) -> str:
+    """A number as the HTML report prints it: thousands separators, trailing zeros dropped."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if not math.isfinite(x):
+            return "n/a"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+            return f"{x:.{digits}g}"
+        text = f"{x:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return str(x)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from tabsynth.errors import ConfigError
 from tabsynth.metadata import Metadata
 from tabsynth.privacy import PrivacySpent
+from tabsynth.report.budget import dp_changes, part_view
 
 #: epsilon <= green: strong; <= amber: moderate; above: weak (conventions, not law).
 EPSILON_THRESHOLDS = {"green": 1.0, "amber": 10.0}
@@ -56,11 +57,11 @@ def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
     parts = []
     for key, part in spent.parts.items():
         parts.append({"key": key, "name": part.name, "epsilon": part.epsilon, "delta": part.delta,
-                      "mechanism": part.mechanism, "details": dict(part.details)})
+                      "mechanism": part.mechanism, "details": dict(part.details), "view": part_view(part.details)})
     return {
         "is_dp": True, "status": "dp", "verdict": verdict,
         "epsilon": eps, "delta": spent.delta, "accountant": spent.accountant, "composition": spent.composition,
-        "parts": parts, "public_domains": public, "not_covered": NOT_COVERED,
+        "parts": parts, "dp_changes": dp_changes(spent.parts), "public_domains": public, "not_covered": NOT_COVERED,
         "statement": spent.to_dict(),
         "meaning": (f"({eps:.3g}, {spent.delta:.3g})-differential privacy: whatever an attacker does with the "
                     f"synthetic table, adding or removing any one training row changes the probability of any "

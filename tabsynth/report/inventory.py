@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from tabsynth.errors import ConfigError
-from tabsynth.report._common import Prepared
+from tabsynth.report._common import TEXT_KINDS, Prepared
 
 PROFILES = ("healthcare", "finance")
 
@@ -102,6 +102,8 @@ def assign_roles(prep: Prepared, profile: str | None, target: str | None,
             roles[c] = "direct identifier"
         elif prep.kinds[c] == "id":
             roles[c] = "key"
+        elif prep.kinds[c] in TEXT_KINDS:
+            roles[c] = "direct identifier" if prep.kinds[c] == "pii" else "free text"
         elif quasi_identifiers is not None:
             roles[c] = "quasi-identifier" if c in quasi_identifiers else "other"
         elif _matches(c, _QI[profile]) or prep.kinds[c] == "datetime":

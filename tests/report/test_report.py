@@ -51,16 +51,6 @@ def copy_report(split):
     return evaluate(train, train.copy(), holdout=holdout, target="income", **FAST)
 
 
-class Stub:
-    """Stands in for a fitted tabsynth model: only privacy_spent() is read by the report."""
-
-    def __init__(self, spent: PrivacySpent) -> None:
-        self.spent = spent
-
-    def privacy_spent(self) -> PrivacySpent:
-        return self.spent
-
-
 def strict_json(text: str) -> dict:
     def bad(name):
         raise AssertionError(f"JSON holds {name}")
@@ -163,17 +153,18 @@ def test_formal_guarantee_shows_every_part_of_a_dp_statement(split):
                                        {"noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 3000,
                                         "max_grad_norm": 1.0})})
     meta = ts.Metadata.detect(train).with_public_domain("age", bounds=(0, 120))
-    rep = evaluate(train.iloc[:300], fresh.iloc[:300], metadata=meta, model=Stub(spent), **FAST)
+    rep = evaluate(train.iloc[:300], fresh.iloc[:300], metadata=meta, model=spent, **FAST)
     f = rep.to_dict()["formal_guarantee"]
     assert f["is_dp"] and f["epsilon"] == 2.0 and f["delta"] == 1e-6 and f["verdict"] == "amber"
     assert [p["name"] for p in f["parts"]] == ["bounds", "DP-SGD"]
     assert f["public_domains"][0]["column"] == "age"
     html = rep.to_html()
-    for text in ("epsilon = 2", "noise_multiplier = 1.1", "sample_rate = 0.01", "steps = 3,000",
-                 "max_grad_norm = 1", "rdp", "subsampled Gaussian", "age: bounds 0 to 120"):
+    for text in ("epsilon = 2", "noise multiplier: <strong>1.1</strong>", "sample rate: <strong>0.01</strong>",
+                 "steps: <strong>3,000</strong>", "max grad norm: <strong>1</strong>", "rdp", "subsampled Gaussian",
+                 "age: bounds 0 to 120"):
         assert text in html, text
     assert "No formal privacy guarantee" not in html
-    none = evaluate(train.iloc[:300], fresh.iloc[:300], model=Stub(PrivacySpent.none()), **FAST)
+    none = evaluate(train.iloc[:300], fresh.iloc[:300], model=PrivacySpent.none(), **FAST)
     assert none.to_dict()["formal_guarantee"]["verdict"] == "red"
     assert "No formal privacy guarantee: the model was trained without differential privacy" in none.to_html()
 
@@ -231,7 +222,9 @@ def test_user_roles_override_guesses(split):
                    quasi_identifiers=["age", "sex"], sensitive=["occupation"], **FAST)
     d = rep.to_dict()
     assert d["threat_model"]["quasi_identifiers"] == ["age", "sex"]
-    assert [i["secret"] for i in d["privacy"]["inference"]] == ["occupation"]
+    # the sensitive column first, then each quasi-identifier from the others
+    assert [i["secret"] for i in d["privacy"]["inference"]] == ["occupation", "age", "sex"]
+    assert d["privacy"]["inference"][1]["aux_columns"] == ["sex"]
     assert d["privacy"]["linkability"]["aux_columns"] == [["age"], ["sex"]]
 
 
@@ -294,6 +287,7 @@ def test_full_adult_under_90_seconds():
     rep = evaluate(real, shuffle_columns(real), holdout=holdout, target="income")
     assert time.perf_counter() - t0 < 90
     assert rep.to_dict()["privacy"]["rows_used"]["training"] == 10_000
+    assert rep.to_dict()["privacy"]["attack_rows"]["training"] == len(real)
     assert isinstance(rep, Report) and not math.isnan(rep.scores["fidelity"])
 
 
