@@ -72,9 +72,11 @@ def dp_changes(parts: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     rows = []
     for c in changes:
-        extra = {k: _text(v) for k, v in c.items() if k not in ("column", "what", "fix")}
+        if c.get("material") is False:  # told in the statement, not worth a reviewer's row
+            continue
+        extra = {k: _text(v) for k, v in c.items() if k not in ("column", "what", "fix", "material")}
         fix = c.get("fix")
         rows.append({"column": str(c.get("column")), "what": _text(c.get("what")),
                      "fix": [f"{_label(k)}: {_text(v)}" for k, v in fix.items()] if isinstance(fix, dict)
                      else [_text(fix)], "extra": extra})
-    return rows
+    return rows or None
