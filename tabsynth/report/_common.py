@@ -132,8 +132,8 @@ def convert(df: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
 
 def prepare(meta: Metadata, frames: dict[str, pd.DataFrame | None]) -> Prepared:
     kinds = {n: s.kind for n, s in meta.columns.items()}
-    ids = [n for n, k in kinds.items() if k == "id"]
-    cols = [n for n in meta.column_names if kinds[n] != "id"]
+    ids = [n for n, k in kinds.items() if k in ("id", "pii")]
+    cols = [n for n in meta.column_names if kinds[n] not in ("id", "pii")]
     if not cols:
         raise MetadataError("every column is an id column; the report needs at least one non-id column "
                             "(fix the kinds in the metadata)")
