@@ -40,7 +40,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(ROOT)]  # this checkout's tabsynth, not an installed one
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
