@@ -41,7 +41,7 @@ def test_notes_are_flagged_with_a_warning_and_become_pii(with_notes):
 
 
 @pytest.mark.parametrize("dp", [False, True])
-def test_no_synthetic_note_is_a_real_one(with_notes, dp):
+def test_no_synthetic_note_is_a_real_one(with_notes, dp, tmp_path):
     with pytest.warns(DataWarning, match="notes"):
         meta = ts.Metadata.detect(with_notes)
     kw = {"epsilon": 1.0, "delta": 1e-5} if dp else {}
@@ -52,6 +52,8 @@ def test_no_synthetic_note_is_a_real_one(with_notes, dp):
     assert not set(notes) & set(with_notes["notes"].dropna())
     if not dp:  # the missing share is learned outside DP only
         assert abs(out["notes"].isna().mean() - with_notes["notes"].isna().mean()) < 0.05
+    again = ts.load(model.save(tmp_path / "m.tsyn")).sample(2000, seed=1)
+    pd.testing.assert_series_equal(again["notes"], out["notes"])
 
 
 def test_choices_drop_and_categorical(with_notes):
