@@ -75,7 +75,7 @@ def apply_text_choice(df: pd.DataFrame, specs: list[ColumnSpec], text: str) -> l
     example = next(iter(found))
     warnings.warn(
         f"columns {listed} look like free text or personal identifiers; with text={text!r} {fate}. "
-        f"Declare them yourself to choose per column, e.g. metadata.with_column({example!r}, kind='pii', "
+        f"Declare them yourself to choose per column, e.g. metadata.with_pii({example!r}, "
         f"pii_type={found[example]!r}) or \"kind\": \"pii\", \"pii_type\": \"{found[example]}\" in the "
         "metadata JSON; Metadata.detect(df, text='pii'|'drop'|'categorical') sets all of them",
         DataWarning, stacklevel=3)

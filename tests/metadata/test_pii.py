@@ -33,7 +33,7 @@ def with_notes() -> pd.DataFrame:
 
 def test_notes_are_flagged_with_a_warning_and_become_pii(with_notes):
     assert with_notes["notes"].nunique() == 1300
-    with pytest.warns(DataWarning, match=r"'notes' \(text\) look like free text.*kind='pii'"):
+    with pytest.warns(DataWarning, match=r"'notes' \(text\) look like free text.*with_pii\('notes'"):
         meta = ts.Metadata.detect(with_notes)
     assert meta.columns["notes"].kind == "pii" and meta.columns["notes"].pii_type == "text"
     assert {s.kind for n, s in meta.columns.items() if n != "notes"} <= {"integer", "numerical",
@@ -87,9 +87,13 @@ def test_suggestions(values, expected):
 
 def test_declared_in_metadata_json_and_validated(with_notes):
     meta = ts.Metadata.detect(with_notes[["age", "sex"]].assign(who=["Ann Lee"] * len(with_notes)))
-    meta = meta.with_column("who", kind="pii", pii_type="name", categories=None, domain_source=None)
+    meta = meta.with_pii("who", pii_type="name", locale="de_DE")
     again = ts.Metadata.from_json(meta.to_json())
     assert again == meta and json.loads(meta.to_json())["columns"]["who"]["pii_type"] == "name"
+    frame = with_notes[["age", "sex"]].assign(who="Ann Lee")
+    tt = TableTransformer().fit(frame, meta)
+    assert tt.encoder_of("who").locale == "de_DE"
+    assert not set(tt.inverse_transform(tt.transform(frame), rng=0)["who"]) & {"Ann Lee"}
     with pytest.raises(MetadataError, match="pii_type only applies to kind 'pii'"):
         ts.Metadata([ts.ColumnSpec(name="x", kind="categorical", pii_type="name")])
     with pytest.raises(ConfigError, match="neither one of"):
