@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -62,7 +61,7 @@ def _engine(dp: bool) -> Callable[[pd.DataFrame, argparse.Namespace], Fitted]:
         from mostlyai.engine import TabularARGN
         from mostlyai.engine.domain import DifferentialPrivacyConfig
 
-        work = tempfile.mkdtemp(prefix="suite-engine-")
+        work = a.out.parent / "engine-workspace"  # inside the parent's temporary folder
         kw: dict[str, Any] = {"device": "cpu", "random_state": a.seed, "workspace_dir": work, "verbose": 0}
         if dp:  # the engine's max_epsilon is its total; value protection takes its share out of it
             kw["differential_privacy"] = DifferentialPrivacyConfig(
@@ -70,15 +69,18 @@ def _engine(dp: bool) -> Callable[[pd.DataFrame, argparse.Namespace], Fitted]:
         if a.epochs:
             kw["max_epochs"] = a.epochs
         m = TabularARGN(**kw).fit(train)
-        spent = float("inf")
-        if dp:
-            spent = float("nan")
-            for p in Path(work).rglob("progress-messages.csv"):
-                eps = pd.read_csv(p).get("dp_eps")
-                if eps is not None and eps.notna().any():
-                    spent = float(eps.max())
-        return (lambda n: m.sample(n_samples=n)), spent
+        return (lambda n: m.sample(n_samples=n)), _engine_epsilon(work) if dp else float("inf")
     return fit
+
+
+def _engine_epsilon(work: Path) -> float:
+    """Epsilon of the engine's kept model: its last checkpoint's (it trains on past the best one)."""
+    for p in Path(work).rglob("progress-messages.csv"):
+        log = pd.read_csv(p)
+        kept = log[(log["is_checkpoint"] == 1) & log["dp_eps"].notna()]
+        if len(kept):
+            return float(kept["dp_eps"].iloc[-1])
+    return float("nan")
 
 
 def _sdv(model: str) -> Callable[[pd.DataFrame, argparse.Namespace], Fitted]:
