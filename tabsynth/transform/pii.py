@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,9 @@ PROVIDERS = {"name": "name", "first_name": "first_name", "last_name": "last_name
 POOL = 10_000
 
 
+@lru_cache(maxsize=8)
 def _faker(locale: str) -> Any:
+    """One Faker per locale (building one takes about a second); every decode reseeds it."""
     from faker import Faker
 
     try:
