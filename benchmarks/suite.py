@@ -47,9 +47,8 @@ import pandas as pd  # noqa: E402
 
 import suite_scoring as scoring  # noqa: E402
 from _common import environment  # noqa: E402
+from suite_merge import TABLES, merge  # noqa: E402
 
-TABLES = ["adult", "german_credit", "credit_data", "flchain", "hmda", "telco_churn", "nmes1988",
-          "rotterdam", "nass_cds", "yrbss"]
 VENVS = {"ts": None, "engine": ".venv-engine", "sdv": ".venv-sdv"}
 METHODS = {"ts-ctgan": "ts", "ts-tvae": "ts", "ts-ctgan-dp": "ts", "ts-tvae-dp": "ts",
            "engine": "engine", "engine-dp": "engine", "sdv-gc": "sdv", "sdv-ctgan": "sdv", "sdv-tvae": "sdv"}
@@ -159,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
                     rec = run_one(table, method, seed, args)
                     rec["environment"] = env
                     print(f"  -> {write_part(rec).name}: {rec['status']}", flush=True)
-    from suite_merge import merge
-
     text = merge(PARTS)
     OUT.write_text(text)
     print(text)

@@ -20,6 +20,9 @@ SCORES = [
     ("peak_rss_mb", "peak RSS (MB)", 0),
     ("epsilon", "epsilon spent (DP methods)", 3),
 ]
+#: The suite's tables, in the order the page lists them.
+TABLES = ["adult", "german_credit", "credit_data", "flchain", "hmda", "telco_churn", "nmes1988",
+          "rotterdam", "nass_cds", "yrbss"]
 METHOD_ORDER = ["ts-ctgan", "ts-tvae", "engine", "sdv-gc", "sdv-ctgan", "sdv-tvae",
                 "ts-ctgan-dp", "ts-tvae-dp", "engine-dp"]
 
@@ -67,7 +70,8 @@ def merge(folder: Path) -> str:
         return "# Real-table suite\n\nNo parts yet.\n"
     ok = parts[parts.status == "ok"]
     methods = [m for m in METHOD_ORDER if m in set(parts.method)]
-    tables = [t for t in dict.fromkeys(parts.table)]
+    seen = set(parts.table)
+    tables = [t for t in TABLES if t in seen] + sorted(seen - set(TABLES))
     seeds = sorted(set(parts.seed))
     out = ["# Real-table suite (`benchmarks/suite.py`)", "",
            f"{len(ok)} of {len(parts)} runs finished; seeds {', '.join(map(str, seeds))}. Each cell is the "
