@@ -26,9 +26,25 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
-# Peers (SDV's ctgan, BSL-licensed) for side-by-side benchmarks only.
-bench-setup: setup
+# Peers for side-by-side benchmarks only: SDV's ctgan (BSL) in the main venv; benchmarks/suite.py runs
+# MOSTLY AI's engine (Apache-2.0) and SDV (BSL) in venvs of their own. torch goes in first so the
+# on-disk CPU build is kept; the engine pulls torchvision/torchaudio built for CUDA torch, which fail
+# to load beside the CPU torch (transformers then cannot import), and it runs without them.
+bench-setup: setup .venv-engine/.installed .venv-sdv/.installed
 	$(PY) -m pip install --quiet $(TORCH) -e ".[bench]"
 
+.venv-engine/.installed:
+	$(PYTHON) -m venv .venv-engine
+	.venv-engine/bin/pip install --quiet $(TORCH)
+	.venv-engine/bin/pip install --quiet $(TORCH) mostlyai-engine==2.7.3
+	.venv-engine/bin/pip uninstall --quiet -y torchvision torchaudio
+	touch $@
+
+.venv-sdv/.installed:
+	$(PYTHON) -m venv .venv-sdv
+	.venv-sdv/bin/pip install --quiet $(TORCH)
+	.venv-sdv/bin/pip install --quiet $(TORCH) sdv==2.0.0
+	touch $@
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .venv-engine .venv-sdv out .pytest_cache

@@ -16,6 +16,12 @@ _FILES = {
     "german_credit": "german_credit.csv.gz",
     "credit_data": "credit_data.csv.gz",
     "flchain": "flchain.csv.gz",
+    "hmda": "hmda.csv.gz",
+    "telco_churn": "telco_churn.csv.gz",
+    "nmes1988": "nmes1988.csv.gz",
+    "rotterdam": "rotterdam.csv.gz",
+    "nass_cds": "nass_cds.csv.gz",
+    "yrbss": "yrbss.csv.gz",
 }
 
 #: The target column of each bundled table, for utility evaluation.
@@ -26,6 +32,12 @@ TARGETS = {
     "german_credit": "credit",
     "credit_data": "Status",
     "flchain": "death",
+    "hmda": "deny",
+    "telco_churn": "churn",
+    "nmes1988": "insurance",
+    "rotterdam": "death",
+    "nass_cds": "dead",
+    "yrbss": "gender",
 }
 
 
@@ -56,5 +68,5 @@ def path(name: str) -> Path:
 
 
 def load(name: str) -> pd.DataFrame:
-    """Load a bundled table: adult (= adult_train), adult_test, german_credit, credit_data, flchain."""
+    """Load a bundled table by name (see :func:`names`; ``adult`` is ``adult_train``)."""
     return pd.read_csv(path(name), low_memory=False)

@@ -6,7 +6,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-KINDS = ("numerical", "integer", "categorical", "boolean", "datetime", "id")
+KINDS = ("numerical", "integer", "categorical", "boolean", "datetime", "id", "pii")
+#: What a ``pii`` column holds; its values are drawn from a public generator (Faker), never from the data.
+#: Any other Faker provider name (``"ssn"``, ``"iban"``, ``"url"``...) is accepted too.
+PII_TYPES = ("name", "first_name", "last_name", "email", "phone", "address", "city", "company", "job", "text",
+             "empty")
 DOMAIN_SOURCES = ("observed", "public")
 RESOLUTIONS = ("ns", "us", "ms", "s", "min", "h", "D")
 
@@ -31,6 +35,7 @@ class ColumnSpec:
     datetime_format: str | None = None
     timezone: str | None = None
     resolution: str | None = None
+    pii_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def problems(self) -> list[str]:
@@ -65,6 +70,11 @@ class ColumnSpec:
             out.append(f"{where}: resolution {self.resolution!r} is not one of {', '.join(RESOLUTIONS)}")
         if self.kind != "datetime" and (self.datetime_format or self.timezone or self.resolution):
             out.append(f"{where}: datetime_format, timezone and resolution only apply to datetime columns")
+        if self.pii_type is not None and self.kind != "pii":
+            out.append(f"{where}: pii_type only applies to kind 'pii' (declare kind='pii' or drop pii_type)")
+        elif self.pii_type is not None and not (isinstance(self.pii_type, str) and self.pii_type.isidentifier()):
+            out.append(f"{where}: pii_type {self.pii_type!r} must be one of {', '.join(PII_TYPES)} or a Faker "
+                       "provider name")
         if (self.bounds is not None or self.categories is not None) and self.domain_source is None:
             out.append(f"{where}: a domain needs domain_source 'observed' or 'public'")
         return out
@@ -91,7 +101,7 @@ class ColumnSpec:
             if self.categories is not None:
                 domain["categories"] = [_jsonable(v) for v in self.categories]
             d["domain"] = domain
-        for key in ("datetime_format", "timezone", "resolution"):
+        for key in ("datetime_format", "timezone", "resolution", "pii_type"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         if self.extra:
@@ -105,7 +115,7 @@ class ColumnSpec:
         domain = d.pop("domain", None) or {}
         bounds = domain.get("bounds")
         cats = domain.get("categories")
-        known = {"kind", "dtype", "nullable", "datetime_format", "timezone", "resolution", "extra"}
+        known = {"kind", "dtype", "nullable", "datetime_format", "timezone", "resolution", "pii_type", "extra"}
         extra = dict(d.get("extra") or {})
         extra.update({k: v for k, v in d.items() if k not in known})
         return cls(
@@ -119,6 +129,7 @@ class ColumnSpec:
             datetime_format=d.get("datetime_format"),
             timezone=d.get("timezone"),
             resolution=d.get("resolution"),
+            pii_type=d.get("pii_type"),
             extra=extra,
         )
 

@@ -21,6 +21,9 @@ from tabsynth.metadata.column import ColumnSpec
 MIN_ID_ROWS = 20
 #: Share of distinct values above which a string column is a key, not a category.
 ID_UNIQUE_RATIO = 0.95
+#: A string column named like an id (``caseid``, ``household_key``) with at least this share of
+#: distinct values is a group key shared by a few rows each: an id, not a category.
+GROUP_KEY_RATIO = 0.2
 
 _ID_NAME = re.compile(r"(^|[_\-\s.])(id|key|uuid|guid)$|[a-z]Id$|ID$", re.IGNORECASE)
 _ISO_FORMATS = [
@@ -103,7 +106,8 @@ def detect_column(name: str, s: pd.Series) -> ColumnSpec:
     if numbers is not None:
         return _numeric_spec(name, {**base, "nullable": True}, numbers.dropna())
     n_unique = int(text.nunique())
-    if len(text) >= MIN_ID_ROWS and (n_unique == len(text) or n_unique / len(text) >= ID_UNIQUE_RATIO):
+    ratio = n_unique / len(text)
+    if len(text) >= MIN_ID_ROWS and (ratio >= ID_UNIQUE_RATIO or (_ID_NAME.search(name) and ratio >= GROUP_KEY_RATIO)):
         return ColumnSpec(kind="id", **base)
     return ColumnSpec(kind="categorical", categories=_sorted_unique(v), domain_source="observed", **base)
 

@@ -26,7 +26,8 @@ from tabsynth.distributed.runtime import Runtime
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.changes import describe_changes
-from tabsynth.transform import CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, TableTransformer
+from tabsynth.transform import (CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, PiiEncoder,
+                                TableTransformer)
 from tabsynth.transform.categorical import _plain
 from tabsynth.transform.datetime import to_datetime
 from tabsynth.transform.numerical import _fit_modes
@@ -77,7 +78,7 @@ def _sanitised(spec: ColumnSpec) -> ColumnSpec:
 
 def plan(metadata: Metadata, accountant: Accountant, share: float) -> Release | None:
     """Record the preprocessing release (its noise depends on the schema only) before any data is read."""
-    modelled = [s for s in metadata.columns.values() if s.kind != "id"]
+    modelled = [s for s in metadata.columns.values() if s.kind not in ("id", "pii")]
     if not modelled:
         return None
     n_stats = len(modelled) + 1  # + the row count
@@ -125,7 +126,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     one-process release.
     """
     runtime = runtime or Runtime()
-    modelled = [s for s in metadata.columns.values() if s.kind != "id"]
+    modelled = [s for s in metadata.columns.values() if s.kind not in ("id", "pii")]
     std = release.details["noise_std"] if release is not None else 0.0
     selected = [s.name for s in modelled if _selects(s)]
     delta_col = accountant.delta_sel / max(len(selected), 1)
@@ -141,6 +142,9 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         s = df[spec.name]
         if spec.kind == "id":
             encoders.append(_private_id(spec, s))
+            continue
+        if spec.kind == "pii":  # nothing read: Faker's values, never missing
+            encoders.append(PiiEncoder.fit(spec.name, None, spec.pii_type, spec.extra.get("locale", "en_US")))
             continue
         if spec.kind in ("categorical", "boolean"):
             encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories, runtime,

@@ -98,7 +98,7 @@ def assign_roles(prep: Prepared, profile: str | None, target: str | None,
             raise ConfigError(f"{arg} names unknown columns {bad}; known columns: {', '.join(map(str, names))}")
     roles: dict[str, str] = {}
     for c in names:
-        if _matches(c, _DIRECT):
+        if _matches(c, _DIRECT) or prep.kinds[c] == "pii":
             roles[c] = "direct identifier"
         elif prep.kinds[c] == "id":
             roles[c] = "key"

@@ -5,7 +5,8 @@ from tabsynth.transform.categorical import CategoricalEncoder
 from tabsynth.transform.datetime import DatetimeEncoder
 from tabsynth.transform.identifier import IdEncoder
 from tabsynth.transform.numerical import NumericEncoder
+from tabsynth.transform.pii import PiiEncoder
 from tabsynth.transform.table import TableTransformer
 
 __all__ = ["CONTINUOUS", "DISCRETE", "Span", "CategoricalEncoder", "DatetimeEncoder", "IdEncoder",
-           "NumericEncoder", "TableTransformer"]
+           "NumericEncoder", "PiiEncoder", "TableTransformer"]

@@ -17,10 +17,11 @@ from tabsynth.transform.categorical import CategoricalEncoder
 from tabsynth.transform.datetime import DatetimeEncoder
 from tabsynth.transform.identifier import IdEncoder
 from tabsynth.transform.numerical import METHODS, NumericEncoder
+from tabsynth.transform.pii import PiiEncoder
 
-Encoder = NumericEncoder | CategoricalEncoder | DatetimeEncoder | IdEncoder
+Encoder = NumericEncoder | CategoricalEncoder | DatetimeEncoder | IdEncoder | PiiEncoder
 _DECODERS = {"numeric": NumericEncoder, "categorical": CategoricalEncoder,
-             "datetime": DatetimeEncoder, "id": IdEncoder}
+             "datetime": DatetimeEncoder, "id": IdEncoder, "pii": PiiEncoder}
 
 
 class TableTransformer:
@@ -76,6 +77,8 @@ class TableTransformer:
             return DatetimeEncoder.fit(spec.name, s, datetime_format=spec.datetime_format,
                                        method=self.numerical, max_modes=self.max_modes,
                                        max_rows=self.mixture_rows, seed=self.seed)
+        if spec.kind == "pii":
+            return PiiEncoder.fit(spec.name, s, spec.pii_type, spec.extra.get("locale", "en_US"))
         return IdEncoder.fit(spec.name, s)
 
     @classmethod

@@ -89,6 +89,16 @@ def test_high_cardinality_non_unique_strings_are_categorical():
     assert ts.Metadata.detect(df).columns["code"].kind == "categorical"
 
 
+def test_group_key_named_like_an_id_is_an_id():
+    cases = [f"{i // 3}:{(i // 3) % 7}" for i in range(600)]
+    df = pd.DataFrame({"caseid": cases, "case": cases, "x": np.arange(600) % 5})
+    meta = ts.Metadata.detect(df)
+    assert df["caseid"].nunique() < 0.95 * len(df)
+    assert meta.columns["caseid"].kind == "id"
+    assert meta.columns["case"].kind == "categorical"  # same values, no id-like name
+    assert ts.Metadata.detect(ts.datasets.load("nass_cds").head(3000)).columns["caseid"].kind == "id"
+
+
 # --- bad input at the boundary ------------------------------------------------------------------
 
 def test_empty_frame():

@@ -77,7 +77,8 @@ def test_reads_sdv_single_table_metadata(tmp_path):
     meta = ts.Metadata.from_json(path)
     assert {n: s.kind for n, s in meta.columns.items()} == {
         "user_id": "id", "age": "integer", "income": "numerical", "plan": "categorical",
-        "active": "boolean", "signup": "datetime", "email": "id"}
+        "active": "boolean", "signup": "datetime", "email": "pii"}
+    assert meta.columns["email"].pii_type == "email"
     assert meta.primary_key == "user_id"
     assert meta.columns["signup"].datetime_format == "%Y-%m-%d"
 
