@@ -125,13 +125,12 @@ def warning_text(changes: list[dict[str, Any]]) -> str:
     """One warning for every material change, then the fixes once."""
     found = material(changes)
     lines = [f"  {c['column']}: {c['what']}" for c in found]
-    fixes = {c["fix"].split(":")[0] for c in found}
     how = []
-    if "declare the categories public" in fixes or "declare the bounds public" in fixes:
+    if any(c["fix"] != _FIX_MISSING for c in found):
         how.append("declare the domains you know public: meta.with_public_domain('col', categories=[...]) or "
                    "bounds=(low, high) in Python, \"domain\": {\"source\": \"public\", ...} in a metadata JSON, "
                    "--public-domain col=a,b,c / --public-bounds col=low:high on the command line")
-    if _FIX_MISSING in fixes:
+    if any(c["fix"] == _FIX_MISSING for c in found):
         how.append(f"for missing values: {_FIX_MISSING}")
     return ("differential privacy changed these columns (every column: "
             "privacy_spent().parts['preprocessing'].details['changes']):\n" + "\n".join(lines)

@@ -31,7 +31,7 @@ def resolve_delta(delta: float | None, n: int | None, cap: float | None = None) 
         raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
     if n is not None and delta >= 1.0 / n:
         raise PrivacyConfigError(
-            f"delta={delta:g} is not below 1/n for this table (about {n} rows by the noisy count): such a delta "
+            f"delta={delta:g} is not below 1/n for a table of about {n} rows (the noisy count under DP): such a delta "
             f"allows publishing a whole row. Use delta <= {default_delta(n):.2g} (the default) or leave it unset")
     return float(delta)
 
@@ -188,9 +188,9 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
         else:
             gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean")
             opt_cls = DistributedDPOptimizer if distributed else DPOptimizer
-        dp_opt = _noised_by(opt_cls, randomness, rank)(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-                         expected_batch_size=expected_batch_size / world, loss_reduction="mean",
-                         secure_mode=False)
+        noised = _noised_by(opt_cls, randomness, rank)
+        dp_opt = noised(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+                        expected_batch_size=expected_batch_size / world, loss_reduction="mean", secure_mode=False)
     accountant = RDPAccountant()
     dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
     sampler = _poisson_sampler_class()(num_samples=len(data), sample_rate=sample_rate, steps=steps_per_epoch,

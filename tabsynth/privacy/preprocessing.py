@@ -76,9 +76,14 @@ def _sanitised(spec: ColumnSpec) -> ColumnSpec:
     )
 
 
+def _modelled(metadata: Metadata) -> list[ColumnSpec]:
+    """The columns the release measures: ids and personal identifiers are regenerated, never read."""
+    return [s for s in metadata.columns.values() if s.kind not in ("id", "pii")]
+
+
 def plan(metadata: Metadata, accountant: Accountant, share: float) -> Release | None:
     """Record the preprocessing release (its noise depends on the schema only) before any data is read."""
-    modelled = [s for s in metadata.columns.values() if s.kind not in ("id", "pii")]
+    modelled = _modelled(metadata)
     if not modelled:
         return None
     n_stats = len(modelled) + 1  # + the row count
@@ -126,7 +131,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     one-process release.
     """
     runtime = runtime or Runtime()
-    modelled = [s for s in metadata.columns.values() if s.kind not in ("id", "pii")]
+    modelled = _modelled(metadata)
     std = release.details["noise_std"] if release is not None else 0.0
     selected = [s.name for s in modelled if _selects(s)]
     delta_col = accountant.delta_sel / max(len(selected), 1)

@@ -22,6 +22,7 @@ from tabsynth.errors import (ConfigError, DataError, PrivacyConfigError, Privacy
                              TabsynthWarning)
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.accountant import PLANNING_DELTA
+from tabsynth.privacy.engine import resolve_delta
 from tabsynth.privacy.ledger import Budget, Ledger, check_delta, check_epsilon
 from tabsynth.privacy.randomness import reproducible_noise_active
 from tabsynth.release.bundle import INTERNAL, MANIFEST, PUBLIC, check_target_folder, fingerprint_table, \
@@ -130,8 +131,9 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
     3. fits ``model`` ("ctgan" or "tvae") in DP mode, samples ``n_rows`` rows (default: the fit's
-       noisy row count, never the exact one) and writes the bundle folder ``out`` (see :mod:`tabsynth.release.bundle`), the
-       internal report from ``holdout``/``target`` included unless ``report=False``;
+       noisy row count, never the exact one) and writes the bundle folder ``out`` (see
+       :mod:`tabsynth.release.bundle`), the internal report from ``holdout``/``target`` included
+       unless ``report=False``;
     4. commits the reservation at what the fit actually spent.
 
     A run that fails after it started training keeps its reservation counted (status ``failed``);
@@ -284,10 +286,7 @@ def _checked_delta(delta: Any, n: int) -> float:
     if delta <= 0:
         raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
                                  "(the ledger's delta in proportion to epsilon)")
-    if delta >= 1 / n:
-        raise PrivacyConfigError(f"delta={delta:.3g} is at least 1/n = 1/{n}: such a guarantee allows publishing a "
-                                 "whole row; choose a delta well below 1/n")
-    return delta
+    return resolve_delta(delta, n)  # refuses delta >= 1/n before anything is reserved
 
 
 def _checked_budget(budget: Any) -> tuple[float, float]:

@@ -263,9 +263,9 @@ def _allowed(path, patterns) -> bool:
                for p in (tuple(q.split(".")) for q in patterns))
 
 
-def _unlisted(obj, patterns, root=()) -> list[str]:
+def _unlisted(obj, patterns) -> list[str]:
     # file names such as data.csv.gz hold dots: match them as one key
-    return [".".join(p) for p, _ in _leaves(obj, root) if not _allowed(_split_files(p), patterns)]
+    return [".".join(p) for p, _ in _leaves(obj) if not _allowed(_split_files(p), patterns)]
 
 
 def _split_files(path):

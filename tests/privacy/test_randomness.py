@@ -69,3 +69,30 @@ def test_isolated_block_leaves_the_seeded_stream_alone():
             torch.rand(inside)
         after.append(torch.rand(4))
     assert torch.equal(after[0], after[1])
+
+
+@pytest.mark.parametrize("mode, clipping", [("fresh", "per_sample"), ("secure", "per_sample"), ("fresh", "ghost")])
+def test_dp_sgd_step_adds_gaussian_noise_of_sigma_times_c(mode, clipping):
+    # the optimizer's noise is ours (from the fit's Randomness): it must be N(0, (sigma C)^2) per
+    # coordinate of the clipped sum, whichever source and clipping mode
+    from tabsynth.privacy.engine import make_private
+
+    data = torch.randn(64, 50, generator=torch.Generator().manual_seed(0))
+
+    def step_grad(sigma):
+        module = torch.nn.Linear(50, 40)
+        for p in module.parameters():  # the same weights in both steps: only the noise differs
+            torch.nn.init.constant_(p, 0.1)
+        dp = make_private(module, torch.optim.SGD(module.parameters(), lr=0.0), data, sample_rate=1.0,
+                          steps_per_epoch=1, expected_batch_size=64, noise_multiplier=sigma, max_grad_norm=0.5,
+                          randomness=Randomness(mode), clipping=clipping)
+        for (batch,) in dp.loader:
+            dp.optimizer.zero_grad()
+            dp.loss(dp.module(batch).pow(2).sum(1)).backward()
+            dp.optimizer.step()
+        return torch.cat([p.grad.reshape(-1) for p in module.parameters()])
+
+    noise = (step_grad(2.0) - step_grad(0.0)) * 64  # the scaled-back difference is the noise alone
+    n = noise.numel()  # 5 standard errors of the sample std and mean of N(0, 1) draws
+    assert abs(noise.std().item() - 2.0 * 0.5) < 5 / math.sqrt(2 * n) and abs(noise.mean().item()) < 5 / math.sqrt(n)
+    assert stats.kstest(noise.numpy(), "norm").pvalue > 1e-4
