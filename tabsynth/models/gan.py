@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from tabsynth.errors import ConfigError
 from tabsynth.models.averaging import WeightAverage
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.registry import register
 from tabsynth.sampling.conditional import ConditionSampler
 
 LOSSES = ("wgan-gp", "bce")
@@ -290,6 +291,7 @@ class Discriminator(nn.Module):
         return grad
 
 
+@register("CTGAN")
 class CTGAN(BaseSynthesizer):
     """Conditional tabular GAN.
 

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.registry import register
 from tabsynth.models.layout import SpanLayout
 
 
@@ -259,6 +260,7 @@ class VAENet(nn.Module):
         return self.loss_factor * rec, kl
 
 
+@register("TVAE")
 class TVAE(BaseSynthesizer):
     """Tabular variational autoencoder.
 
