@@ -1,15 +1,16 @@
 """tabsynth: private, useful synthetic tables."""
 
-__version__ = "0.1.0"
+from tabsynth.version import __version__
 
 from tabsynth import datasets, errors  # noqa: E402
 from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
+from tabsynth.privacy.config import DPConfig  # noqa: E402
 from tabsynth.privacy.ledger import Ledger  # noqa: E402
 from tabsynth import release  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
 from tabsynth.report import Report, evaluate  # noqa: E402
 
-__all__ = ["CTGAN", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "datasets", "errors",
+__all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "datasets", "errors",
            "evaluate", "load", "release",
            "__version__"]

@@ -156,7 +156,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tabsynth import __version__
+    from tabsynth.version import __version__
 
     parser = _Parser(prog="tabsynth", description="Private, useful synthetic tables.")
     parser.add_argument("--version", action="version", version=f"tabsynth {__version__}")

@@ -273,7 +273,8 @@ class BaseSynthesizer:
         value sets the default delta, the sample rate, the step count and ``n_rows_`` (rule 3).
         """
         from tabsynth.privacy.accountant import Accountant
-        from tabsynth.privacy.engine import resolve_delta, sample_rate
+        from tabsynth.privacy.config import resolve_delta
+        from tabsynth.privacy.engine import sample_rate
         from tabsynth.privacy.marginals import measure_marginals, plan_marginals
         from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
         from tabsynth.privacy.randomness import Randomness

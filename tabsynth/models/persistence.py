@@ -33,7 +33,7 @@ def _registry() -> dict[str, type]:
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
-    from tabsynth import __version__
+    from tabsynth.version import __version__
 
     params = model.get_params()
     if model.privacy_spent().is_dp:

@@ -16,6 +16,7 @@ from typing import Any
 from opacus.accountants.analysis import rdp as rdp_analysis
 
 from tabsynth.errors import PrivacyBudgetExceeded, PrivacyConfigError
+from tabsynth.privacy.config import PLANNING_DELTA, check_epsilon, default_delta  # noqa: F401 (re-exported)
 from tabsynth.privacy.spent import PrivacyPart, PrivacySpent
 
 #: Rényi orders; the large ones keep the conversion tight when a release is very noisy.
@@ -24,14 +25,6 @@ ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128,
 MAX_NOISE_MULTIPLIER = 50.0
 
 
-#: Delta the noise of the first releases is calibrated at when the user gives none: the largest
-#: value the default ``min(1e-5, n_hat ** -1.5)`` can take, since ``n_hat`` is measured by them.
-PLANNING_DELTA = 1e-5
-
-
-def default_delta(n: int) -> float:
-    """``min(1e-5, n ** -1.5)`` for the *noisy* row count ``n`` (docs/privacy.md rule 3)."""
-    return min(PLANNING_DELTA, float(n) ** -1.5)
 
 
 #: Above this order the subsampled-Gaussian RDP is bounded by the full-batch one (cheap, valid).
@@ -86,9 +79,7 @@ class Accountant:
     """
 
     def __init__(self, epsilon: float, delta: float, *, selection_delta_share: float = 0.25) -> None:
-        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
-            raise PrivacyConfigError(f"epsilon must be a positive finite number, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = check_epsilon(epsilon)
         self._selection_share = selection_delta_share
         self.releases: list[Release] = []
         self.selection: dict[str, float] = {}

@@ -15,25 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tabsynth.errors import PrivacyConfigError
-from tabsynth.privacy.accountant import PLANNING_DELTA, default_delta
 from tabsynth.privacy.randomness import Randomness
 
-
-def resolve_delta(delta: float | None, n: int | None, cap: float | None = None) -> float:
-    """The default ``min(1e-5, n ** -1.5, cap)``; refuse ``delta >= 1/n`` (docs/privacy.md rule 3).
-
-    ``n`` is the noisy row count under DP; with ``n=None`` only the value itself is checked. ``cap``
-    is what a release reserved for a fit that was given no delta."""
-    if delta is None:
-        value = default_delta(n) if n is not None else PLANNING_DELTA
-        return min(value, cap) if cap is not None else value
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
-        raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
-    if n is not None and delta >= 1.0 / n:
-        raise PrivacyConfigError(
-            f"delta={delta:g} is not below 1/n for a table of about {n} rows (the noisy count under DP): such a delta "
-            f"allows publishing a whole row. Use delta <= {default_delta(n):.2g} (the default) or leave it unset")
-    return float(delta)
 
 
 def check_private_params(model: Any) -> list[str]:

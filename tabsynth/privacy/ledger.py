@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tabsynth.errors import PrivacyBudgetExceeded, PrivacyConfigError, PrivacyError
+from tabsynth.privacy.config import check_delta, check_epsilon
 
 __all__ = ["Budget", "Ledger", "LedgerIntegrityError", "Spend", "COMPOSITION"]
 
@@ -144,7 +145,7 @@ def _dec(x: float) -> Decimal:
 
 def _version() -> str:
     try:
-        from tabsynth import __version__
+        from tabsynth.version import __version__
         return __version__
     except Exception:  # noqa: BLE001 - a partially imported package during start-up
         return "unknown"
@@ -159,24 +160,6 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def check_epsilon(epsilon: Any, name: str = "epsilon") -> float:
-    """``epsilon`` as a float, or :class:`PrivacyConfigError` unless it is a finite number > 0."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) and not hasattr(epsilon, "__float__"):
-        raise PrivacyConfigError(f"{name} must be a positive number, got {epsilon!r}")
-    value = float(epsilon)
-    if not math.isfinite(value) or value <= 0:
-        raise PrivacyConfigError(f"{name} must be a finite number greater than 0, got {epsilon!r}")
-    return value
-
-
-def check_delta(delta: Any, name: str = "delta") -> float:
-    """``delta`` as a float, or :class:`PrivacyConfigError` unless 0 <= delta < 1."""
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) and not hasattr(delta, "__float__"):
-        raise PrivacyConfigError(f"{name} must be a number in [0, 1), got {delta!r}")
-    value = float(delta)
-    if not math.isfinite(value) or not 0.0 <= value < 1.0:
-        raise PrivacyConfigError(f"{name} must be in [0, 1), got {delta!r}")
-    return value
 
 
 def _check_text(value: Any, name: str) -> str:

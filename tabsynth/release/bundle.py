@@ -79,7 +79,7 @@ def fingerprint_table(df: pd.DataFrame) -> str:
 
 def dependency_versions() -> dict[str, str | None]:
     """Versions of Python, tabsynth and the libraries that shape a release."""
-    from tabsynth import __version__
+    from tabsynth.version import __version__
 
     out: dict[str, str | None] = {"python": platform.python_version(), "tabsynth": __version__}
     for dist in ("torch", "opacus", "numpy", "pandas", "scikit-learn", "pyarrow", "sdmetrics"):

@@ -21,9 +21,8 @@ import pandas as pd
 from tabsynth.errors import (ConfigError, DataError, PrivacyConfigError, PrivacyError, TabsynthError,
                              TabsynthWarning)
 from tabsynth.privacy import PrivacySpent
-from tabsynth.privacy.accountant import PLANNING_DELTA
-from tabsynth.privacy.engine import resolve_delta
-from tabsynth.privacy.ledger import Budget, Ledger, check_delta, check_epsilon
+from tabsynth.privacy.config import check_delta, check_epsilon, release_delta, resolve_delta
+from tabsynth.privacy.ledger import Budget, Ledger
 from tabsynth.privacy.randomness import reproducible_noise_active
 from tabsynth.release.bundle import INTERNAL, MANIFEST, PUBLIC, check_target_folder, fingerprint_table, \
     verify, write_bundle
@@ -315,14 +314,8 @@ def _open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
 
 
 def default_release_delta(total: Budget, epsilon: float) -> float:
-    """The ledger's delta in proportion to ``epsilon`` (``epsilon / total.epsilon`` of it), at most
-    1e-5, so that a budget serves as many releases by delta as by epsilon. It is published and
-    depends on the ledger alone, never on the row count."""
-    if total.delta <= 0:
-        raise PrivacyConfigError(f"the dataset's delta budget is {total.delta:g}, but DP-SGD training needs a delta "
-                                 "above 0; raise the budget's delta (tabsynth ledger ... --set-budget E D)")
-    share = total.delta * min(1.0, epsilon / total.epsilon)
-    return float(min(share, PLANNING_DELTA))
+    """The ledger's delta in proportion to ``epsilon`` (:func:`tabsynth.privacy.config.release_delta`)."""
+    return release_delta(total.epsilon, total.delta, epsilon)
 
 
 def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:

@@ -204,7 +204,7 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
 
 def _version() -> str:
     try:
-        from tabsynth import __version__
+        from tabsynth.version import __version__
         return __version__
     except ImportError:  # pragma: no cover
         return "unknown"
