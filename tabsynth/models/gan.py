@@ -19,276 +19,16 @@ from tqdm.auto import tqdm
 from tabsynth.errors import ConfigError
 from tabsynth.models.averaging import WeightAverage
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.condition import ConditionSampler
+from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
 from tabsynth.models.registry import register
-from tabsynth.sampling.conditional import ConditionSampler
+from tabsynth.privacy.config import DPConfig
+from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
+from tabsynth.privacy.trainer import DPTrainer
 
 LOSSES = ("wgan-gp", "bce")
 #: One fused kernel per Adam step instead of several per parameter.
 _FAST_ADAM = {"fused": True}
-
-
-def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
-    """Per-pair BCE critic loss for ``[batch, 2, features]`` inputs (real row, its fake partner): one
-    per-sample gradient covers both, so a real row's whole influence is clipped together."""
-    out = critic(pairs)
-    real = F.binary_cross_entropy_with_logits(out[:, 0], torch.ones_like(out[:, 0]), reduction="none")
-    fake = F.binary_cross_entropy_with_logits(out[:, 1], torch.zeros_like(out[:, 1]), reduction="none")
-    return (real + fake).sum(-1)
-
-
-class _SharedFirstLayer(torch.autograd.Function):
-    """The critic's first layer used twice in a WGAN-GP step: ``h = x @ W.T + b`` for the real and fake
-    packs (``h`` computed beforehand, without a graph, together with the mixed packs' pass) and
-    ``gx = s @ W``, the input gradient at the mixed packs. Its backward gives ``W`` both contributions
-    in one matmul, ``[dh; s].T @ [x; dgx]``, instead of two thin ones."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.save_for_backward(x, s, weight)
-        return h.clone(), s @ weight
-
-    @staticmethod
-    def backward(ctx, dh: torch.Tensor, dgx: torch.Tensor):
-        x, s, weight = ctx.saved_tensors
-        if dh is None:
-            dh = torch.zeros(len(x), weight.shape[0], dtype=x.dtype, device=x.device)
-        if dgx is None:
-            dgx = torch.zeros(len(s), weight.shape[1], dtype=x.dtype, device=x.device)
-        dw = torch.cat([dh, s]).t() @ torch.cat([x, dgx])
-        return None, dgx @ weight.t(), dw, dh.sum(0), None
-
-
-#: Row length (elements) the generator's stacked inference outputs are padded to.
-_ROW_ALIGN = 16
-#: Mask bits taken from each random draw at dropout 0.5.
-_MASK_BITS = 16
-
-
-def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
-    """Inverted-dropout mask shaped like ``like``: 0 with probability ``p``, else ``1 / (1 - p)``.
-
-    At ``p = 0.5`` (the critic's) every random 16-bit integer gives 16 mask bits: on CPU, torch's
-    ``bernoulli_`` draws one random number per element and took ~5% of a CTGAN epoch."""
-    if p >= 1.0:
-        return torch.zeros_like(like)
-    if p == 0.5:
-        n = like.numel()
-        words = torch.randint(0, 1 << _MASK_BITS, (-(-n // _MASK_BITS), 1), dtype=torch.int32, device=like.device)
-        shifts = torch.arange(_MASK_BITS, dtype=torch.int32, device=like.device)
-        bits = words.bitwise_right_shift(shifts).bitwise_and_(1)
-        return bits.view(-1)[:n].view(like.shape).to(like.dtype).mul_(2.0)
-    keep = torch.rand(like.shape, dtype=like.dtype, device=like.device) >= p
-    return keep.to(like.dtype).div_(1.0 - p)
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` with masks from :func:`dropout_mask` (same distribution, cheaper draws)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return x * dropout_mask(x, self.p)
-
-
-class Residual(nn.Module):
-    """Linear -> BatchNorm -> ReLU, concatenated with the input (CTGAN's generator block)."""
-
-    def __init__(self, i: int, o: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(i, o)
-        self.bn = nn.BatchNorm1d(o)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
-
-
-class Generator(nn.Module):
-    def __init__(self, in_dim: int, hidden: Sequence[int], data_dim: int) -> None:
-        super().__init__()
-        layers, dim = [], in_dim
-        for h in hidden:
-            layers.append(Residual(dim, h))
-            dim += h
-        layers.append(nn.Linear(dim, data_dim))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-    def forward_split(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
-        """``forward(cat([noise, one_hot(cond_index)]))`` without building that input.
-
-        Every layer sees ``[h_k, ..., h_0, noise, cond]``; each piece gets its own matmul on a column
-        block of the weight, so the residual concatenations are never copied, no gradient is computed
-        for the noise or the condition, and the one-hot condition is a column gather, not a matmul.
-        ``cond_index`` holds the one active position of each row's conditional vector (None: no
-        conditional vector)."""
-        if not torch.is_grad_enabled():
-            return self._infer(noise, cond_index)
-        hs: list[torch.Tensor] = []
-        out = noise
-        for mod in self.net:
-            fc = mod.fc if isinstance(mod, Residual) else mod
-            w = fc.weight
-            col = sum(h.shape[1] for h in hs)
-            pre = F.linear(noise, w[:, col:col + noise.shape[1]], fc.bias)
-            if cond_index is not None:
-                pre = pre + F.embedding(cond_index, w[:, col + noise.shape[1]:].t().contiguous())
-            col = 0
-            for h in reversed(hs):  # the newest block comes first in the residual concatenation
-                pre = torch.addmm(pre, h, w[:, col:col + h.shape[1]].t())
-                col += h.shape[1]
-            if isinstance(mod, Residual):
-                hs.append(F.relu(mod.bn(pre)))
-            else:
-                out = pre
-        return out
-
-    def _pass_weights(self, noise_dim: int, fold: bool) -> dict:
-        """Weights for :meth:`_infer`: the noise and condition columns of every layer stacked together;
-        with ``fold`` (eval mode), BatchNorm's running affine map folded into each residual layer and the
-        result cached until a parameter or buffer changes (optimiser steps and loads bump the tensors'
-        versions or replace them)."""
-        key = (noise_dim, tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
-        cached = self.__dict__.get("_infer_cache")
-        if fold and cached is not None and cached["key"] == key:
-            return cached
-        ws, bs, hidden = [], [], []
-        for mod in self.net:
-            fc = mod.fc if isinstance(mod, Residual) else mod
-            w, b = fc.weight.detach(), fc.bias.detach()
-            if isinstance(mod, Residual):
-                if fold:
-                    bn = mod.bn
-                    scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
-                    w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
-                hidden.append(w.shape[0])
-            ws.append(w)
-            bs.append(b)
-        h_cols = [sum(hidden[:i]) for i in range(len(ws))]  # layer i sees [h_{i-1}, ..., h_0, noise, cond]
-        # the stacked outputs padded with zero rows to a multiple of 16 columns: with an odd row
-        # length (678 for Adult) the matrix products into that buffer took 60% longer on CPU
-        pad = -sum(w.shape[0] for w in ws) % _ROW_ALIGN
-        noise_w = torch.cat([w[:, c:c + noise_dim] for w, c in zip(ws, h_cols)])
-        bias = torch.cat(bs)
-        cond_w = torch.cat([w[:, c + noise_dim:] for w, c in zip(ws, h_cols)])
-        cached = {
-            "key": key, "hidden": hidden, "out_dims": [w.shape[0] for w in ws],
-            "noise_w": F.pad(noise_w, (0, 0, 0, pad)).contiguous(),
-            "bias": F.pad(bias, (0, pad)),
-            "cond_w_bias": F.pad(cond_w.t() + bias, (0, pad)).contiguous(),
-            "h_w": [w[:, :c].contiguous() for w, c in zip(ws, h_cols)],
-        }
-        if fold:
-            self.__dict__["_infer_cache"] = cached
-        return cached
-
-    def _infer(self, noise: torch.Tensor, cond_index: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`forward_split` without autograd: one matmul for the noise part of all layers, the
-        residual outputs written side by side into one buffer. In training mode BatchNorm runs as a
-        module (batch statistics, running averages updated), in eval mode it is folded into the weights."""
-        fold = not self.training
-        p = self._pass_weights(noise.shape[1], fold)
-        norms = [m.bn for m in self.net if isinstance(m, Residual)]
-        # each row has exactly one active condition entry, so the biases ride on the gathered rows
-        if cond_index is None:
-            pre_all = torch.addmm(p["bias"], noise, p["noise_w"].t())
-        else:
-            pre_all = F.embedding(cond_index, p["cond_w_bias"]).addmm_(noise, p["noise_w"].t())
-        hidden = p["hidden"]
-        # buffer columns [h_{L-1}, ..., h_1, h_0]: layer i's residual input is the tail from h_{i-1} on
-        pos = [sum(hidden[i + 1:]) for i in range(len(hidden))]
-        buf = torch.empty(len(noise), sum(hidden), dtype=noise.dtype, device=noise.device)
-        col = 0
-        for i, (h, w) in enumerate(zip(hidden, p["h_w"])):
-            pre = pre_all[:, col:col + h]
-            if i:  # accumulated in place: the gemm writes into the column block, no copy of it
-                pre.addmm_(buf[:, pos[i - 1]:], w.t())
-            torch.clamp(pre if fold else norms[i](pre), min=0, out=buf[:, pos[i]:pos[i] + h])
-            col += h
-        out = pre_all[:, col:col + p["out_dims"][-1]]
-        return out.addmm_(buf, p["h_w"][-1].t()) if hidden else out
-
-
-class Discriminator(nn.Module):
-    """PacGAN critic: ``pac`` rows are judged together; LeakyReLU + Dropout, no BatchNorm."""
-
-    def __init__(self, in_dim: int, hidden: Sequence[int], pac: int, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.pac = pac
-        layers, dim = [], in_dim * pac
-        for h in hidden:
-            layers += [nn.Linear(dim, h), nn.LeakyReLU(0.2), Dropout(dropout)]
-            dim = h
-        layers.append(nn.Linear(dim, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pac == 1:  # also takes [batch, pair, features] inputs (the DP critic judges pairs)
-            return self.net(x)
-        return self.net(x.reshape(-1, x.shape[1] * self.pac))
-
-    def wgan_terms(self, packs: torch.Tensor, mixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Critic scores of ``packs`` (``[n, pac * features]``) and the input gradient at ``mixed``
-        packs (as :meth:`input_gradient`), with one first-layer matmul for both sets of packs and one
-        for the first layer's weight gradient."""
-        mods = list(self.net)
-        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
-        if not blocks:
-            return self.net(packs), mods[-1].weight.expand(len(mixed), -1)
-        first = blocks[0][0]
-        scales = []
-        with torch.no_grad():
-            pre_all = torch.addmm(first.bias, torch.cat([packs, mixed]), first.weight.t())
-            pre = pre_all[len(packs):]
-            for i, (fc, act, drop) in enumerate(blocks):
-                if i:
-                    pre = F.linear(h, fc.weight, fc.bias)
-                h = F.leaky_relu(pre, act.negative_slope)
-                scale = torch.where(pre > 0, 1.0, act.negative_slope)
-                if self.training and drop.p > 0:
-                    mask = dropout_mask(pre, drop.p)
-                    h.mul_(mask)
-                    scale.mul_(mask)
-                scales.append(scale)
-        s = mods[-1].weight
-        for (fc, _, _), scale in zip(reversed(blocks[1:]), reversed(scales[1:])):
-            s = (s * scale) @ fc.weight
-        s = s * scales[0]
-        h, grad = _SharedFirstLayer.apply(packs, s, first.weight, first.bias, pre_all[:len(packs)])
-        _, act, drop = blocks[0]
-        out = drop(act(h))
-        for fc, act, drop in blocks[1:]:
-            out = drop(act(fc(out)))
-        return mods[-1](out), grad
-
-    def input_gradient(self, packs: torch.Tensor) -> torch.Tensor:
-        """d(critic output)/d(input) for packed rows ``[n_packs, pac * features]``, with one fresh
-        dropout draw, as a graph in the weights only.
-
-        The value ``autograd.grad(critic(x).sum(), x, create_graph=True)`` gives, but the forward pass
-        that fixes the LeakyReLU slopes and dropout masks runs without a graph, so backpropagating a
-        penalty on it is one ordinary backward pass (the activations' second derivative is zero)."""
-        mods = list(self.net)
-        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
-        scales = []
-        with torch.no_grad():
-            h = packs
-            for fc, act, drop in blocks:
-                pre = F.linear(h, fc.weight, fc.bias)
-                h = F.leaky_relu(pre, act.negative_slope)
-                # slope 1 where pre > 0, else negative_slope (as torch's leaky_relu backward)
-                scale = torch.where(pre > 0, 1.0, act.negative_slope)
-                if self.training and drop.p > 0:
-                    mask = dropout_mask(pre, drop.p)
-                    h.mul_(mask)
-                    scale.mul_(mask)
-                scales.append(scale)
-        grad = mods[-1].weight
-        for (fc, _, _), scale in zip(reversed(blocks), reversed(scales)):
-            grad = (grad * scale) @ fc.weight
-        return grad
 
 
 @register("CTGAN")
@@ -308,39 +48,26 @@ class CTGAN(BaseSynthesizer):
         loss: ``"wgan-gp"`` (the paper) or ``"bce"`` (non-saturating GAN loss; the DP default).
         gp_lambda: weight of the gradient penalty.
         log_frequency: draw training conditions by log-frequency (helps rare categories).
+        marginal_weight: under DP, weight of the generator's loss term that matches the noisy
+            marginals; default 1, or 5 under DP.
+        generator_average: decay of the exponential moving average of the generator's weights that
+            sampling uses (0.99 averages about the last 100 steps; 0: the last step's weights, as in
+            the paper). Under DP it is post-processing.
         numerical: numeric encoding, ``"mode"`` (mode-specific normalisation) or ``"quantile"``.
         max_categories: widest one-hot; rarer values fold into ``other``.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        seed: makes fit and sample reproducible on the same machine and device.
+        seed: makes fit and sample reproducible on the same machine and device (outside DP noise).
         verbose: progress bar with the current losses.
-        epsilon, delta: train with differential privacy at this budget (the whole pipeline: private
-            preprocessing and DP-SGD on the critic); delta defaults to ``min(1e-5, n ** -1.5)``.
-        max_grad_norm: per-sample clipping norm of DP-SGD.
-        preprocessing_epsilon_share: part of the budget for the private encoder statistics.
-        secure_mode: draw every DP noise value and Poisson batch from the OS cryptographic RNG
-            (slower; the default already takes fresh OS entropy at every fit).
-        max_physical_batch_size: under DP, split each Poisson batch into physical batches of at most
-            this many rows (Opacus' BatchMemoryManager), so large logical batches fit in memory.
         precision: ``"fp32"``, or mixed precision without DP: ``"bf16"`` (autocast; CPU or GPU) or
             ``"fp16"`` (autocast with gradient scaling; CUDA only). Losses stay in fp32.
-        grad_sample_mode: under DP, ``"ghost"`` (the default: Opacus' fast gradient clipping, per-sample
-            gradient norms without materialising per-sample gradients; about 5-10x faster on CPU for
-            these MLPs) or ``"hooks"`` (per-sample gradients, Opacus' classic mode). The clipped step
-            is the same.
-        marginal_epsilon_share: under DP, the share of epsilon (alone) spent on noisy 1-way and 2-way
-            marginals of the encoded discrete groups (``tabsynth.privacy.marginals``), matched by a
-            generator loss term; 0 turns them off.
-        marginal_weight: weight of that term in the generator loss; default 1, or 5 under DP.
-        generator_average: decay of the exponential moving average of the generator's weights that
-            sampling uses (``tabsynth.models.averaging``; 0.99 averages about the last 100 steps); 0
-            samples from the last step's weights, as the paper does. On Adult at 300 epochs it lifts
-            quality from 0.92 to 0.95 with TSTR unchanged. Under DP it is post-processing.
+        epsilon, delta, max_grad_norm: train with differential privacy (the whole pipeline: private
+            preprocessing, marginals and DP-SGD on the critic); shorthand for the same fields of ``dp``.
+        dp: the other DP settings (:class:`~tabsynth.privacy.config.DPConfig`: budget shares, secure
+            mode, clipping mode, physical batch size).
 
-    Under DP the critic is smaller (64, 64), both learning rates are 2e-3 and the expected Poisson batch
-    stays at 500 rows (TVAE's DP default is 2000) unless given: few noisy critic steps need a small
-    critic and larger steps, and the generator needs many of them (Adult, epsilon 1, quality / TSTR
-    AUC: 0.78 / 0.40 with the paper's settings; 0.84 / 0.87 with these at batch 2000, 0.88 / 0.88 at
-    batch 500; benchmarks/results/dp_quality.md).
+    Under DP the critic is smaller (64, 64), both learning rates are 2e-3 and the expected Poisson
+    batch stays at 500 rows unless given: few noisy critic steps need a small critic and larger
+    steps, and the generator needs many of them (docs/models.md has the measurements).
     """
 
     _conditional_vector = True
@@ -354,62 +81,31 @@ class CTGAN(BaseSynthesizer):
                  generator_lr: float | None = None, generator_decay: float = 1e-6, discriminator_lr: float | None = None,
                  discriminator_decay: float = 1e-6, discriminator_steps: int = 1, pac: int | None = None,
                  loss: str | None = None, gp_lambda: float = 10.0, log_frequency: bool = True,
-                 numerical: str = "mode", max_categories: int = 500, device: str = "auto",
-                 seed: int | None = None, verbose: bool = True, epsilon: float | None = None,
-                 delta: float | None = None, max_grad_norm: float = 1.0, preprocessing_epsilon_share: float = 0.2,
-                 secure_mode: bool = False, max_physical_batch_size: int | None = None,
-                 grad_sample_mode: str = "ghost", precision: str = "fp32", marginal_epsilon_share: float = 0.3,
-                 marginal_weight: float | None = None, generator_average: float = 0.99) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.embedding_dim = embedding_dim
-        self.generator_dim = tuple(generator_dim)
-        self.discriminator_dim = tuple(discriminator_dim) if discriminator_dim is not None else None
-        self.generator_lr = generator_lr
-        self.generator_decay = generator_decay
-        self.discriminator_lr = discriminator_lr
-        self.discriminator_decay = discriminator_decay
-        self.discriminator_steps = discriminator_steps
-        self.pac = pac
-        self.loss = loss
-        self.gp_lambda = gp_lambda
-        self.log_frequency = log_frequency
-        self.numerical = numerical
-        self.max_categories = max_categories
-        self.device = device
-        self.seed = seed
-        self.verbose = verbose
-        self.epsilon = epsilon
-        self.delta = delta
-        self.max_grad_norm = max_grad_norm
-        self.preprocessing_epsilon_share = preprocessing_epsilon_share
-        self.secure_mode = secure_mode
-        self.max_physical_batch_size = max_physical_batch_size
-        self.grad_sample_mode = grad_sample_mode
-        self.precision = precision
-        self.marginal_epsilon_share = marginal_epsilon_share
-        self.marginal_weight = marginal_weight
-        self.generator_average = generator_average
+                 marginal_weight: float | None = None, generator_average: float = 0.99, numerical: str = "mode",
+                 max_categories: int = 500, device: str = "auto", seed: int | None = None, verbose: bool = True,
+                 precision: str = "fp32", epsilon: float | None = None, delta: float | None = None,
+                 max_grad_norm: float | None = None, dp: DPConfig | None = None) -> None:
+        self._store(locals())
 
     @property
     def _pac(self) -> int:
         """PacGAN pack size: 10 (the paper), 1 under DP (docs/privacy.md rule 10)."""
-        return self.pac if self.pac is not None else (1 if self.epsilon is not None else 10)
+        return self.pac if self.pac is not None else (1 if self._private else 10)
 
     @property
     def _loss(self) -> str:
         """WGAN-GP (the paper), non-saturating BCE under DP (docs/privacy.md rule 11)."""
-        return self.loss if self.loss is not None else ("bce" if self.epsilon is not None else "wgan-gp")
+        return self.loss if self.loss is not None else ("bce" if self._private else "wgan-gp")
 
     def _check_params(self) -> list[str]:
         out = []
         if not isinstance(self._pac, int) or self._pac < 1:
             out.append(f"pac must be a positive integer, got {self.pac!r}")
-        elif isinstance(self._batch_size, int) and self.epsilon is None and self._batch_size % self._pac:
+        elif isinstance(self._batch_size, int) and not self._private and self._batch_size % self._pac:
             out.append(f"batch_size ({self._batch_size}) must be a multiple of pac ({self._pac})")
         if self._loss not in LOSSES:
             out.append(f"loss={self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.epsilon is not None:
+        if self._private:
             from tabsynth.errors import PrivacyConfigError
 
             dp = []
@@ -432,7 +128,7 @@ class CTGAN(BaseSynthesizer):
     def _check_distributed(self, runtime) -> None:
         super()._check_distributed(runtime)
         world, bs = runtime.world_size, self._batch_size
-        if runtime.distributed and self.epsilon is None and (bs % world or (bs // world) % self._pac):
+        if runtime.distributed and not self._private and (bs % world or (bs // world) % self._pac):
             raise ConfigError(f"batch_size ({bs}) must split into {world} equal per-process batches that are "
                               f"multiples of pac ({self._pac}): use a multiple of {world * self._pac}")
 
@@ -452,12 +148,6 @@ class CTGAN(BaseSynthesizer):
 
     def _load_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.cond_sampler_ = ConditionSampler(self.layout_, None, tensors.get("cond_counts"))
-
-    def _state_json(self) -> dict:
-        return {}
-
-    def _load_state_json(self, state: dict) -> None:
-        pass
 
     # --- training -------------------------------------------------------------------------------
     def _make_optimizers(self, fused: bool = True) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
@@ -599,8 +289,8 @@ class CTGAN(BaseSynthesizer):
         """The running average of the generator's weights that sampling will use, if any."""
         return WeightAverage(self.generator_, self.generator_average) if self.generator_average else None
 
-    def _train_private(self, data: torch.Tensor, accountant, cond_counts, *, sigma: float, q: float, steps: int,
-                       batch_size: int, randomness) -> list[dict[str, float]]:
+    def _train_private(self, data: torch.Tensor, trainer: DPTrainer, cond_counts: list[list[float]],
+                       marginals: NoisyMarginals | None) -> list[dict[str, float]]:
         """DP-SGD on the critic only (docs/privacy.md rules 7-11): Poisson-sampled real rows, each paired
         with one fake row in the same per-sample gradient; the generator is post-processing.
 
@@ -612,73 +302,68 @@ class CTGAN(BaseSynthesizer):
         for g, c in enumerate(cond_counts):
             counts[g, : len(c)] = torch.tensor(c)
         self.cond_sampler_ = ConditionSampler(self.layout_, None, counts if cond_counts else None)
-        cs = self.cond_sampler_
         opt_g, opt_d = self._make_optimizers(fused=False)
         average = self._weight_average()
-        from tabsynth.privacy.marginals import marginal_loss
-
-        marginals = getattr(self, "_dp_marginals", None)
         use_marginals = marginals is not None and self._resolved("marginal_weight") > 0
 
-        def critic_step(dp, real):
-            critic, opt_d = dp.module, dp.optimizer
-            b = len(real)
-            # each real row's condition comes from its own value in a uniformly chosen column
-            if cs.n_groups:
-                group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
-                slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
-                real_cond = cs._vectors(group, slot)[0]
-                fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
-            else:
-                real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
-            with torch.no_grad():
-                fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
-            pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
-            loss_d = dp.loss(pair_loss(critic, pairs))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-        def step(dp, real):
-            critic, opt_d = dp.module, dp.optimizer
-            with randomness.isolated(self.device_):
-                critic_step(dp, real)
-            if opt_d._is_last_step_skipped:  # a physical batch inside a larger Poisson batch
+        def step(dp: DPTrainer, real: torch.Tensor) -> dict[str, torch.Tensor]:
+            with dp.isolated():
+                self._private_critic_step(dp, real)
+            if not dp.completes:  # a physical batch inside a larger Poisson batch
                 return {}
-            # generator step: the critic's hooks are off and its weights frozen, no per-sample state left
-            critic.disable_hooks()
-            self.discriminator_.requires_grad_(False)
-            cond, group, slot = self._fake_conditions(self._local_batch)
-            logits, fake = self._fake(cond)
-            loss_g = self._generator_loss(torch.cat([fake, cond], 1))
-            if cs.n_groups:
-                loss_g = loss_g + cs.cond_loss(logits, group, slot)
-            out = {}
-            if use_marginals:
-                # DP marginals on rows drawn as sample() draws them (conditions by frequency, not log-frequency)
-                m_cond = cs.sample(self._local_batch, log_frequency=False)[0] if cs.n_groups else cond[:, :0]
-                m_logits = self.generator_(torch.cat([self._noise(self._local_batch), m_cond], dim=1))
-                loss_m = marginal_loss(m_logits, self.layout_, marginals)
-                loss_g = loss_g + self._resolved("marginal_weight") * loss_m
-                out["marginal_loss"] = loss_m.detach()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self._sync_gradients(self.generator_)
-            opt_g.step()
-            if average is not None:
-                average.update()
-            self.discriminator_.requires_grad_(True)
-            critic.enable_hooks()
-            return {"generator_loss": loss_g.detach(), **out}
+            with dp.hooks_off():  # the generator step: no per-sample state, the critic frozen
+                self.discriminator_.requires_grad_(False)
+                out = self._private_generator_step(opt_g, marginals if use_marginals else None)
+                if average is not None:
+                    average.update()
+                self.discriminator_.requires_grad_(True)
+            return out
 
-        history = self._run_private(self.discriminator_, opt_d, data, step=step, accountant=accountant,
-                                    sigma=sigma, q=q, steps=steps, batch_size=batch_size, randomness=randomness,
-                                    desc="DP-CTGAN",
-                                    mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
+        history = trainer.run(self.discriminator_, opt_d, data, step, desc="DP-CTGAN", verbose=self.verbose,
+                              mechanism="DP-SGD on the critic (Opacus, Poisson sampling, per-sample clipping)")
         if average is not None:
             average.copy_to_module()
         self._runtime.average_buffers(self.generator_)
         return history
+
+    def _private_critic_step(self, dp: DPTrainer, real: torch.Tensor) -> None:
+        """One DP critic update: each real row's condition comes from its own value in a uniformly
+        chosen column, and the row is judged in one per-sample gradient with a fake partner."""
+        cs, b = self.cond_sampler_, len(real)
+        if cs.n_groups:
+            group = torch.randint(0, cs.n_groups, (b,), device=self.device_)
+            slot = self.layout_.cond_codes(real).gather(1, group[:, None]).squeeze(1) if b else group
+            real_cond = cs._vectors(group, slot)[0]
+            fake_cond = cs.sample(b, log_frequency=self.log_frequency)[0]
+        else:
+            real_cond = fake_cond = torch.zeros(b, 0, device=self.device_)
+        with torch.no_grad():
+            fake = self._fake(fake_cond)[1] if b else torch.zeros_like(real)
+        pairs = torch.stack([torch.cat([real, real_cond], 1), torch.cat([fake, fake_cond], 1)], dim=1)
+        dp.update(pair_loss(dp.module, pairs))
+
+    def _private_generator_step(self, opt_g: torch.optim.Optimizer, marginals: NoisyMarginals | None
+                                ) -> dict[str, torch.Tensor]:
+        """One generator update against the (already private) critic, with the DP marginals on rows
+        drawn as sample() draws them (conditions by frequency); no real row is read."""
+        cs = self.cond_sampler_
+        cond, group, slot = self._fake_conditions(self._local_batch)
+        logits, fake = self._fake(cond)
+        loss_g = self._generator_loss(torch.cat([fake, cond], 1))
+        if cs.n_groups:
+            loss_g = loss_g + cs.cond_loss(logits, group, slot)
+        out = {}
+        if marginals is not None:
+            m_cond = cs.sample(self._local_batch, log_frequency=False)[0] if cs.n_groups else cond[:, :0]
+            m_logits = self.generator_(torch.cat([self._noise(self._local_batch), m_cond], dim=1))
+            loss_m = marginal_loss(m_logits, self.layout_, marginals)
+            loss_g = loss_g + self._resolved("marginal_weight") * loss_m
+            out["marginal_loss"] = loss_m.detach()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._sync_gradients(self.generator_)
+        opt_g.step()
+        return {"generator_loss": loss_g.detach(), **out}
 
     # --- generation -----------------------------------------------------------------------------
     def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:

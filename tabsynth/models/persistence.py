@@ -18,26 +18,24 @@ import pandas as pd
 import torch
 
 from tabsynth.errors import ModelFileError
+from tabsynth.models.device import resolve_device
+from tabsynth.models.registry import MODELS
 from tabsynth.privacy import PrivacySpent
+from tabsynth.privacy.config import DPConfig
 from tabsynth.transform import TableTransformer
+from tabsynth.version import __version__
 
 FORMAT = "tabsynth-model"
-FORMAT_VERSION = 1
-
-
-def _registry() -> dict[str, type]:
-    from tabsynth.models.gan import CTGAN
-    from tabsynth.models.vae import TVAE
-
-    return {"CTGAN": CTGAN, "TVAE": TVAE}
+#: The layout of config.json; a file of another version is refused, never guessed at.
+FORMAT_VERSION = 2
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
-    from tabsynth.version import __version__
-
     params = model.get_params()
     if model.privacy_spent().is_dp:
         params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
+    if params.get("dp") is not None:
+        params["dp"] = params["dp"].to_dict()
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -48,7 +46,6 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
         "loss_history": model.loss_history_.to_dict(orient="list"),
         "n_rows": model.n_rows_,
         "privacy": model.privacy_spent().to_dict(),
-        "state": model._state_json(),
     }
     tensors = {f"{name}.{k}": v.detach().cpu() for name, mod in model._modules().items()
                for k, v in mod.state_dict().items()}
@@ -65,31 +62,8 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike, device: str | None = None) -> Any:
     """Load a model saved with ``model.save(path)``; never unpickles arbitrary objects."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelFileError(f"{path}: model file not found")
-    if not zipfile.is_zipfile(p):
-        with open(p, "rb") as fh:
-            if fh.read(4) == b"PK\x03\x04":  # a zip's first header without its end
-                raise ModelFileError(f"{path}: truncated or corrupt model file (its start is a model file's, its "
-                                     "end is missing); copy it again or save the model again")
-        raise ModelFileError(f"{path}: not a tabsynth model file (expected a zip written by model.save)")
-    try:
-        with zipfile.ZipFile(p) as zf:
-            names = set(zf.namelist())
-            if not {"config.json", "weights.pt"} <= names:
-                raise ModelFileError(f"{path}: not a tabsynth model file (config.json or weights.pt missing)")
-            config = json.loads(zf.read("config.json"))
-            raw = zf.read("weights.pt")
-    except (zipfile.BadZipFile, zlib.error, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: truncated or corrupt model file ({exc}); copy it again or save the "
-                             "model again") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a tabsynth model file (unknown format)")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file format {config.get('format_version')} is not supported by "
-                             f"this tabsynth (reads format {FORMAT_VERSION}); re-fit the model")
-    cls = _registry().get(config.get("class"))
+    config, raw = _read_file(Path(path))
+    cls = MODELS.get(config.get("class"))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {config.get('class')!r}")
     try:
@@ -101,29 +75,60 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise ModelFileError(f"{path}: weights.pt must hold a dict of tensors")
     try:
-        params = dict(config["params"])
-        if device is not None:
-            params["device"] = device
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        model = cls(**params)
-        model._validate_params()
-        from tabsynth.models.device import resolve_device
-
-        transformer = TableTransformer.from_dict(config["transformer"])
-        model._init_fitted(transformer, resolve_device(model.device))
-        model._load_state_json(config.get("state") or {})
-        for name, mod in model._modules().items():
-            prefix = f"{name}."
-            mod.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-            mod.to(model.device_)
-        model._load_extra_tensors({k[6:]: v.to(model.device_) for k, v in tensors.items() if k.startswith("extra.")})
-        model.loss_history_ = pd.DataFrame(config.get("loss_history") or {})
-        model.n_rows_ = config.get("n_rows")
-        priv = PrivacySpent.from_dict(config.get("privacy") or {})
-        model.privacy_ = priv if priv.is_dp else None
-        model._sample_calls = 0
+        return _restore(cls, config, tensors, device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: model file is inconsistent and cannot be loaded ({exc})") from exc
+
+
+def _read_file(p: Path) -> tuple[dict[str, Any], bytes]:
+    """The parsed config.json and the raw weights.pt of a model file, or a :class:`ModelFileError`
+    saying what is wrong with the file."""
+    if not p.exists():
+        raise ModelFileError(f"{p}: model file not found")
+    if not zipfile.is_zipfile(p):
+        with open(p, "rb") as fh:
+            if fh.read(4) == b"PK\x03\x04":  # a zip's first header without its end
+                raise ModelFileError(f"{p}: truncated or corrupt model file (its start is a model file's, its "
+                                     "end is missing); copy it again or save the model again")
+        raise ModelFileError(f"{p}: not a tabsynth model file (expected a zip written by model.save)")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = set(zf.namelist())
+            if not {"config.json", "weights.pt"} <= names:
+                raise ModelFileError(f"{p}: not a tabsynth model file (config.json or weights.pt missing)")
+            config = json.loads(zf.read("config.json"))
+            raw = zf.read("weights.pt")
+    except (zipfile.BadZipFile, zlib.error, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{p}: truncated or corrupt model file ({exc}); copy it again or save the "
+                             "model again") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{p}: not a tabsynth model file (unknown format)")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{p}: model file format {config.get('format_version')} is not supported by "
+                             f"this tabsynth (reads format {FORMAT_VERSION}); re-fit the model")
+    return config, raw
+
+
+def _restore(cls: type, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
+    """A fitted ``cls`` from a model file's config and tensors."""
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
+    if device is not None:
+        params["device"] = device
+    if params.get("dp") is not None:
+        params["dp"] = DPConfig.from_dict(params["dp"])
+    model = cls(**params)
+    model._validate_params()
+    model._init_fitted(TableTransformer.from_dict(config["transformer"]), resolve_device(model.device))
+    for name, mod in model._modules().items():
+        prefix = f"{name}."
+        mod.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        mod.to(model.device_)
+    model._load_extra_tensors({k[6:]: v.to(model.device_) for k, v in tensors.items() if k.startswith("extra.")})
+    model.loss_history_ = pd.DataFrame(config.get("loss_history") or {})
+    model.n_rows_ = config.get("n_rows")
+    priv = PrivacySpent.from_dict(config.get("privacy") or {})
+    model.privacy_ = priv if priv.is_dp else None
+    model._sample_calls = 0
     return model
 
 

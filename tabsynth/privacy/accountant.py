@@ -16,7 +16,7 @@ from typing import Any
 from opacus.accountants.analysis import rdp as rdp_analysis
 
 from tabsynth.errors import PrivacyBudgetExceeded, PrivacyConfigError
-from tabsynth.privacy.config import PLANNING_DELTA, check_epsilon, default_delta  # noqa: F401 (re-exported)
+from tabsynth.privacy.config import check_epsilon
 from tabsynth.privacy.spent import PrivacyPart, PrivacySpent
 
 #: Rényi orders; the large ones keep the conversion tight when a release is very noisy.

@@ -1,4 +1,7 @@
-"""DP-SGD through Opacus: validation, the Poisson loader and the noised optimizer."""
+"""DP-SGD through Opacus: validation, the Poisson loader and the noised optimizer.
+
+This module and :mod:`tabsynth.privacy.trainer` are the only places that touch Opacus objects, and
+only through their public methods."""
 
 from __future__ import annotations
 
@@ -18,34 +21,6 @@ from tabsynth.errors import PrivacyConfigError
 from tabsynth.privacy.randomness import Randomness
 
 
-
-def check_private_params(model: Any) -> list[str]:
-    """Problems with the DP settings of a model (reported with its other parameter problems)."""
-    out = []
-    eps = model.epsilon
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or eps <= 0:
-        out.append(f"epsilon must be a positive finite number, got {eps!r}")
-    c = model.max_grad_norm
-    if not isinstance(c, (int, float)) or c <= 0:
-        out.append(f"max_grad_norm must be positive, got {c!r}")
-    share = model.preprocessing_epsilon_share
-    if not isinstance(share, (int, float)) or not 0 < share < 1:
-        out.append(f"preprocessing_epsilon_share must be in (0, 1), got {share!r}")
-    m = model.max_physical_batch_size
-    if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
-        out.append(f"max_physical_batch_size must be a positive integer or None, got {m!r}")
-    if model.grad_sample_mode not in ("hooks", "ghost"):
-        out.append(f"grad_sample_mode={model.grad_sample_mode!r}: use 'hooks' or 'ghost'")
-    m_share = getattr(model, "marginal_epsilon_share", 0.0)
-    if not isinstance(m_share, (int, float)) or isinstance(m_share, bool) or not 0 <= m_share < 1:
-        out.append(f"marginal_epsilon_share must be in [0, 1), got {m_share!r}")
-    elif isinstance(share, (int, float)) and share + m_share >= 1:
-        out.append(f"preprocessing_epsilon_share + marginal_epsilon_share must be below 1 (training needs a "
-                   f"share), got {share!r} + {m_share!r}")
-    weight = getattr(model, "marginal_weight", 0.0)
-    if weight is not None and (not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0):
-        out.append(f"marginal_weight must be a non-negative number, got {weight!r}")
-    return out
 
 
 def validate_module(module: nn.Module) -> None:
@@ -76,20 +51,36 @@ class _Rows(Dataset):
 def _poisson_sampler_class() -> type:
     from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
-    class PoissonSampler(UniformWithReplacementSampler):
-        """Opacus' Poisson sampler (each row in each batch independently with probability q), its
-        batches drawn from the fit's private :class:`~tabsynth.privacy.randomness.Randomness` (in
-        O(batch) below q = 0.5). Keeps Opacus' class so its BatchMemoryManager can split batches."""
+    class PoissonBatches(UniformWithReplacementSampler):
+        """Poisson batches (each row in each batch independently with probability q) drawn from the
+        fit's private :class:`~tabsynth.privacy.randomness.Randomness` (in O(batch) below q = 0.5).
 
-        def __init__(self, *, num_samples: int, sample_rate: float, steps: int, randomness: Randomness) -> None:
+        With ``max_physical`` set, each logical batch is split into near-equal physical batches of at
+        most that many rows; the optimizer is told to accumulate until the last of them, and
+        :attr:`completes` says whether the batch just handed out ends its logical batch."""
+
+        def __init__(self, *, num_samples: int, sample_rate: float, steps: int, randomness: Randomness,
+                     max_physical: int | None = None, optimizer: Any = None) -> None:
             super().__init__(num_samples=num_samples, sample_rate=sample_rate, steps=steps)
             self.randomness = randomness
+            self.max_physical = max_physical
+            self.optimizer = optimizer
+            self.completes = True
 
         def __iter__(self):
             for _ in range(self.steps):
-                yield self.randomness.poisson_batch(self.num_samples, self.sample_rate).tolist()
+                batch = self.randomness.poisson_batch(self.num_samples, self.sample_rate).tolist()
+                if self.max_physical is None:
+                    yield batch
+                    continue
+                parts = [p.tolist() for p in np.array_split(batch, math.ceil(len(batch) / self.max_physical))] \
+                    if batch else [[]]
+                for i, part in enumerate(parts):
+                    self.completes = i == len(parts) - 1
+                    self.optimizer.signal_skip_step(do_skip=not self.completes)
+                    yield part
 
-    return PoissonSampler
+    return PoissonBatches
 
 
 def _noised_by(opt_cls: type, randomness: Randomness, rank: int) -> type:
@@ -115,7 +106,7 @@ def _as_batch(rows: torch.Tensor) -> tuple[torch.Tensor]:
 @dataclass
 class PrivateTraining:
     """What DP-SGD runs on: the per-sample-gradient module, the clipping/noising optimizer, the Poisson
-    loader (split into physical batches by Opacus' BatchMemoryManager when asked), and Opacus' own RDP
+    loader (split into physical batches when asked), and Opacus' own RDP
     accountant counting the steps actually taken (a cross-check of ours)."""
 
     module: Any
@@ -124,6 +115,15 @@ class PrivateTraining:
     opacus_accountant: Any
     sample_rate: float
     ghost: bool = False
+
+    @property
+    def completes(self) -> bool:
+        """Whether the physical batch last handed out by :attr:`loader` ends its logical batch."""
+        return self.loader.batch_sampler.completes
+
+    def close(self) -> None:
+        """Remove Opacus' hooks and per-sample state from the module (it is then a plain module)."""
+        self.module.cleanup()
 
     def loss(self, per_sample: torch.Tensor) -> Any:
         """The batch loss to call ``backward()`` on, from one loss per real row: the mean (Opacus'
@@ -153,7 +153,6 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
     from opacus import GradSampleModule
     from opacus.accountants import RDPAccountant
     from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
-    from opacus.utils.batch_memory_manager import BatchMemoryManager
 
     validate_module(module)
     distributed = runtime is not None and runtime.distributed
@@ -177,11 +176,8 @@ def make_private(module: nn.Module, optimizer: torch.optim.Optimizer, data: torc
     accountant = RDPAccountant()
     dp_opt.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
     sampler = _poisson_sampler_class()(num_samples=len(data), sample_rate=sample_rate, steps=steps_per_epoch,
-                                       randomness=randomness)
+                                       randomness=randomness, max_physical=max_physical_batch_size, optimizer=dp_opt)
     loader = DataLoader(_Rows(data), batch_sampler=sampler, collate_fn=_as_batch)
-    if max_physical_batch_size is not None:
-        loader = BatchMemoryManager(data_loader=loader, max_physical_batch_size=max_physical_batch_size,
-                                    optimizer=dp_opt).__enter__()  # its __exit__ is a no-op
     return PrivateTraining(gsm, dp_opt, loader, accountant, sample_rate, ghost)
 
 

@@ -27,7 +27,7 @@ import torch
 from tabsynth.privacy.accountant import Accountant, Release
 
 if TYPE_CHECKING:
-    from tabsynth.models.layout import SpanLayout
+    from tabsynth.transform.layout import SpanLayout
 
 #: Largest joint table (cells) measured for a pair of groups; wider pairs are left out.
 MAX_PAIR_CELLS = 256

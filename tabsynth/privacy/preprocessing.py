@@ -28,9 +28,9 @@ from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_t
 from tabsynth.privacy.changes import describe_changes
 from tabsynth.transform import (CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, PiiEncoder,
                                 TableTransformer)
-from tabsynth.transform.categorical import _plain
+from tabsynth.transform.categorical import plain_value
 from tabsynth.transform.datetime import to_datetime
-from tabsynth.transform.numerical import _fit_modes
+from tabsynth.transform.numerical import fit_modes
 
 #: Bins per decade of the signed log grid used when a numeric column has no public bounds.
 BINS_PER_DECADE = 8
@@ -47,9 +47,13 @@ _DATE_GRID_DAYS = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01
 
 @dataclass
 class PrivateStatistics:
+    """The encoders built from DP statistics, and the noisy counts behind each column's slots
+    (categories, folded values, missing) that conditional sampling draws from."""
+
     transformer: TableTransformer
     noise_std: float
     columns: dict[str, str]
+    slot_counts: dict[str, list[float]]
 
 
 def log_grid() -> np.ndarray:
@@ -141,7 +145,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     def noisy(counts: Any) -> np.ndarray:
         return _noisy(counts, std, noise_rng, runtime)
 
-    encoders, costs, facts = [], {}, {}
+    encoders, costs, facts, slot_counts = [], {}, {}, {}
     col_eps = rdp_to_dp(gaussian_rdp(std), accountant.delta_rdp) if std else 0.0
     for spec in metadata.columns.values():
         s = df[spec.name]
@@ -152,11 +156,14 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
             encoders.append(PiiEncoder.fit(spec.name, None, spec.pii_type, spec.extra.get("locale", "en_US")))
             continue
         if spec.kind in ("categorical", "boolean"):
-            encoders.append(_private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories, runtime,
-                                                 facts.setdefault(spec.name, {})))
+            enc, slot_counts[spec.name] = _private_categorical(spec, s, noisy, tau_sel, empty, n_hat, max_categories,
+                                                               runtime, facts.setdefault(spec.name, {}))
+            encoders.append(enc)
             costs[spec.name] = "noisy counts" + (" with partition selection" if spec.name in selected else "")
         else:
-            encoders.append(_private_numeric(spec, s, noisy, empty, max_modes, rng, facts.setdefault(spec.name, {})))
+            enc, slot_counts[spec.name] = _private_numeric(spec, s, noisy, empty, max_modes, rng,
+                                                           facts.setdefault(spec.name, {}))
+            encoders.append(enc)
             costs[spec.name] = "noisy histogram (bounds, mixture modes, missing rate)"
         if spec.name in selected:
             accountant.add_selection(spec.name, delta_col)
@@ -171,11 +178,12 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     sanitised = Metadata([_sanitised(s) for s in metadata.columns.values()])
     transformer = TableTransformer.from_encoders(sanitised, encoders, max_modes=max_modes,
                                                  max_categories=max_categories)
-    return PrivateStatistics(transformer, std, costs)
+    return PrivateStatistics(transformer, std, costs, slot_counts)
 
 
 def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, empty: float, n_hat: float,
-                         max_categories: int, runtime: Runtime, facts: dict[str, Any]) -> CategoricalEncoder:
+                         max_categories: int, runtime: Runtime, facts: dict[str, Any]
+                         ) -> tuple[CategoricalEncoder, list[float]]:
     is_bool = spec.kind == "boolean"
     if spec.is_public and spec.categories is not None:
         domain, public = list(spec.categories), True
@@ -191,7 +199,7 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
     keep = np.ones(len(domain), bool) if public else noisy_counts > tau_sel
     order = np.argsort(-noisy_counts)
     kept = [i for i in order if keep[i]][: max_categories - (0 if public else 1)]
-    categories = [_plain(domain[i]) for i in kept]
+    categories = [plain_value(domain[i]) for i in kept]
     label = _other_label(categories) if spec.dtype in (None, "object", "string", "category") else None
     kept_counts = np.clip(noisy_counts[kept], 0, None)
     other = max(n_hat - max(missing, 0.0) - float(kept_counts.sum()), 0.0) if not public else None
@@ -200,12 +208,12 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, tau_sel: float, 
     enc = CategoricalEncoder(spec.name, categories, has_missing=missing > empty, dtype=spec.dtype,
                              dtype_categories=categories if spec.dtype == "category" else None,
                              force_other=other is not None, other_label=label, warn_unknown=False)
-    enc.private_counts = [*kept_counts.tolist(), *([other] if other is not None else []),
-                          *([max(missing, 0.0)] if enc.has_missing else [])]
+    slots = [*kept_counts.tolist(), *([other] if other is not None else []),
+             *([max(missing, 0.0)] if enc.has_missing else [])]
     folded = n_hat - max(missing, 0.0) - float(kept_counts.sum())
     facts.update(kind=spec.kind, public=public, kept=len(categories), folded=None if public else folded,
                  other_kept=other is not None, missing=missing)
-    return enc
+    return enc, slots
 
 
 def _other_label(kept: list[Any]) -> str:
@@ -217,7 +225,8 @@ def _other_label(kept: list[Any]) -> str:
 
 
 def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_modes: int,
-                     rng: np.random.Generator, facts: dict[str, Any]) -> NumericEncoder | DatetimeEncoder:
+                     rng: np.random.Generator, facts: dict[str, Any]
+                     ) -> tuple[NumericEncoder | DatetimeEncoder, list[float]]:
     if spec.kind == "datetime":
         dt = to_datetime(s, spec.datetime_format)
         ticks = dt.to_numpy().astype("datetime64[ns]").astype("int64")
@@ -257,31 +266,23 @@ def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, empty: float, max_mo
         draws = np.round(draws)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        means, stds, weights = _fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
+        means, stds, weights = fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
     common = dict(integer=integer, has_missing=missing > empty, fill=float(np.median(draws)),
                   means=means, stds=stds, weights=weights)
     present_count = max(float(hist.sum()), 0.0)
     counts = [present_count, max(missing, 0.0)]
     if spec.kind != "datetime":
-        enc = NumericEncoder(spec.name, "mode", lo, hi, dtype=spec.dtype, **common)
-        enc.private_counts = counts
-        return enc
+        return NumericEncoder(spec.name, "mode", lo, hi, dtype=spec.dtype, **common), counts
     # datetime: day ticks (the DP grid is in days) from the DP lower bound
     numeric = NumericEncoder(spec.name, "mode", 0.0, hi - lo, **{**common, "fill": common["fill"] - lo,
                                                                  "means": [m - lo for m in means]})
-    numeric.private_counts = counts
-    return DatetimeEncoder(spec.name, numeric, unit="ns", step=_NS_PER_DAY, origin=int(lo),
-                           timezone=spec.timezone, datetime_format=spec.datetime_format, dtype=spec.dtype)
+    return DatetimeEncoder(spec.name, numeric, unit="ns", step=_NS_PER_DAY, origin=int(lo), timezone=spec.timezone,
+                           datetime_format=spec.datetime_format, dtype=spec.dtype), counts
 
 
-def condition_counts(transformer: TableTransformer) -> list[list[float]]:
+def condition_counts(stats: PrivateStatistics) -> list[list[float]]:
     """Noisy counts of every conditional group's slots, in ``conditional_spans_`` order."""
-    out = []
-    for span in transformer.conditional_spans_:
-        enc = transformer.encoder_of(span.column)
-        enc = getattr(enc, "numeric", enc)
-        out.append(list(enc.private_counts))
-    return out
+    return [list(stats.slot_counts[span.column]) for span in stats.transformer.conditional_spans_]
 
 
 def _public_bounds(spec: ColumnSpec) -> tuple[float, float]:

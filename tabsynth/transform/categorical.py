@@ -86,12 +86,12 @@ class CategoricalEncoder:
             rest = counts[~counts.index.isin(cats)]
         return cls(
             column,
-            [_plain(c) for c in cats],
+            [plain_value(c) for c in cats],
             has_missing=has_missing,
-            other_values=[_plain(v) for v in rest.index],
+            other_values=[plain_value(v) for v in rest.index],
             other_weights=rest.to_numpy(dtype=np.float64).tolist(),
             dtype=dtype,
-            dtype_categories=[_plain(c) for c in dtype_categories] if dtype_categories is not None else None,
+            dtype_categories=[plain_value(c) for c in dtype_categories] if dtype_categories is not None else None,
         )
 
     @property
@@ -193,6 +193,6 @@ class CategoricalEncoder:
         return cls(d.pop("column"), d.pop("categories"), **d)
 
 
-def _plain(v: Any) -> Any:
+def plain_value(v: Any) -> Any:
     """numpy scalars to Python scalars so JSON round trips keep the type."""
     return v.item() if isinstance(v, np.generic) else v

@@ -95,7 +95,7 @@ class NumericEncoder:
         if method == "quantile":
             qs = np.quantile(present, np.linspace(0, 1, min(_N_QUANTILES, len(present))))
             return cls(column, "quantile", lo, hi, quantiles=qs.tolist(), **common)
-        means, stds, weights = _fit_modes(present, max_modes, max_rows, seed, point_values=POINT_VALUES)
+        means, stds, weights = fit_modes(present, max_modes, max_rows, seed, point_values=POINT_VALUES)
         return cls(column, "mode", lo, hi, means=means, stds=stds, weights=weights, **common)
 
     # --- layout ---------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class NumericEncoder:
 _POINT_REL = 1e-5
 
 
-def _fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None, *,
+def fit_modes(x: np.ndarray, max_modes: int, max_rows: int, seed: int | None, *,
                point_values: int = 0) -> tuple[list, list, list]:
     """Means, stds and weights of the modes: point masses plus a Bayesian Gaussian mixture (CTGAN).
 

@@ -22,6 +22,7 @@ import torch
 
 import tabsynth as ts
 from tabsynth.models.registry import MODELS
+from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.randomness import reproducible_noise
 
 HASH_FILE = Path(__file__).with_name("bit_exact_hashes.json")
@@ -31,8 +32,8 @@ CASES = [
     ("plain", dict(epochs=2, batch_size=100), "adult", False),
     ("plain", dict(epochs=2, batch_size=100), "flchain", False),
     ("dp", dict(epochs=2, batch_size=100, epsilon=3.0), "adult", True),
-    ("dp-hooks-physical", dict(epochs=2, batch_size=100, epsilon=3.0, grad_sample_mode="hooks",
-                               max_physical_batch_size=40), "flchain", True),
+    ("dp-hooks-physical", dict(epochs=2, batch_size=100, dp=DPConfig(epsilon=3.0, grad_sample_mode="hooks",
+                                                                      max_physical_batch_size=40)), "flchain", True),
 ]
 
 

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from tabsynth.models.gan import Discriminator, Generator
-from tabsynth.models.layout import SpanLayout, _SpanActivation, gumbel_noise
+from tabsynth.transform.layout import SpanLayout, _SpanActivation, gumbel_noise
 from tabsynth.models.vae import VAENet
 from tabsynth.transform import Span
 

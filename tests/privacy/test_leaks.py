@@ -209,7 +209,7 @@ def test_secure_mode_trains_on_a_fresh_machine(name, table):
 #: (a column or part name), ``[]`` for list items. A new field fails until someone decides it is safe.
 MODEL_FIELDS = """
 format format_version tabsynth_version class n_rows state.{}
-params.* params.*.[]
+params.* params.*.[] params.dp.*
 loss_history.epoch.[] loss_history.epsilon.[] loss_history.generator_loss.[] loss_history.marginal_loss.[]
 transformer.params.* transformer.metadata.schema_version transformer.metadata.primary_key
 transformer.metadata.columns.*.kind transformer.metadata.columns.*.dtype transformer.metadata.columns.*.nullable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tabsynth.models.layout import SpanLayout
+from tabsynth.transform.layout import SpanLayout
 
 
 class ConditionSampler:

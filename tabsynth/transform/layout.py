@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tabsynth.transform import CONTINUOUS, Span
+from tabsynth.transform.base import CONTINUOUS, Span
 
 #: Upper widths of the buckets discrete groups are padded to.
 _BUCKETS = (4, 16, 64)

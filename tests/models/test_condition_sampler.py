@@ -3,8 +3,8 @@ import pandas as pd
 import torch
 
 import tabsynth as ts
-from tabsynth.models.layout import SpanLayout
-from tabsynth.sampling import ConditionSampler
+from tabsynth.transform.layout import SpanLayout
+from tabsynth.models.condition import ConditionSampler
 from tabsynth.transform import TableTransformer
 
 

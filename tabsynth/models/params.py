@@ -1,0 +1,143 @@
+"""Hyperparameters in the scikit-learn style: the constructor stores them as given, ``get_params``
+returns them, defaults that differ under DP are resolved only when used, and every value is
+validated once, at ``fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+
+from tabsynth.errors import ConfigError
+from tabsynth.privacy.config import DPConfig
+
+#: The DP keywords every model takes as shorthand for fields of its ``dp`` settings.
+DP_SHORTHAND = ("epsilon", "delta", "max_grad_norm")
+
+
+class Hyperparameters:
+    """Constructor arguments, their DP-dependent defaults and their validation."""
+
+    #: Defaults of parameters left as None, as (without DP, under DP); families extend it. Under DP,
+    #: few large Poisson batches (chosen on bundled Adult, public data: docs/privacy.md rule 14).
+    _DEFAULTS: dict[str, tuple[Any, Any]] = {"epochs": (300, 10), "batch_size": (500, 2000)}
+    #: Mixed-precision choices: autocast dtype (None: full fp32).
+    _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def _store(self, params: dict[str, Any]) -> None:
+        """Keep the constructor's arguments as given (sequences as tuples): ``self._store(locals())``."""
+        for name in self._param_names():
+            value = params[name]
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, as given."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Hyperparameters":
+        for key, value in params.items():
+            if key not in self._param_names():
+                raise ConfigError(f"{type(self).__name__} has no parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    # --- DP settings --------------------------------------------------------------------------------
+    @property
+    def _private(self) -> bool:
+        """Whether this model trains under differential privacy."""
+        return self.epsilon is not None or self.dp is not None
+
+    def dp_config(self) -> DPConfig | None:
+        """The DP settings of a fit: ``dp`` with the ``epsilon``, ``delta`` and ``max_grad_norm``
+        keywords applied on top; None without DP. Raises :class:`PrivacyConfigError` if invalid."""
+        if not self._private:
+            return None
+        if self.dp is not None and not isinstance(self.dp, DPConfig):
+            raise ConfigError(f"dp must be a tabsynth.DPConfig, got {type(self.dp).__name__}")
+        given = {k: getattr(self, k) for k in DP_SHORTHAND if getattr(self, k) is not None}
+        return dataclasses.replace(self.dp, **given) if self.dp is not None else DPConfig(**given)
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Constructor arguments with every ``None`` left to a default replaced by the value used
+        (e.g. ``batch_size`` and ``pac``, which differ with and without DP); under DP the settings
+        of ``dp`` appear as flat keys."""
+        out = self.get_params()
+        dp = self.dp_config()
+        out.pop("dp")
+        if dp is not None:
+            out.update(dp.to_dict())
+        for name, value in out.items():
+            if value is not None:
+                continue
+            if name in self._DEFAULTS:
+                out[name] = self._resolved(name)
+            elif isinstance(getattr(type(self), f"_{name}", None), property):
+                out[name] = getattr(self, f"_{name}")
+        return out
+
+    def _resolved(self, name: str) -> Any:
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        plain, private = self._DEFAULTS[name]
+        return private if self._private else plain
+
+    @property
+    def _epochs(self) -> int:
+        return self._resolved("epochs")
+
+    @property
+    def _batch_size(self) -> int:
+        return self._resolved("batch_size")
+
+    # --- validation -------------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        """Every problem with the hyperparameters in one :class:`ConfigError` (DP ones first, as a
+        :class:`PrivacyConfigError`)."""
+        self.dp_config()
+        problems = []
+        for name in ("epochs", "batch_size"):
+            v = self._resolved(name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                problems.append(f"{name} must be a positive integer, got {v!r}")
+        if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)):
+            problems.append(f"seed must be an integer or None, got {self.seed!r}")
+        problems += self._check_params()
+        if problems:
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    def _check_params(self) -> list[str]:
+        """A family's own parameter problems, as sentences."""
+        return []
+
+    def _check_precision(self, device: torch.device) -> None:
+        if self.precision not in self._PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r}: use one of {', '.join(self._PRECISIONS)}")
+        if self.precision != "fp32" and self._private:
+            raise ConfigError(f"precision={self.precision!r} is for training without DP; DP-SGD clips and "
+                              "noises in fp32: leave precision='fp32' when epsilon is set")
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ConfigError("precision='fp16' needs a CUDA device (gradient scaling); use 'bf16' on CPU")
+
+    def _autocast(self) -> Any:
+        """Autocast for the forward passes of the non-DP loop (a no-op in fp32)."""
+        dtype = self._PRECISIONS.get(getattr(self, "precision", "fp32"))
+        if dtype is None or self._private:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_.type, dtype=dtype)
+
+    def _grad_scaler(self) -> Any:
+        return torch.amp.GradScaler("cuda") if getattr(self, "precision", "fp32") == "fp16" else None

@@ -1,0 +1,81 @@
+"""One DP fit's budget, spent in order: the preprocessing release (noisy row count, encoder
+statistics), the marginals release, then training (docs/privacy.md rules 3, 4, 15, 16).
+
+A model that trains by DP-SGD asks :meth:`PrivateFit.trainer` for a :class:`~tabsynth.privacy.
+trainer.DPTrainer`; one fitted to DP statistics alone uses :meth:`PrivateFit.transformer` and
+:meth:`PrivateFit.marginals` and never trains on rows. Either way :meth:`PrivateFit.statement`
+composes everything into the one (epsilon, delta) of the fit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tabsynth.metadata import Metadata
+from tabsynth.privacy.accountant import Accountant
+from tabsynth.privacy.config import DPConfig, resolve_delta
+from tabsynth.privacy.marginals import NoisyMarginals, measure_marginals, plan_marginals
+from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
+from tabsynth.privacy.randomness import Randomness
+from tabsynth.privacy.spent import PrivacySpent
+from tabsynth.privacy.trainer import DPTrainer
+from tabsynth.transform import TableTransformer
+from tabsynth.transform.layout import SpanLayout
+
+
+class PrivateFit:
+    """The accountant, the private randomness and the planned releases of one DP fit.
+
+    Made by :meth:`begin`, which plans every release at a planning delta before any row is read,
+    then measures the noisy row count ``n_hat``: from there on only ``n_hat`` is used (the default
+    delta, the sample rate, the steps, the released rows), never the exact count.
+    """
+
+    def __init__(self, config: DPConfig, metadata: Metadata, runtime: Any) -> None:
+        self.config, self.metadata, self.runtime = config, metadata, runtime
+        self.randomness = Randomness.for_fit(config.secure_mode, rank=runtime.rank)
+        self.accountant = Accountant(config.epsilon, resolve_delta(config.delta, None, config.max_delta))
+        self._preprocessing = plan(metadata, self.accountant, config.preprocessing_epsilon_share)
+        self._marginals = plan_marginals(self.accountant, config.marginal_epsilon_share)
+        self.n_hat: int | None = None
+
+    @classmethod
+    def begin(cls, config: DPConfig, df: pd.DataFrame, metadata: Metadata, runtime: Any) -> "PrivateFit":
+        """Plan the releases and measure the noisy row count; the final delta is fixed from it."""
+        fit = cls(config, metadata, runtime)
+        fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
+        fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
+        return fit
+
+    def trainer(self, *, epochs: int, batch_size: int, device: torch.device) -> DPTrainer:
+        """DP-SGD planned for ``epochs`` over ``n_hat`` rows; sigma is calibrated for the whole fit."""
+        return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self.n_hat,
+                         epochs=epochs, batch_size=batch_size, device=device)
+
+    def transformer(self, df: pd.DataFrame, *, max_categories: int, seed: int | None
+                    ) -> tuple[TableTransformer, list[list[float]]]:
+        """Encoders built from the preprocessing release alone, and the noisy counts of every
+        conditional group's slots; under torchrun, rank 0's for every rank."""
+        stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self.n_hat,
+                                    max_modes=10, max_categories=max_categories, rng=np.random.default_rng(seed),
+                                    noise_rng=self.randomness, runtime=self.runtime)
+        transformer, counts = stats.transformer, condition_counts(stats)
+        if self.runtime.distributed:  # their mixture fits draw from rank 0's RNG
+            state, counts = self.runtime.broadcast_object((transformer.to_dict(), counts))
+            transformer = TableTransformer.from_dict(state)
+        return transformer, counts
+
+    def marginals(self, data: torch.Tensor, layout: SpanLayout) -> NoisyMarginals | None:
+        """The noisy 1- and 2-way marginals of the encoded rows (None when none is planned or none
+        rises above the noise)."""
+        if self._marginals is None:
+            return None
+        return measure_marginals(data, layout, self._marginals, self.randomness, runtime=self.runtime)
+
+    def statement(self, assumptions: dict[str, Any] | None) -> PrivacySpent:
+        """Every release composed into the fit's (epsilon, delta), with what was taken as public."""
+        return self.accountant.statement(randomness=self.randomness.mode, assumptions=assumptions)
