@@ -71,7 +71,7 @@ def main() -> None:
     check(results, "seeded_fit_reproducible", seeded_fit)
 
     def private(cls, **kw: Any) -> dict[str, Any]:
-        model = cls(epsilon=1.0, delta=1e-5, seed=0, verbose=False, **kw).fit(df)
+        model = cls(seed=0, verbose=False, dp=ts.DPConfig(epsilon=1.0, delta=1e-5, **kw)).fit(df)
         spent = model.privacy_spent()
         assert spent.epsilon <= 1.0 + 1e-9
         return {"epsilon": spent.epsilon, "loss": model.loss_history_.iloc[-1].to_dict()}

@@ -165,7 +165,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         transformer, counts = fit.transformer(df, max_categories=self.max_categories, seed=self.seed)
         self._init_fitted(transformer, device)
         data = torch.from_numpy(transformer.transform(df)).to(device)
-        marginals = fit.marginals(data, self.layout_)
+        marginals = self._dp_marginals = fit.marginals(data, self.layout_)
         history = self._train_private(data, trainer, counts, marginals) if transformer.output_dim_ else []
         self.privacy_ = fit.statement(self._dp_assumptions)
         self._warn_dp_changes()

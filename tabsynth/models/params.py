@@ -115,6 +115,9 @@ class Hyperparameters:
                 problems.append(f"{name} must be a positive integer, got {v!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)):
             problems.append(f"seed must be an integer or None, got {self.seed!r}")
+        weight = getattr(self, "marginal_weight", None)
+        if weight is not None and (not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0):
+            problems.append(f"marginal_weight must be a non-negative number, got {weight!r}")
         problems += self._check_params()
         if problems:
             raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import secrets
@@ -189,7 +190,8 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         synth._validate_params()
     ledger = _open_ledger(ledger, dataset_id, budget)
     if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
-        delta = synth.max_delta_ = default_release_delta(ledger.budget(dataset_id), epsilon)
+        delta = default_release_delta(ledger.budget(dataset_id), epsilon)
+        synth.set_params(dp=dataclasses.replace(synth.dp_config(), max_delta=delta))
     settings = _settings(synth, params)
     release_id = _new_release_id()
 

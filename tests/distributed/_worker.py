@@ -20,7 +20,7 @@ def main(data: str, out: str) -> None:
     runs = {
         "dp_tvae": ts.TVAE(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu"),
         "dp_ctgan": ts.CTGAN(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu",
-                             max_physical_batch_size=40),
+                             dp=ts.DPConfig(epsilon=2.0, max_physical_batch_size=40)),
         "ctgan": ts.CTGAN(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
         "tvae": ts.TVAE(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
     }

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from tabsynth.models.gan import Discriminator, Generator
+from tabsynth.models.gan_networks import Discriminator, Generator
 from tabsynth.transform.layout import SpanLayout, _SpanActivation, gumbel_noise
-from tabsynth.models.vae import VAENet
+from tabsynth.models.vae_networks import VAENet
 from tabsynth.transform import Span
 
 SPANS = [("c", 1), ("d", 10), ("d", 9), ("c", 1), ("d", 3), ("d", 16), ("d", 2), ("d", 42), ("c", 1), ("d", 1)]
@@ -137,7 +137,7 @@ def test_generator_pass_without_graph_in_training_mode_matches_module():
 
 @pytest.mark.parametrize("p", [0.5, 0.3])
 def test_dropout_mask_has_dropouts_distribution(p):
-    from tabsynth.models.gan import dropout_mask
+    from tabsynth.models.gan_networks import dropout_mask
 
     torch.manual_seed(0)
     like = torch.empty(400, 250)

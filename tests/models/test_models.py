@@ -63,7 +63,7 @@ def test_seed_reproduces_fit_and_sample(table):
 def test_block_size_does_not_change_samples(fitted, monkeypatch):
     """Rows go through the network in blocks, but their random numbers are drawn per chunk, so the
     block size (a speed knob) never changes what a seed gives, conditions included."""
-    from tabsynth.models import base
+    from tabsynth.models import generation as base
 
     _, model = fitted
     want = model.sample(700, seed=5), model.sample(300, seed=6, conditions={"Home": "rent"})

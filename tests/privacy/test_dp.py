@@ -10,7 +10,7 @@ import torch
 
 import tabsynth as ts
 from tabsynth.errors import ConfigError, PrivacyBudgetExceeded, PrivacyConfigError
-from tabsynth.models.gan import Discriminator, pair_loss
+from tabsynth.models.gan_networks import Discriminator, pair_loss
 from tabsynth.privacy.accountant import ORDERS, Accountant, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.engine import make_private, validate_module
 from tabsynth.privacy.preprocessing import plan, private_transformer
@@ -132,7 +132,7 @@ def test_refusals(canary_table):
         ts.CTGAN(epsilon=1.0, loss="wgan-gp", **DP).fit(canary_table)
     with pytest.raises(PrivacyConfigError, match=r"delta=0.001 is not below 1/n"):
         ts.TVAE(epsilon=1.0, delta=1e-3, **DP).fit(canary_table)
-    with pytest.raises(ConfigError, match="epsilon must be a positive finite number"):
+    with pytest.raises(ConfigError, match="epsilon must be a finite number greater than 0"):
         ts.TVAE(epsilon=-1.0, **DP).fit(canary_table)
 
 
@@ -172,7 +172,7 @@ def test_dp_model_round_trips_through_save(dp_model, tmp_path):
 
 
 def test_physical_batches_give_the_same_step_as_one_logical_batch():
-    # Opacus' BatchMemoryManager: a Poisson batch split into physical ones clips and sums the same
+    # a Poisson batch split into physical ones clips and sums the same
     pairs = torch.randn(32, 2, 6) * 5
 
     def one_step(limit):
@@ -188,6 +188,7 @@ def test_physical_batches_give_the_same_step_as_one_logical_batch():
             idx = torch.cat([torch.nonzero((pairs[:, 0] == row).all(1))[0] for row in batch])
             pair_loss(dp.module, pairs[idx]).mean().backward()
             dp.optimizer.step()
+            assert dp.completes == (sum(sizes) == 32)  # only the last physical batch ends the logical one
         return sizes, torch.cat([p.detach().reshape(-1) for p in critic.parameters()])
 
     whole_sizes, whole = one_step(None)
@@ -223,12 +224,12 @@ def test_ghost_clipping_trains_the_same_model(cls):
     fits = []
     for mode in ("hooks", "ghost"):
         with reproducible_noise(0):
-            fits.append(cls(epsilon=4.0, epochs=1, batch_size=100, seed=0, verbose=False, device="cpu",
-                            grad_sample_mode=mode).fit(df))
+            fits.append(cls(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu",
+                            dp=ts.DPConfig(epsilon=4.0, grad_sample_mode=mode)).fit(df))
     pd.testing.assert_frame_equal(fits[0].loss_history_, fits[1].loss_history_, rtol=1e-4)
     assert fits[1].privacy_spent().parts["training"].details["grad_sample_mode"] == "ghost"
     with pytest.raises(ConfigError, match="grad_sample_mode"):
-        cls(epsilon=1.0, grad_sample_mode="fast", verbose=False).fit(df)
+        cls(dp=ts.DPConfig(epsilon=1.0, grad_sample_mode="fast"), verbose=False).fit(df)
 
 
 def test_ctgan_dp_defaults_apply_only_when_left_unset():

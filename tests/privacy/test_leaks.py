@@ -155,7 +155,7 @@ def test_dp_fit_warns_once_which_kinds_it_took_from_dtypes(table):
 # --- row count ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", FAMILIES)
 def test_only_the_noisy_row_count_is_used(name, table, tmp_path, monkeypatch):
-    import tabsynth.privacy.preprocessing as pre
+    import tabsynth.privacy.fit as pre
 
     n_hat = N + 5000  # large enough for the default delta to be n_hat ** -1.5, not 1e-5
     real = pre.noisy_row_count
@@ -198,8 +198,8 @@ def test_public_spec_without_categories_is_charged_as_observed(table):
 # --- secure mode ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", FAMILIES)
 def test_secure_mode_trains_on_a_fresh_machine(name, table):
-    a = _fit(FAMILIES[name], table, secure_mode=True)
-    b = _fit(FAMILIES[name], table, secure_mode=True)
+    a = _fit(FAMILIES[name], table, dp=ts.DPConfig(epsilon=1.0, secure_mode=True))
+    b = _fit(FAMILIES[name], table, dp=ts.DPConfig(epsilon=1.0, secure_mode=True))
     assert a.privacy_spent().randomness == "secure" and a.privacy_spent().epsilon <= 1.0 + 1e-9
     assert _digest(a) != _digest(b)
 

@@ -12,7 +12,7 @@ from tabsynth.errors import ConfigError
 from tabsynth.privacy.accountant import ORDERS, Accountant, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.marginals import exact_tables, group_codes, marginal_loss, plan_marginals, select_tables
 
-DP = dict(epochs=1, batch_size=250, seed=0, verbose=False, epsilon=1.0, marginal_epsilon_share=0.2)
+DP = dict(epochs=1, batch_size=250, seed=0, verbose=False, dp=ts.DPConfig(epsilon=1.0, marginal_epsilon_share=0.2))
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,10 @@ def test_marginal_loss_is_non_negative_and_differentiable(model):
 
 def test_share_refusals(table):
     with pytest.raises(ConfigError, match="marginal_epsilon_share"):
-        ts.TVAE(epsilon=1.0, marginal_epsilon_share=1.0, verbose=False).fit(table)
+        ts.TVAE(dp=ts.DPConfig(epsilon=1.0, marginal_epsilon_share=1.0), verbose=False).fit(table)
     with pytest.raises(ConfigError, match="below 1"):
-        ts.CTGAN(epsilon=1.0, preprocessing_epsilon_share=0.5, marginal_epsilon_share=0.5, verbose=False).fit(table)
+        ts.CTGAN(dp=ts.DPConfig(epsilon=1.0, preprocessing_epsilon_share=0.5, marginal_epsilon_share=0.5),
+                 verbose=False).fit(table)
     with pytest.raises(ConfigError, match="marginal_weight"):
         ts.TVAE(epsilon=1.0, marginal_weight=-1.0, verbose=False).fit(table)
 

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 
 from tabsynth.privacy import PrivacyPart, PrivacySpent
+from tabsynth.privacy.config import DPConfig
 
 
 class FakeDP:
@@ -16,9 +17,22 @@ class FakeDP:
 
     def __init__(self, epochs: int = 1, seed: int | None = None, verbose: bool = False, epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float = 1.0, fail: bool = False, sleep: float = 0.0,
-                 dp: bool = True, overspend: bool = False) -> None:
+                 private: bool = True, overspend: bool = False, dp: DPConfig | None = None) -> None:
         self.epochs, self.seed, self.verbose, self.epsilon, self.delta = epochs, seed, verbose, epsilon, delta
-        self.max_grad_norm, self.fail, self.sleep, self.dp, self.overspend = max_grad_norm, fail, sleep, dp, overspend
+        self.max_grad_norm, self.fail, self.sleep, self.private, self.overspend = max_grad_norm, fail, sleep, private, \
+            overspend
+        self.dp = dp
+
+    def dp_config(self) -> DPConfig | None:
+        if self.epsilon is None and self.dp is None:
+            return None
+        return DPConfig(epsilon=self.epsilon, delta=self.delta,
+                        max_delta=self.dp.max_delta if self.dp is not None else None)
+
+    def set_params(self, **params) -> "FakeDP":
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
 
     def get_params(self) -> dict:
         return {"epochs": self.epochs, "seed": self.seed, "verbose": self.verbose, "epsilon": self.epsilon,
@@ -38,10 +52,10 @@ class FakeDP:
         return self
 
     def privacy_spent(self) -> PrivacySpent:
-        if not self.dp:
+        if not self.private:
             return PrivacySpent.none()
         eps = self.epsilon * (1.5 if self.overspend else 0.9)
-        delta = self.delta if self.delta is not None else self.max_delta_  # what a release reserved
+        delta = self.delta if self.delta is not None else self.dp_config().max_delta  # what a release reserved
         return PrivacySpent(epsilon=eps, delta=delta, accountant="test",
                             parts={"training": PrivacyPart("training", eps, delta, "fake DP-SGD",
                                                            {"steps": 3})})
