@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tabsynth.argtypes import non_negative_int, positive_int
 from tabsynth.errors import TabsynthError
+from tabsynth.models.registry import model_class, model_names
 from tabsynth.public_domains import add_public_domain_args, public_metadata
 from tabsynth.release import command as release_command
 from tabsynth.threads import add_threads_arg, use_threads
@@ -63,7 +64,6 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def _cmd_fit(args: argparse.Namespace) -> int | None:
     from tabsynth.distributed import current
     from tabsynth.io import read_table
-    from tabsynth.models import CTGAN, TVAE
 
     if args.nproc > 1:
         return _relaunch(args.nproc, _without_nproc(args.argv))
@@ -81,7 +81,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
         params.update(epsilon=args.epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
     elif args.delta is not None:
         raise UserError("--delta needs --epsilon (differential privacy is on only when epsilon is set)")
-    model = (CTGAN if args.model == "ctgan" else TVAE)(**params)
+    model = model_class(args.model)(**params)
     t0 = time.perf_counter()
     model.fit(data, metadata=meta)
     if not runtime.is_main:  # every rank holds the same model; rank 0 writes it
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fit a CTGAN or TVAE on a table and save it (no pickle).")
     p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.tsyn)")
-    p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
+    p.add_argument("--model", choices=model_names(), default="ctgan", help="model family (default ctgan)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (model default: 300)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")

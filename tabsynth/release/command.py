@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tabsynth.argtypes import number, positive_int
 from tabsynth.errors import ConfigError
+from tabsynth.models.registry import model_names
 from tabsynth.public_domains import add_public_domain_args, public_metadata
 from tabsynth.threads import add_threads_arg, use_threads
 
@@ -33,7 +34,7 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
     p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
     p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")
-    p.add_argument("--model", choices=["ctgan", "tvae"], default="ctgan", help="model family (default ctgan)")
+    p.add_argument("--model", choices=model_names(), default="ctgan", help="model family (default ctgan)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (model default)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step (model default)")
     p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")

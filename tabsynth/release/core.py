@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
 import secrets
 import shutil
@@ -11,26 +12,26 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
-from tabsynth.errors import (ConfigError, DataError, PrivacyConfigError, PrivacyError, TabsynthError,
-                             TabsynthWarning)
+from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyError, TabsynthError, TabsynthWarning
+from tabsynth.models.registry import model_class, model_names
 from tabsynth.privacy import PrivacySpent
-from tabsynth.privacy.config import check_delta, check_epsilon, release_delta, resolve_delta
+from tabsynth.privacy.config import check_epsilon, release_delta
 from tabsynth.privacy.ledger import Budget, Ledger
-from tabsynth.privacy.randomness import reproducible_noise_active
 from tabsynth.release.bundle import INTERNAL, MANIFEST, PUBLIC, check_target_folder, fingerprint_table, \
     verify, write_bundle
+from tabsynth.release.checks import (check_budget, check_metadata, check_names, check_positive_int,
+                                     check_release_delta, open_ledger, read_frame, read_holdout)
 
 __all__ = ["MODELS", "Release", "release"]
 
-MODELS = ("ctgan", "tvae")
+MODELS = tuple(model_names())
 
 
 @dataclass(frozen=True)
@@ -81,31 +82,6 @@ class Release:
         return f"release {self.release_id} -> {self.path}: {self.statement}"
 
 
-def _model_class(name: str) -> type:
-    from tabsynth.models import CTGAN, TVAE
-
-    return {"ctgan": CTGAN, "tvae": TVAE}[name]
-
-
-def _positive_int(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _read(data: Any, name: str) -> pd.DataFrame:
-    from tabsynth.io import read_table
-    from tabsynth.metadata import check_frame
-
-    if isinstance(data, (str, os.PathLike)):
-        data = read_table(data)
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"{name} must be a pandas DataFrame or a table file, got {type(data).__name__}")
-    return check_frame(data)
-
-
 def _new_release_id() -> str:
     return f"rel-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
@@ -117,6 +93,30 @@ def _dec(x: float) -> Decimal:
 def _say(verbose: bool, msg: str) -> None:
     if verbose:
         print(f"tabsynth release: {msg}", flush=True)
+
+
+@dataclass
+class _Job:
+    """One release once its arguments are checked: the data, the built model, the open ledger, where to write."""
+
+    df: pd.DataFrame
+    epsilon: float
+    delta: float
+    dataset_id: str
+    model: str
+    cls: type
+    synth: Any
+    settings: dict[str, Any]
+    ledger: Ledger
+    out: Path
+    release_id: str
+    n_rows: int | None
+    seed: int | None
+    holdout: pd.DataFrame | None
+    target: str | None
+    metadata: Any
+    report: bool
+    verbose: bool
 
 
 def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledger | str | os.PathLike,
@@ -146,36 +146,57 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
     Returns a :class:`Release`.
     """
-    # --- 1. every check that can fail without touching the budget ------------------------------
-    if not isinstance(dataset_id, str) or not dataset_id.strip():
-        raise ConfigError(f"dataset_id must be a non-empty string naming the source table, got {dataset_id!r}")
-    if model not in MODELS:
-        raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-    if reproducible_noise_active():
-        raise PrivacyConfigError("release() refuses to run inside reproducible_noise(): that test mode derives the "
-                                 "DP noise from a seed, so the release would not be private")
+    job = _prepare(data, epsilon, ledger, out, model, dataset_id=dataset_id, delta=delta, n_rows=n_rows,
+                   epochs=epochs, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
+                   verbose=verbose, budget=budget, model_params=model_params)
+    staging = _staging_folder(job)
+    fingerprint = fingerprint_table(job.df)
+    reservation = _reserve(job, staging, fingerprint)
+    try:  # from here on the private rows may be read: any failure keeps the spend counted
+        spent, remaining = _fit_and_write(job, staging, fingerprint, reservation)
+    except BaseException as exc:
+        _fail_closed(job, reservation, staging, exc)
+    _commit(job, staging, reservation, spent)
+    _say(verbose, f"wrote {job.out}; remaining budget of {dataset_id!r}: {remaining}")
+    manifest = json.loads((job.out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
+    return Release(release_id=job.release_id, dataset_id=dataset_id, path=job.out, privacy=spent,
+                   remaining=remaining, reservation_id=reservation, manifest=manifest)
+
+
+def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, dataset_id: Any, delta: Any,
+             n_rows: Any, epochs: Any, seed: int | None, holdout: Any, target: Any, metadata: Any, report: bool,
+             verbose: bool, budget: Any, model_params: dict[str, Any]) -> _Job:
+    """Step 1: every check that can fail without touching the budget, then the model and the ledger."""
+    check_names(dataset_id, model)
     epsilon = check_epsilon(epsilon)
-    df = _read(data, "data")
-    n = len(df)
+    df = read_frame(data, "data")
     if delta is not None:
-        delta = _checked_delta(delta, n)
-    budget = None if budget is None else _checked_budget(budget)
-    n_rows = None if n_rows is None else _positive_int(n_rows, "n_rows")
-    epochs = _positive_int(epochs, "epochs")
+        delta = check_release_delta(delta, len(df))
+    budget = None if budget is None else check_budget(budget)
+    n_rows = None if n_rows is None else check_positive_int(n_rows, "n_rows")
+    epochs = check_positive_int(epochs, "epochs")
     if holdout is not None:
-        holdout = _read(holdout, "holdout")
-        if list(holdout.columns) != list(df.columns):
-            raise DataError("holdout must have the same columns as data, in the same order; "
-                            f"differences: {sorted(set(map(str, df.columns)) ^ set(map(str, holdout.columns)))}")
+        holdout = read_holdout(holdout, df)
     if target is not None and target not in df.columns:
         raise ConfigError(f"target {target!r} is not a column; choose one of {', '.join(map(str, df.columns))}")
     if metadata is not None:
-        from tabsynth.metadata import Metadata
-
-        metadata = metadata if isinstance(metadata, Metadata) else Metadata.from_json(metadata)
-        metadata.check_frame(df)
+        metadata = check_metadata(metadata, df)
     out = check_target_folder(out)
-    cls = _model_class(model)
+    cls, synth, params = _build_model(model, epsilon, delta, seed, verbose, epochs, model_params)
+    ledger = open_ledger(ledger, dataset_id, budget)
+    if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
+        delta = default_release_delta(ledger.budget(dataset_id), epsilon)
+        synth.set_params(dp=dataclasses.replace(synth.dp_config(), max_delta=delta))
+    return _Job(df=df, epsilon=epsilon, delta=delta, dataset_id=dataset_id, model=model, cls=cls, synth=synth,
+                settings=_settings(synth, params), ledger=ledger, out=out, release_id=_new_release_id(),
+                n_rows=n_rows, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
+                verbose=verbose)
+
+
+def _build_model(model: str, epsilon: float, delta: float | None, seed: int | None, verbose: bool,
+                 epochs: int | None, model_params: dict[str, Any]) -> tuple[type, Any, dict[str, Any]]:
+    """The model family's class, an unfitted DP model with checked parameters, and those parameters."""
+    cls = model_class(model)
     if "epsilon" not in inspect.signature(cls.__init__).parameters:
         raise PrivacyConfigError(f"this tabsynth build has no DP mode for {cls.__name__} (no epsilon parameter); "
                                  "a release needs differentially private training")
@@ -188,131 +209,115 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
         raise ConfigError(f"{cls.__name__}: {exc}") from exc
     if hasattr(synth, "_validate_params"):
         synth._validate_params()
-    ledger = _open_ledger(ledger, dataset_id, budget)
-    if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
-        delta = default_release_delta(ledger.budget(dataset_id), epsilon)
-        synth.set_params(dp=dataclasses.replace(synth.dp_config(), max_delta=delta))
-    settings = _settings(synth, params)
-    release_id = _new_release_id()
+    return cls, synth, params
 
-    # the staging folder first: an unwritable destination fails before anything is spent
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.staging-{release_id}"
+
+def _staging_folder(job: _Job) -> Path:
+    """The hidden folder the bundle is written in, made first so an unwritable destination spends nothing."""
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = job.out.parent / f".{job.out.name}.staging-{job.release_id}"
     try:
         staging.mkdir()
     except OSError as exc:
-        raise ConfigError(f"{out.parent}: cannot write the release there ({exc})") from exc
-    fingerprint = fingerprint_table(df)
+        raise ConfigError(f"{job.out.parent}: cannot write the release there ({exc})") from exc
+    return staging
 
-    # --- 2. reserve (fail closed) ------------------------------------------------------------
+
+def _reserve(job: _Job, staging: Path, fingerprint: str) -> int:
+    """Step 2: reserve ``(epsilon, delta)`` in the ledger (fail closed); refused, it leaves nothing behind."""
     try:
-        reservation = ledger.reserve(dataset_id, epsilon, delta, release_id=release_id,
-                                     mechanism=f"{cls.__name__} DP-SGD (tabsynth)",
-                                     params={"model": model, "n_rows": n_rows, **settings}, fingerprint=fingerprint)
+        reservation = job.ledger.reserve(job.dataset_id, job.epsilon, job.delta, release_id=job.release_id,
+                                         mechanism=f"{job.cls.__name__} DP-SGD (tabsynth)",
+                                         params={"model": job.model, "n_rows": job.n_rows, **job.settings},
+                                         fingerprint=fingerprint)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _say(verbose, f"reserved epsilon={epsilon:.6g}, delta={delta:.3g} for {dataset_id!r} "
-                  f"(reservation {reservation}, release {release_id})")
+    _say(job.verbose, f"reserved epsilon={job.epsilon:.6g}, delta={job.delta:.3g} for {job.dataset_id!r} "
+                      f"(reservation {reservation}, release {job.release_id})")
+    return reservation
 
-    # --- 3. fit, sample, write ---------------------------------------------------------------
-    # From the first line below the private rows may be read: any failure keeps the spend counted.
-    finished = bundle_written = False
+
+def _fit_and_write(job: _Job, staging: Path, fingerprint: str, reservation: int) -> tuple[PrivacySpent, Budget]:
+    """Step 3: fit, sample, report and move the finished bundle to ``out``; returns the spend and what is left."""
+    synth = job.synth
+    synth.fit(job.df, metadata=job.metadata)
+    spent = _checked_spend(job)
+    _say(job.verbose, "fitted; sampling and writing the bundle")
+    synthetic = synth.sample(synth.n_rows_ if job.n_rows is None else job.n_rows, seed=job.seed)
+    rep, rep_error = None, None
+    if job.report:
+        rep, rep_error = _report(job.df, synthetic, job.holdout, job.target, job.metadata, job.model, synth,
+                                 job.verbose)
+    remaining, budget = _budget_facts(job, spent)
+    ledger = job.ledger
+    path = write_bundle(
+        staging / "bundle", synth, synthetic, spent, release_id=job.release_id, dataset_id=job.dataset_id,
+        model_name=job.model, settings=job.settings, source_fingerprint=ledger.keyed_fingerprint(fingerprint),
+        source_sha256=fingerprint, budget=budget,
+        ledger={"reservation_id": reservation, "reserved_at_event": ledger.event_hash(reservation)},
+        report=rep, report_error=rep_error)
+    if job.out.exists():
+        job.out.rmdir()  # still empty (checked above); filled meanwhile -> OSError, nothing replaced
+    os.rename(path, job.out)
+    return spent, remaining
+
+
+def _checked_spend(job: _Job) -> PrivacySpent:
+    """What the fit spent; refused unless it is a DP guarantee within the reservation."""
+    spent = job.synth.privacy_spent()
+    name = job.cls.__name__
+    if not isinstance(spent, PrivacySpent) or not spent.is_dp:
+        raise PrivacyError(f"{name} reported no differential-privacy guarantee ({spent}); the release "
+                           "is refused and its reservation stays counted")
+    if _dec(spent.epsilon) > _dec(job.epsilon) or _dec(spent.delta) > _dec(job.delta):
+        raise PrivacyError(f"{name} spent {spent}, more than the reserved epsilon={job.epsilon:.6g}, "
+                           f"delta={job.delta:.3g}; the release is refused and its reservation stays counted")
+    return spent
+
+
+def _budget_facts(job: _Job, spent: PrivacySpent) -> tuple[Budget, dict[str, Any]]:
+    """The budget left once the reservation is committed at ``spent``, and the manifest's budget section."""
+    total = job.ledger.budget(job.dataset_id)
+    now_left = job.ledger.remaining(job.dataset_id)  # counts this reservation at its reserved size
+    remaining = Budget(float(_dec(now_left.epsilon) + _dec(job.epsilon) - _dec(spent.epsilon)),
+                       float(_dec(now_left.delta) + _dec(job.delta) - _dec(spent.delta)))
+    budget = {"composition": job.ledger.composition,
+              "total": {"epsilon": total.epsilon, "delta": total.delta},
+              "this_release": {"epsilon": spent.epsilon, "delta": spent.delta},
+              "reserved": {"epsilon": job.epsilon, "delta": job.delta},
+              "remaining": {"epsilon": remaining.epsilon, "delta": remaining.delta}}
+    return remaining, budget
+
+
+def _fail_closed(job: _Job, reservation: int, staging: Path, exc: BaseException) -> NoReturn:
+    """Keep the reservation counted (status ``failed``) after a failed run, clean up, and re-raise ``exc``."""
     try:
-        synth.fit(df, metadata=metadata)
-        spent = synth.privacy_spent()
-        if not isinstance(spent, PrivacySpent) or not spent.is_dp:
-            raise PrivacyError(f"{cls.__name__} reported no differential-privacy guarantee ({spent}); the release "
-                               "is refused and its reservation stays counted")
-        if _dec(spent.epsilon) > _dec(epsilon) or _dec(spent.delta) > _dec(delta):
-            raise PrivacyError(f"{cls.__name__} spent {spent}, more than the reserved epsilon={epsilon:.6g}, "
-                               f"delta={delta:.3g}; the release is refused and its reservation stays counted")
-        _say(verbose, "fitted; sampling and writing the bundle")
-        synthetic = synth.sample(synth.n_rows_ if n_rows is None else n_rows, seed=seed)
-        rep, rep_error = None, None
-        if report:
-            rep, rep_error = _report(df, synthetic, holdout, target, metadata, model, synth, verbose)
-        total = ledger.budget(dataset_id)
-        now_left = ledger.remaining(dataset_id)  # counts this reservation at its reserved size
-        remaining = Budget(float(_dec(now_left.epsilon) + _dec(epsilon) - _dec(spent.epsilon)),
-                           float(_dec(now_left.delta) + _dec(delta) - _dec(spent.delta)))
-        budget = {"composition": ledger.composition,
-                  "total": {"epsilon": total.epsilon, "delta": total.delta},
-                  "this_release": {"epsilon": spent.epsilon, "delta": spent.delta},
-                  "reserved": {"epsilon": epsilon, "delta": delta},
-                  "remaining": {"epsilon": remaining.epsilon, "delta": remaining.delta}}
-        path = write_bundle(
-            staging / "bundle", synth, synthetic, spent, release_id=release_id, dataset_id=dataset_id,
-            model_name=model, settings=settings, source_fingerprint=ledger.keyed_fingerprint(fingerprint),
-            source_sha256=fingerprint, budget=budget,
-            ledger={"reservation_id": reservation, "reserved_at_event": ledger.event_hash(reservation)},
-            report=rep, report_error=rep_error)
-        if out.exists():
-            out.rmdir()  # still empty (checked above); filled meanwhile -> OSError, nothing replaced
-        os.rename(path, out)
-        bundle_written = True
-        shutil.rmtree(staging, ignore_errors=True)
-        ledger.commit(reservation, epsilon=spent.epsilon, delta=spent.delta,
-                      note=f"bundle written to {out.name}")
-        finished = True
-    except BaseException as exc:
-        if finished:
-            raise
-        if bundle_written:  # complete on disk; only the ledger's status label is missing
-            raise PrivacyError(f"the release was written to {out}, but the ledger commit failed ({exc}); "
-                               f"reservation {reservation} stays counted as 'reserved'") from exc
+        job.ledger.rollback(reservation, touched_data=True, note=f"{type(exc).__name__}: {exc}"[:500])
+    except Exception as rb_exc:  # noqa: BLE001 - the reservation stays 'reserved': still counted
+        warnings.warn(f"could not close reservation {reservation} ({rb_exc}); it stays counted",
+                      TabsynthWarning, stacklevel=3)
+    shutil.rmtree(staging, ignore_errors=True)
+    if isinstance(exc, TabsynthError) and not isinstance(exc, PrivacyError):
         try:
-            ledger.rollback(reservation, touched_data=True, note=f"{type(exc).__name__}: {exc}"[:500])
-        except Exception as rb_exc:  # noqa: BLE001 - the reservation stays 'reserved': still counted
-            warnings.warn(f"could not close reservation {reservation} ({rb_exc}); it stays counted",
-                          TabsynthWarning, stacklevel=2)
+            wrapped = type(exc)(f"{exc} (the release failed after training started: its reservation of "
+                                f"epsilon={job.epsilon:.6g} stays counted in the ledger)")
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            wrapped = None
+        if wrapped is not None:
+            raise wrapped from exc
+    raise exc
+
+
+def _commit(job: _Job, staging: Path, reservation: int, spent: PrivacySpent) -> None:
+    """Step 4: commit the reservation at what the fit spent; the bundle is complete on disk already."""
+    try:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, TabsynthError) and not isinstance(exc, PrivacyError):
-            try:
-                wrapped = type(exc)(f"{exc} (the release failed after training started: its reservation of "
-                                    f"epsilon={epsilon:.6g} stays counted in the ledger)")
-            except Exception:  # noqa: BLE001 - an exception type with another constructor
-                wrapped = None
-            if wrapped is not None:
-                raise wrapped from exc
-        raise
-    _say(verbose, f"wrote {out}; remaining budget of {dataset_id!r}: {remaining}")
-    manifest = json.loads((out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
-    return Release(release_id=release_id, dataset_id=dataset_id, path=out, privacy=spent, remaining=remaining,
-                   reservation_id=reservation, manifest=manifest)
-
-
-def _checked_delta(delta: Any, n: int) -> float:
-    delta = check_delta(delta)
-    if delta <= 0:
-        raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
-                                 "(the ledger's delta in proportion to epsilon)")
-    return resolve_delta(delta, n)  # refuses delta >= 1/n before anything is reserved
-
-
-def _checked_budget(budget: Any) -> tuple[float, float]:
-    if not isinstance(budget, (tuple, list)) or len(budget) != 2:
-        raise ConfigError(f"budget must be a pair (epsilon, delta), e.g. budget=(3.0, 1e-5), got {budget!r}")
-    return check_epsilon(budget[0], "budget epsilon"), check_delta(budget[1], "budget delta")
-
-
-def _open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
-                 budget: tuple[float, float] | None) -> Ledger:
-    """The ledger, created with ``budget`` for a new dataset; a different existing budget is refused."""
-    if not isinstance(ledger, Ledger):
-        if budget is None and not Path(ledger).exists():
-            raise PrivacyError(f"{ledger}: no ledger file there; check the path, or create the ledger by giving the "
-                               "dataset's total budget (budget=(epsilon, delta); CLI: --budget-epsilon E "
-                               "--budget-delta D)")
-        ledger = Ledger(ledger)
-    if budget is not None:
-        now = ledger.set_budget(dataset_id, *budget, only_if_new=True)
-        if (now.epsilon, now.delta) != budget:
-            raise ConfigError(
-                f"dataset {dataset_id!r} already has a budget of epsilon={now.epsilon:.6g}, delta={now.delta:.6g} "
-                f"in {ledger.path}; drop the budget (CLI: --budget-epsilon/--budget-delta), or change it "
-                f"deliberately with: tabsynth ledger {ledger.path} --dataset-id {dataset_id} --set-budget E D")
-    return ledger
+        job.ledger.commit(reservation, epsilon=spent.epsilon, delta=spent.delta,
+                          note=f"bundle written to {job.out.name}")
+    except BaseException as exc:  # only the ledger's status label is missing
+        raise PrivacyError(f"the release was written to {job.out}, but the ledger commit failed ({exc}); "
+                           f"reservation {reservation} stays counted as 'reserved'") from exc
 
 
 def default_release_delta(total: Budget, epsilon: float) -> float:
@@ -348,5 +353,5 @@ def _report(df, synthetic, holdout, target, metadata, model_name, synth, verbose
         return rep, None
     except Exception as exc:  # noqa: BLE001 - the DP spend already happened: keep the synthetic data
         warnings.warn(f"the internal report failed ({type(exc).__name__}: {exc}); the release goes on without it "
-                      "(see internal/report_error.txt)", TabsynthWarning, stacklevel=3)
+                      "(see internal/report_error.txt)", TabsynthWarning, stacklevel=4)
         return None, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

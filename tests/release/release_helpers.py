@@ -69,5 +69,5 @@ def release_then_hang(ledger_path: str, out: str, data_path: str) -> None:
     import tabsynth.release.core as core
     from tabsynth.release import release
 
-    core._model_class = lambda name: FakeDP
+    core.model_class = lambda name: FakeDP
     release(data_path, 0.6, ledger_path, out, dataset_id="ds", sleep=120.0, report=False)

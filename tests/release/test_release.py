@@ -56,7 +56,7 @@ def bundle_copy(bundle, tmp_path):
 @pytest.fixture
 def fake_model(monkeypatch):
     FakeDP.fits = 0
-    monkeypatch.setattr(core, "_model_class", lambda name: FakeDP)
+    monkeypatch.setattr(core, "model_class", lambda name: FakeDP)
     return FakeDP
 
 
