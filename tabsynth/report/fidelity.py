@@ -16,7 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
 from tabsynth.report import plots
-from tabsynth.report._common import ModelMatrix, Prepared, auc_with_ci, codes_for, clip01
+from tabsynth.report._common import ModelMatrix, Prepared, auc_with_ci, clip01, codes_for, fmt, traffic
+from tabsynth.report.section import Section, threshold_check
 
 #: Real categories with less than this share of real rows count as rare.
 RARE_SHARE = 0.01
@@ -228,3 +229,21 @@ def evaluate_fidelity(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref
     figs = _plots(prep, real, syn, per_column, association["abs_diff_synthetic"], max_plots)
     section["plots_shown"] = len(figs["columns"])
     return section, figs
+
+def fidelity_section(fid: dict[str, Any]) -> Section:
+    """The fidelity card: the score against the reference, the discriminator, the worst columns."""
+    score = fid.get("score")
+    light = traffic(score, THRESHOLDS["green"], THRESHOLDS["amber"])
+    worst = [r["column"] for r in fid.get("per_column", [])[:3]]
+    disc = fid["discriminator"]["synthetic"].get("value")
+    text = (f"Fidelity {fmt(score, 3)} (a fresh real sample scores {fmt(fid.get('reference_score'), 3)}); "
+            f"a classifier tells synthetic from real rows with AUC {fmt(disc, 2)} (0.5 = cannot tell). "
+            f"Least faithful columns: {', '.join(map(str, worst))}.")
+    return Section(
+        name="fidelity", title="Fidelity: does it look like the real data?", score=score, verdict=light,
+        explanation=text, extra={"reference": fid.get("reference_score")},
+        threshold=f"good >= {THRESHOLDS['green']}, fair >= {THRESHOLDS['amber']} (on the fidelity score)",
+        check=threshold_check(score, THRESHOLDS["green"], THRESHOLDS["amber"], True, "fidelity score"),
+        next_step=("Fidelity: train longer or with more capacity, and check the worst columns' plots."
+                   if light in ("amber", "red") else None),
+        details=fid)

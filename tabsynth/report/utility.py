@@ -16,7 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score, roc_auc_score
 
-from tabsynth.report._common import ModelMatrix, Prepared, clip01
+from tabsynth.report._common import ModelMatrix, Prepared, clip01, fmt, traffic
+from tabsynth.report.section import Section, threshold_check
 
 THRESHOLDS = {"green": 0.9, "amber": 0.75}
 #: Rows used to measure feature importance (permutation importance on the test rows).
@@ -225,3 +226,38 @@ def evaluate_utility(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, hold
         "augmentation": _augmentation(d, trtr, seed), "caveats": caveats,
     }
 
+
+def _utility_how(uti: dict[str, Any], score: float | None, tstr: float | None, trtr: float | None) -> str:
+    """How the utility score follows from the TSTR and TRTR numbers shown beside it."""
+    if tstr is None:
+        return (f"Utility score {fmt(score, 3)}: no model could be trained on the synthetic rows "
+                f"({'; '.join(uti.get('caveats', [])) or 'no prediction'})")
+    if uti["primary_metric"] == "roc_auc":
+        return (f"Utility score {fmt(score, 3)} = ({fmt(tstr, 3)} - 0.5) / ({fmt(trtr, 3)} - 0.5): the share of the "
+                "real-trained model's gain over chance (AUC 0.5) that the synthetic-trained model keeps")
+    return f"Utility score {fmt(score, 3)} = {fmt(tstr, 3)} / {fmt(trtr, 3)}, the share of R2 kept"
+
+
+def utility_section(uti: dict[str, Any]) -> Section:
+    """The utility card: TSTR against TRTR and how the score follows from them (grey when skipped)."""
+    title = "Utility: can it train models?"
+    if "skipped" in uti:
+        return Section(name="utility", title=title, score=None, verdict="grey",
+                       explanation=f"Utility not measured: {uti['skipped']}.",
+                       check=threshold_check(None, THRESHOLDS["green"], THRESHOLDS["amber"], True, "utility score"),
+                       details=uti)
+    score = uti.get("score")
+    light = traffic(score, THRESHOLDS["green"], THRESHOLDS["amber"])
+    pm = uti["primary_metric"]
+    tstr, trtr = uti["tstr"].get(pm), uti["trtr"].get(pm)
+    text = (f"A model trained on synthetic rows scores {pm.upper().replace('_', ' ')} {fmt(tstr, 3)} on real "
+            f"holdout rows, against {fmt(trtr, 3)} when trained on real rows (ratio TSTR / TRTR = "
+            f"{fmt(uti.get('ratio'), 3)}, 1 = as good as real). {_utility_how(uti, score, tstr, trtr)}; the light "
+            "is read from this score.")
+    return Section(
+        name="utility", title=title, score=score, verdict=light, explanation=text,
+        threshold=f"good >= {THRESHOLDS['green']}, fair >= {THRESHOLDS['amber']} (on the utility score)",
+        check=threshold_check(score, THRESHOLDS["green"], THRESHOLDS["amber"], True, "utility score"),
+        next_step=(f"Utility: the synthetic table loses predictive signal for {uti['target']!r}; "
+                   "check column pair trends involving it." if light in ("amber", "red") else None),
+        details=uti)
