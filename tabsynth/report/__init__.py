@@ -14,21 +14,22 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from tabsynth.errors import ConfigError
-from tabsynth.report._common import (DEFAULT_MAX_ROWS, check_frame_arg, check_positive_int, check_same_columns,
-                                     fmt, jsonable, prepare, resolve_metadata, subsample)
-from tabsynth.report.formal import formal_section
+from tabsynth.report._common import (DEFAULT_MAX_ROWS, Prepared, check_frame_arg, check_positive_int,
+                                     check_same_columns, fmt, jsonable, prepare, resolve_metadata, subsample)
+from tabsynth.report.formal import formal_privacy_section, formal_section
 from tabsynth.report.inventory import assign_roles, build_inventory, check_profile, threat_model
-from tabsynth.report.summary import build_summary
+from tabsynth.report.section import Section
+from tabsynth.report.summary import build_summary, section_scores
 
 # fidelity / utility / privacy_risk pull in scikit-learn, scipy and matplotlib: imported on first
 # use so that ``import tabsynth`` stays fast.
 
-__all__ = ["Report", "evaluate"]
+__all__ = ["Report", "Section", "evaluate"]
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -36,9 +37,15 @@ REPORT_SCHEMA_VERSION = 1
 class Report:
     """The result of :func:`evaluate`: numbers in :meth:`to_dict`, HTML and JSON writers."""
 
-    def __init__(self, data: dict[str, Any], figures: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], figures: dict[str, Any], sections: Sequence[Section] = ()) -> None:
         self._data = jsonable(data)
         self._figures = figures
+        self._sections = tuple(sections)
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        """Each section's verdict, score and explanation as the summary card shows them."""
+        return self._sections
 
     @property
     def scores(self) -> dict[str, float | None]:
@@ -64,7 +71,7 @@ class Report:
     def to_html(self, path: str | os.PathLike | None = None) -> str:
         from tabsynth.report.render import render_html
 
-        html = render_html(self._data, self._figures)
+        html = render_html(self._data, self._figures, {s.name: s.title for s in self._sections})
         if path is not None:
             p = Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -107,86 +114,36 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame 
 
 def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, quasi_identifiers, sensitive,
               max_rows, max_plots, n_attacks, seed, title) -> Report:
-    from tabsynth.report.fidelity import evaluate_fidelity
-    from tabsynth.report.privacy_risk import evaluate_privacy
-    from tabsynth.report.utility import evaluate_utility
-
     t0 = time.perf_counter()
-    real = check_frame_arg(real, "real")
-    synthetic = check_same_columns(real, check_frame_arg(synthetic, "synthetic"), "synthetic")
-    holdout = check_frame_arg(holdout, "holdout", allow_none=True)
-    if holdout is not None:
-        holdout = check_same_columns(real, holdout, "holdout")
+    real, synthetic, holdout = _check_tables(real, synthetic, holdout)
     profile = check_profile(profile)
     max_rows = check_positive_int(max_rows, "max_rows", 10)
     max_plots = check_positive_int(max_plots, "max_plots", 0)
     n_attacks = check_positive_int(n_attacks, "n_attacks", 10)
     meta = resolve_metadata(metadata, real)
-    if target is not None:
-        if target not in real.columns:
-            raise ConfigError(f"target {target!r} is not a column; choose one of {', '.join(map(str, real.columns))}")
-        if meta.columns[target].kind == "id":
-            raise ConfigError(f"target {target!r} is an id column; choose a column to predict")
+    _check_target(target, real, meta)
 
     prep = prepare(meta, {"real": real, "synthetic": synthetic, "holdout": holdout})
     # cheap parts first, so a bad model or role list fails before the long computations
     formal = formal_section(model, meta)
     roles = assign_roles(prep, profile, target, quasi_identifiers, sensitive)
-    R, S = prep.frames["real"], prep.frames["synthetic"]
-    Hd = prep.frames.get("holdout")
     caveats: list[str] = []
-    sizes = {"real": len(R), "synthetic": len(S), "holdout": None if Hd is None else len(Hd)}
-
-    # fidelity: real vs synthetic, and real vs a same-size fresh real sample (reference)
-    Rs = subsample(R, max_rows, seed)
-    Ss = subsample(S, max_rows, seed + 1)
-    if Hd is not None:
-        ref_base, ref = Rs, subsample(Hd, min(len(Ss), max_rows), seed + 2)
-        ref_label = f"{len(ref):,} holdout rows compared with the real table the same way"
-    else:
-        half = R.sample(frac=0.5, random_state=seed + 3)
-        rest = R.drop(half.index)
-        ref_base, ref = subsample(half, max_rows, seed), subsample(rest, min(len(Ss), max_rows), seed + 2)
-        ref_label = "one random half of the real table compared with the other half (no holdout given)"
-        caveats.append("No holdout was given: utility and the privacy attacks were not run, and the fidelity "
-                       "reference uses half of the real table.")
-    t_f = time.perf_counter()
-    fidelity, fid_figs = evaluate_fidelity(prep, Rs, Ss, ref, ref_base, reference_label=ref_label, seed=seed,
-                                           max_plots=max_plots)
-    fidelity["seconds"] = time.perf_counter() - t_f
-
-    # utility
-    t_u = time.perf_counter()
-    if target is not None and Hd is not None:
-        utility = evaluate_utility(prep, R, S, Hd, target, seed=seed, max_rows=max_rows)
-    else:
-        utility = {"skipped": "give both target= and holdout= to measure utility" if target is None or Hd is None
-                   else "not run"}
-    utility["seconds"] = time.perf_counter() - t_u
-
-    # inventory, threat model, privacy
+    fidelity, fid_figs = _fidelity(prep, seed=seed, max_rows=max_rows, max_plots=max_plots, caveats=caveats)
+    utility = _utility(prep, target, seed=seed, max_rows=max_rows)
     inventory = build_inventory(prep, real, roles, profile)
     threat = threat_model(roles, profile, target)
-    t_p = time.perf_counter()
-    privacy, priv_figs = evaluate_privacy(
-        prep, R, S, Hd, raw={"real": real, "synthetic": synthetic, "holdout": holdout},
-        quasi_identifiers=threat["quasi_identifiers"], sensitive=threat["sensitive"],
-        seed=seed, max_rows=max_rows, n_attacks=n_attacks)
-    privacy["seconds"] = time.perf_counter() - t_p
-
-    scores = {"fidelity": fidelity.get("score"), "utility": utility.get("score"), "privacy": privacy.get("score")}
-    subsampled = {k: v for k, v in sizes.items() if v is not None and v > max_rows}
-    if subsampled:
-        caveats.append(f"Large tables were subsampled to {max_rows:,} rows for the distance, classifier and "
-                       f"sdmetrics parts ({', '.join(f'{k}: {v:,} rows' for k, v in subsampled.items())}).")
-    summary = build_summary(fidelity, utility, privacy, formal, caveats)
+    privacy, priv_figs = _privacy(prep, {"real": real, "synthetic": synthetic, "holdout": holdout}, threat,
+                                  seed=seed, max_rows=max_rows, n_attacks=n_attacks)
+    sizes = _sizes(prep)
+    caveats.extend(_subsample_caveat(sizes, max_rows))
+    sections = _sections(fidelity, utility, privacy, formal)
     data = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "title": title or "Synthetic data report",
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "tabsynth_version": _version(),
-        "scores": scores,
-        "summary": summary,
+        "scores": section_scores(sections),
+        "summary": build_summary(sections, caveats),
         "settings": {"max_rows": max_rows, "max_plots": max_plots, "n_attacks": n_attacks, "seed": seed,
                      "profile": profile, "target": target},
         "data": {"rows": sizes, "columns": len(real.columns), "analysed_columns": prep.columns,
@@ -199,7 +156,108 @@ def _evaluate(real, synthetic, holdout, target, metadata, profile, model, *, qua
         "privacy": privacy,
         "seconds": time.perf_counter() - t0,
     }
-    return Report(data, {"fidelity": fid_figs, "privacy": priv_figs})
+    return Report(data, {"fidelity": fid_figs, "privacy": priv_figs}, sections)
+
+
+def _check_tables(real, synthetic, holdout) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The three tables as data frames with the real table's columns (holdout optional)."""
+    real = check_frame_arg(real, "real")
+    synthetic = check_same_columns(real, check_frame_arg(synthetic, "synthetic"), "synthetic")
+    holdout = check_frame_arg(holdout, "holdout", allow_none=True)
+    if holdout is not None:
+        holdout = check_same_columns(real, holdout, "holdout")
+    return real, synthetic, holdout
+
+
+def _check_target(target: str | None, real: pd.DataFrame, meta: Any) -> None:
+    """The utility target must be a column that can be predicted (not an id)."""
+    if target is None:
+        return
+    if target not in real.columns:
+        raise ConfigError(f"target {target!r} is not a column; choose one of {', '.join(map(str, real.columns))}")
+    if meta.columns[target].kind == "id":
+        raise ConfigError(f"target {target!r} is an id column; choose a column to predict")
+
+
+def _sizes(prep: Prepared) -> dict[str, int | None]:
+    """Rows of each prepared table (holdout None when not given)."""
+    hd = prep.frames.get("holdout")
+    return {"real": len(prep.frames["real"]), "synthetic": len(prep.frames["synthetic"]),
+            "holdout": None if hd is None else len(hd)}
+
+
+def _subsample_caveat(sizes: dict[str, int | None], max_rows: int) -> list[str]:
+    """The caveat naming the tables cut to ``max_rows`` rows, when any were."""
+    subsampled = {k: v for k, v in sizes.items() if v is not None and v > max_rows}
+    if not subsampled:
+        return []
+    return [f"Large tables were subsampled to {max_rows:,} rows for the distance, classifier and "
+            f"sdmetrics parts ({', '.join(f'{k}: {v:,} rows' for k, v in subsampled.items())})."]
+
+
+def _fidelity(prep: Prepared, *, seed: int, max_rows: int, max_plots: int,
+              caveats: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fidelity of real vs synthetic beside a same-size fresh real sample (the holdout, else the other
+    half of the real table, which adds a caveat), timed."""
+    from tabsynth.report.fidelity import evaluate_fidelity
+
+    R, S, Hd = prep.frames["real"], prep.frames["synthetic"], prep.frames.get("holdout")
+    Rs = subsample(R, max_rows, seed)
+    Ss = subsample(S, max_rows, seed + 1)
+    if Hd is not None:
+        ref_base, ref = Rs, subsample(Hd, min(len(Ss), max_rows), seed + 2)
+        ref_label = f"{len(ref):,} holdout rows compared with the real table the same way"
+    else:
+        half = R.sample(frac=0.5, random_state=seed + 3)
+        rest = R.drop(half.index)
+        ref_base, ref = subsample(half, max_rows, seed), subsample(rest, min(len(Ss), max_rows), seed + 2)
+        ref_label = "one random half of the real table compared with the other half (no holdout given)"
+        caveats.append("No holdout was given: utility and the privacy attacks were not run, and the fidelity "
+                       "reference uses half of the real table.")
+    t = time.perf_counter()
+    fidelity, figs = evaluate_fidelity(prep, Rs, Ss, ref, ref_base, reference_label=ref_label, seed=seed,
+                                       max_plots=max_plots)
+    fidelity["seconds"] = time.perf_counter() - t
+    return fidelity, figs
+
+
+def _utility(prep: Prepared, target: str | None, *, seed: int, max_rows: int) -> dict[str, Any]:
+    """TSTR against TRTR when a target and a holdout are given, else the reason it was skipped; timed."""
+    from tabsynth.report.utility import evaluate_utility
+
+    t = time.perf_counter()
+    Hd = prep.frames.get("holdout")
+    if target is not None and Hd is not None:
+        utility = evaluate_utility(prep, prep.frames["real"], prep.frames["synthetic"], Hd, target, seed=seed,
+                                   max_rows=max_rows)
+    else:
+        utility = {"skipped": "give both target= and holdout= to measure utility"}
+    utility["seconds"] = time.perf_counter() - t
+    return utility
+
+
+def _privacy(prep: Prepared, raw: dict[str, pd.DataFrame | None], threat: dict[str, Any], *, seed: int,
+             max_rows: int, n_attacks: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies, distances and attacks on the threat model's quasi-identifiers and secrets; timed."""
+    from tabsynth.report.privacy_risk import evaluate_privacy
+
+    t = time.perf_counter()
+    privacy, figs = evaluate_privacy(
+        prep, prep.frames["real"], prep.frames["synthetic"], prep.frames.get("holdout"), raw=raw,
+        quasi_identifiers=threat["quasi_identifiers"], sensitive=threat["sensitive"],
+        seed=seed, max_rows=max_rows, n_attacks=n_attacks)
+    privacy["seconds"] = time.perf_counter() - t
+    return privacy, figs
+
+
+def _sections(fidelity: dict, utility: dict, privacy: dict, formal: dict) -> list[Section]:
+    """Each section's card, in the order the summary shows them."""
+    from tabsynth.report.fidelity import fidelity_section
+    from tabsynth.report.privacy_card import privacy_section
+    from tabsynth.report.utility import utility_section
+
+    return [fidelity_section(fidelity), utility_section(utility), privacy_section(privacy, formal),
+            formal_privacy_section(formal)]
 
 
 def _version() -> str:

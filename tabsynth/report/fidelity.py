@@ -16,7 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
 from tabsynth.report import plots
-from tabsynth.report._common import ModelMatrix, Prepared, auc_with_ci, codes_for, clip01
+from tabsynth.report._common import ModelMatrix, Prepared, auc_with_ci, clip01, codes_for, fmt, traffic
+from tabsynth.report.section import Section, threshold_check
 
 #: Real categories with less than this share of real rows count as rare.
 RARE_SHARE = 0.01
@@ -150,44 +151,67 @@ def _disc_score(auc: float | None) -> float | None:
     return None if auc is None else clip01(1 - 2 * max(0.0, auc - 0.5))
 
 
+def _score(sd: dict, disc: dict) -> float | None:
+    """The fidelity score: mean of the shape, pair-trend and discriminator scores that could be computed."""
+    parts = [sd["column_shapes"], sd["column_pair_trends_all_pairs"], _disc_score(disc["value"])]
+    parts = [p for p in parts if p is not None and np.isfinite(p)]
+    return float(np.mean(parts)) if parts else None
+
+
+def _association(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.DataFrame,
+                 ref_base: pd.DataFrame) -> dict[str, Any]:
+    """Association similarity of synthetic and reference to real, and the pairs the synthetic table
+    distorts most, so that the card and the heatmap point at the relations that were lost."""
+    mats = association_matrices(prep, [real, syn, ref_base, ref])
+    diff_syn = np.abs(mats[0] - mats[1])
+    diff_ref = np.abs(mats[2] - mats[3])
+    iu = np.triu_indices(len(prep.columns), 1)
+    worst_pairs = sorted(
+        ({"columns": [prep.columns[i], prep.columns[j]], "real": float(mats[0][i, j]),
+          "synthetic": float(mats[1][i, j]), "abs_diff": float(diff_syn[i, j])} for i, j in zip(*iu)),
+        key=lambda d: -d["abs_diff"])[:10]
+    return {"method": "Cramér's V for every column pair (numbers in 10 quantile bins, missing as its own value)",
+            "synthetic_similarity": float(1 - diff_syn[iu].mean()) if iu[0].size else None,
+            "reference_similarity": float(1 - diff_ref[iu].mean()) if iu[0].size else None,
+            "columns": prep.columns, "abs_diff_synthetic": diff_syn, "worst_pairs": worst_pairs}
+
+
+def _per_column(prep: Prepared, sd_syn: dict, sd_ref: dict) -> list[dict]:
+    """Each column's shape score beside the reference's, worst first, so the plots show the worst."""
+    per_column = [{"column": c, "kind": prep.kinds[c], "metric": sd_syn["per_column_metric"].get(c),
+                   "synthetic": sd_syn["per_column_shape"].get(c), "reference": sd_ref["per_column_shape"].get(c),
+                   "validity": sd_syn["per_column_validity"].get(c)} for c in prep.columns]
+    per_column.sort(key=lambda d: (d["synthetic"] if d["synthetic"] is not None else 1.0))
+    return per_column
+
+
+def _plots(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, per_column: list[dict], diff_syn: np.ndarray,
+           max_plots: int) -> dict[str, Any]:
+    """Plots of the ``max_plots`` least faithful columns and the association-difference heatmap."""
+    figs: dict[str, Any] = {"columns": [], "heatmap": None}
+    for row in per_column[:max_plots]:
+        c = row["column"]
+        figs["columns"].append({"column": c, "png": plots.column_plot(c, c in prep.numeric, real[c], syn[c],
+                                                                       row["synthetic"])})
+    if len(prep.columns) > 1:
+        figs["heatmap"] = plots.heatmap(diff_syn, prep.columns,
+                                        "Association difference |real - synthetic| (Cramér's V)")
+    return figs
+
+
 def evaluate_fidelity(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.DataFrame,
                       ref_base: pd.DataFrame, *, reference_label: str, seed: int,
                       max_plots: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fidelity section (numbers) and its plots (base64 PNG)."""
     sd_syn = run_sdmetrics(prep, real, syn)
     sd_ref = run_sdmetrics(prep, ref_base, ref)
-    mats = association_matrices(prep, [real, syn, ref_base, ref])
-    diff_syn = np.abs(mats[0] - mats[1])
-    diff_ref = np.abs(mats[2] - mats[3])
-    iu = np.triu_indices(len(prep.columns), 1)
-    assoc_syn = float(1 - diff_syn[iu].mean()) if iu[0].size else None
-    assoc_ref = float(1 - diff_ref[iu].mean()) if iu[0].size else None
-    worst_pairs = sorted(
-        ({"columns": [prep.columns[i], prep.columns[j]], "real": float(mats[0][i, j]),
-          "synthetic": float(mats[1][i, j]), "abs_diff": float(diff_syn[i, j])} for i, j in zip(*iu)),
-        key=lambda d: -d["abs_diff"])[:10]
+    association = _association(prep, real, syn, ref, ref_base)
     disc_syn = discriminator_auc(prep, real, syn, seed)
     disc_ref = discriminator_auc(prep, ref_base, ref, seed)
-
-    def score(sd: dict, disc: dict) -> float | None:
-        parts = [sd["column_shapes"], sd["column_pair_trends_all_pairs"], _disc_score(disc["value"])]
-        parts = [p for p in parts if p is not None and np.isfinite(p)]
-        return float(np.mean(parts)) if parts else None
-
-    per_column = []
-    for c in prep.columns:
-        per_column.append({"column": c, "kind": prep.kinds[c],
-                           "metric": sd_syn["per_column_metric"].get(c),
-                           "synthetic": sd_syn["per_column_shape"].get(c),
-                           "reference": sd_ref["per_column_shape"].get(c),
-                           "validity": sd_syn["per_column_validity"].get(c)})
-    per_column.sort(key=lambda d: (d["synthetic"] if d["synthetic"] is not None else 1.0))
-
-    fid_score = score(sd_syn, disc_syn)
-    ref_score = score(sd_ref, disc_ref)
+    per_column = _per_column(prep, sd_syn, sd_ref)
     section = {
-        "score": fid_score,
-        "reference_score": ref_score,
+        "score": _score(sd_syn, disc_syn),
+        "reference_score": _score(sd_ref, disc_ref),
         "score_definition": "mean of Column Shapes, Column Pair Trends (all pairs) and discriminator score "
                             "1 - 2*max(0, AUC - 0.5)",
         "thresholds": dict(THRESHOLDS),
@@ -197,22 +221,29 @@ def evaluate_fidelity(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref
         "per_column": per_column,
         "missing_rates": missing_rates(prep, real, syn, ref),
         "category_coverage": category_coverage(prep, real, syn, ref),
-        "association": {"method": "Cramér's V for every column pair (numbers in 10 quantile bins, "
-                                  "missing as its own value)",
-                        "synthetic_similarity": assoc_syn, "reference_similarity": assoc_ref,
-                        "columns": prep.columns,
-                        "abs_diff_synthetic": diff_syn, "worst_pairs": worst_pairs},
+        "association": association,
         "discriminator": {"synthetic": disc_syn, "reference": disc_ref,
                           "synthetic_score": _disc_score(disc_syn["value"]),
                           "reference_score": _disc_score(disc_ref["value"])},
     }
-    figs: dict[str, Any] = {"columns": [], "heatmap": None}
-    for row in per_column[:max_plots]:
-        c = row["column"]
-        figs["columns"].append({"column": c, "png": plots.column_plot(c, c in prep.numeric, real[c], syn[c],
-                                                                       row["synthetic"])})
-    if len(prep.columns) > 1:
-        figs["heatmap"] = plots.heatmap(diff_syn, prep.columns,
-                                        "Association difference |real - synthetic| (Cramér's V)")
+    figs = _plots(prep, real, syn, per_column, association["abs_diff_synthetic"], max_plots)
     section["plots_shown"] = len(figs["columns"])
     return section, figs
+
+def fidelity_section(fid: dict[str, Any]) -> Section:
+    """The fidelity card: the score against the reference, the discriminator, the worst columns."""
+    score = fid.get("score")
+    light = traffic(score, THRESHOLDS["green"], THRESHOLDS["amber"])
+    worst = [r["column"] for r in fid.get("per_column", [])[:3]]
+    disc = fid["discriminator"]["synthetic"].get("value")
+    text = (f"Fidelity {fmt(score, 3)} (a fresh real sample scores {fmt(fid.get('reference_score'), 3)}); "
+            f"a classifier tells synthetic from real rows with AUC {fmt(disc, 2)} (0.5 = cannot tell). "
+            f"Least faithful columns: {', '.join(map(str, worst))}.")
+    return Section(
+        name="fidelity", title="Fidelity: does it look like the real data?", score=score, verdict=light,
+        explanation=text, extra={"reference": fid.get("reference_score")},
+        threshold=f"good >= {THRESHOLDS['green']}, fair >= {THRESHOLDS['amber']} (on the fidelity score)",
+        check=threshold_check(score, THRESHOLDS["green"], THRESHOLDS["amber"], True, "fidelity score"),
+        next_step=("Fidelity: train longer or with more capacity, and check the worst columns' plots."
+                   if light in ("amber", "red") else None),
+        details=fid)

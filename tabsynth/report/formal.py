@@ -7,7 +7,9 @@ from typing import Any
 from tabsynth.errors import ConfigError
 from tabsynth.metadata import Metadata
 from tabsynth.privacy import PrivacySpent
+from tabsynth.report._common import fmt
 from tabsynth.report.budget import dp_changes, part_view
+from tabsynth.report.section import Section, threshold_check
 
 #: epsilon <= green: strong; <= amber: moderate; above: weak (conventions, not law).
 EPSILON_THRESHOLDS = {"green": 1.0, "amber": 10.0}
@@ -69,3 +71,22 @@ def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
                     f"probability {spent.delta:.3g}. Smaller epsilon is stronger."),
         "thresholds": dict(EPSILON_THRESHOLDS),
     }
+
+
+def formal_privacy_section(formal: dict[str, Any]) -> Section:
+    """The formal-privacy card: epsilon and delta when the model is DP, the banner otherwise."""
+    if formal["is_dp"]:
+        text = f"Differential privacy: epsilon = {fmt(formal['epsilon'])}, delta = {fmt(formal['delta'])}" + (
+            f" ({formal['accountant']} accountant)" if formal.get("accountant") else "") + "."
+    else:
+        text = formal["banner"]
+    number = formal.get("epsilon") if formal["is_dp"] else (float("inf") if formal["status"] == "none" else None)
+    ET = EPSILON_THRESHOLDS
+    return Section(
+        name="formal_privacy", title="Formal privacy: is there a mathematical guarantee?", score=None,
+        verdict=formal["verdict"], explanation=text, scored=False,
+        threshold=f"strong: epsilon <= {ET['green']:g}, moderate: epsilon <= {ET['amber']:g} (conventions)",
+        check=threshold_check(number, ET["green"], ET["amber"], False, "epsilon"),
+        next_step=(None if formal["is_dp"] else
+                   "Formal privacy: train with epsilon set to get a differential-privacy guarantee."),
+        details=formal)

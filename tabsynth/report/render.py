@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from tabsynth.report._common import num_text as _num
+from tabsynth.report.section import WORDS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -29,7 +30,7 @@ def _ci(d: Any, pct: bool = False) -> str:
 
 
 def _word(light: str) -> str:
-    return {"green": "good", "amber": "fair", "red": "poor", "grey": "not measured"}.get(light, light)
+    return WORDS.get(light, light)
 
 
 def _risk_word(light: str) -> str:
@@ -43,5 +44,6 @@ def environment() -> Environment:
     return env
 
 
-def render_html(data: dict[str, Any], figures: dict[str, Any]) -> str:
-    return environment().get_template("report.html.j2").render(r=data, fig=figures)
+def render_html(data: dict[str, Any], figures: dict[str, Any], titles: Mapping[str, str] | None = None) -> str:
+    """The HTML report; ``titles`` heads each section's summary card (its name when missing)."""
+    return environment().get_template("report.html.j2").render(r=data, fig=figures, titles=dict(titles or {}))

@@ -1,5 +1,5 @@
 """The HTML report in a real browser: headless Chromium renders it with no console errors, no
-network requests and a non-blank summary card (issue 4 acceptance).
+network requests and a non-blank summary card.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``): no
 selenium, no playwright, only the standard library. When Chromium is missing the test installs

@@ -131,6 +131,35 @@ def test_json_is_strict_and_has_documented_keys(copy_report, tmp_path):
     assert d == copy_report.to_dict()
 
 
+def test_summary_card_is_read_from_the_sections(shuffled_report):
+    d = shuffled_report.to_dict()
+    sections = shuffled_report.sections
+    assert [s.name for s in sections] == list(d["summary"]["verdicts"])
+    assert d["scores"] == {s.name: s.score for s in sections if s.scored}
+    html = shuffled_report.to_html()
+    for s in sections:
+        assert d["summary"]["verdicts"][s.name] == json.loads(json.dumps(s.card()))
+        assert s.verdict == d["summary"]["verdicts"][s.name]["light"] and s.explanation
+        assert f"<strong>{s.title}</strong>" in html
+    assert [s.next_step for s in sections if s.next_step][:4] == d["summary"]["next_steps"]
+
+
+def test_summary_knows_no_section_by_name():
+    from tabsynth.report.section import Section
+    from tabsynth.report.summary import build_summary, section_scores
+
+    made_up = [Section(name="speed", title="Speed", score=0.4, verdict="red", explanation="Slow.",
+                       next_step="Speed: use fewer epochs.", caveats=("first", "second")),
+               Section(name="cost", title="Cost", score=None, verdict="grey", explanation="Not measured.",
+                       scored=False)]
+    summary = build_summary(made_up, ["own caveat"])
+    assert list(summary["verdicts"]) == ["speed", "cost"]
+    assert summary["verdicts"]["speed"]["word"] == "poor" and summary["verdicts"]["speed"]["text"] == "Slow."
+    assert summary["caveats"] == ["second", "first", "own caveat"]
+    assert summary["next_steps"] == ["Speed: use fewer epochs."]
+    assert section_scores(made_up) == {"speed": 0.4}
+
+
 def test_html_has_every_section_and_is_self_contained(shuffled_report, tmp_path):
     path = tmp_path / "r.html"
     html = shuffled_report.to_html(path)
