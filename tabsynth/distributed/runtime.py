@@ -49,14 +49,6 @@ class Runtime:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
         return t.cpu().numpy().reshape(arr.shape)
 
-    def all_reduce_max(self, x: np.ndarray | float) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float64)
-        if not self.distributed:
-            return arr.copy()
-        t = torch.from_numpy(np.ascontiguousarray(arr)).reshape(-1).to(self._wire_device())
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return t.cpu().numpy().reshape(arr.shape)
-
     def broadcast_object(self, obj: Any, src: int = 0) -> Any:
         """``obj`` as rank ``src`` holds it (internal, trusted peers of one job; never user files)."""
         if not self.distributed:

@@ -52,7 +52,7 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """Inverted-dropout mask shaped like ``like``: 0 with probability ``p``, else ``1 / (1 - p)``.
 
     At ``p = 0.5`` (the critic's) every random 16-bit integer gives 16 mask bits: on CPU, torch's
-    ``bernoulli_`` draws one random number per element and took ~5% of a CTGAN epoch."""
+    ``bernoulli_`` draws one random number per element, sixteen times the draws."""
     if p >= 1.0:
         return torch.zeros_like(like)
     if p == 0.5:
@@ -151,7 +151,7 @@ class Generator(nn.Module):
             bs.append(b)
         h_cols = [sum(hidden[:i]) for i in range(len(ws))]  # layer i sees [h_{i-1}, ..., h_0, noise, cond]
         # the stacked outputs padded with zero rows to a multiple of 16 columns: with an odd row
-        # length (678 for Adult) the matrix products into that buffer took 60% longer on CPU
+        # length the matrix products into that buffer are markedly slower on CPU
         pad = -sum(w.shape[0] for w in ws) % _ROW_ALIGN
         noise_w = torch.cat([w[:, c:c + noise_dim] for w, c in zip(ws, h_cols)])
         bias = torch.cat(bs)
@@ -212,6 +212,18 @@ class Discriminator(nn.Module):
             return self.net(x)
         return self.net(x.reshape(-1, x.shape[1] * self.pac))
 
+    def _activate(self, pre: torch.Tensor, act: nn.LeakyReLU, drop: nn.Dropout) -> tuple[torch.Tensor, torch.Tensor]:
+        """LeakyReLU then dropout of one layer's pre-activation, and the derivative of that with respect
+        to ``pre`` under the same mask: slope 1 where ``pre > 0``, else ``negative_slope`` (as torch's
+        leaky_relu backward)."""
+        h = F.leaky_relu(pre, act.negative_slope)
+        scale = torch.where(pre > 0, 1.0, act.negative_slope)
+        if self.training and drop.p > 0:
+            mask = dropout_mask(pre, drop.p)
+            h.mul_(mask)
+            scale.mul_(mask)
+        return h, scale
+
     def wgan_terms(self, packs: torch.Tensor, mixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Critic scores of ``packs`` (``[n, pac * features]``) and the input gradient at ``mixed``
         packs (as :meth:`input_gradient`), with one first-layer matmul for both sets of packs and one
@@ -228,12 +240,7 @@ class Discriminator(nn.Module):
             for i, (fc, act, drop) in enumerate(blocks):
                 if i:
                     pre = F.linear(h, fc.weight, fc.bias)
-                h = F.leaky_relu(pre, act.negative_slope)
-                scale = torch.where(pre > 0, 1.0, act.negative_slope)
-                if self.training and drop.p > 0:
-                    mask = dropout_mask(pre, drop.p)
-                    h.mul_(mask)
-                    scale.mul_(mask)
+                h, scale = self._activate(pre, act, drop)
                 scales.append(scale)
         s = mods[-1].weight
         for (fc, _, _), scale in zip(reversed(blocks[1:]), reversed(scales[1:])):
@@ -259,14 +266,7 @@ class Discriminator(nn.Module):
         with torch.no_grad():
             h = packs
             for fc, act, drop in blocks:
-                pre = F.linear(h, fc.weight, fc.bias)
-                h = F.leaky_relu(pre, act.negative_slope)
-                # slope 1 where pre > 0, else negative_slope (as torch's leaky_relu backward)
-                scale = torch.where(pre > 0, 1.0, act.negative_slope)
-                if self.training and drop.p > 0:
-                    mask = dropout_mask(pre, drop.p)
-                    h.mul_(mask)
-                    scale.mul_(mask)
+                h, scale = self._activate(F.linear(h, fc.weight, fc.bias), act, drop)
                 scales.append(scale)
         grad = mods[-1].weight
         for (fc, _, _), scale in zip(reversed(blocks), reversed(scales)):

@@ -23,9 +23,8 @@ from tabsynth.models.device import make_generator
 #: so a seed gives the same rows whatever ``BLOCK_ROWS`` is.
 GENERATE_CHUNK = 50_000
 #: Rows pushed through the network at once when sampling on CPU. Blocks this size keep each layer's
-#: buffers in cache (whole 50,000-row chunks spent their time on memory: 100,000 rows TVAE 0.30 ->
-#: 0.21 s, CTGAN 0.59 -> 0.46 s); much smaller ones pay for thread wake-ups on every op, which on a
-#: loaded machine made 2048-row passes several times slower. A GPU takes whole chunks.
+#: buffers in cache (whole chunks spend their time on memory); much smaller ones pay for thread
+#: wake-ups on every op, which hurts most on a loaded machine. A GPU takes whole chunks.
 BLOCK_ROWS = 4_096
 
 

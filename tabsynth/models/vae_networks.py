@@ -35,7 +35,7 @@ class Sigma(nn.Module):
 
 #: In the loss, logits more than this far below their group's largest are raised to it before the
 #: exp: exp() of anything below about -87 (the -inf padding included) takes a slow path on CPU, and
-#: trained decoders' logits spread that far (12% of a TVAE epoch). exp(-80) = 1.8e-35 changes no fp32
+#: trained decoders' logits spread that far. exp(-80) = 1.8e-35 changes no fp32
 #: sum, so values and gradients stay those of the exact softmax.
 EXP_FLOOR = -80.0
 

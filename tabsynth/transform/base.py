@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -47,8 +47,11 @@ class Span:
         return {"start": self.start, "end": self.end, "kind": self.kind, "column": self.column, "role": self.role}
 
 
+@runtime_checkable
 class ColumnEncoder(Protocol):
-    """Turns one column into a float32 block and back; its parameters serialise to JSON."""
+    """What every column encoder provides (``TableTransformer`` relies on nothing else): one column
+    to a float32 block and back, with parameters that serialise to JSON. A new kind of column needs
+    one class with these members and an entry in ``TableTransformer``'s encoder table."""
 
     column: str
 

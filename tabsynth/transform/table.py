@@ -12,14 +12,15 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError
 from tabsynth.metadata import ColumnSpec, Metadata
-from tabsynth.transform.base import DISCRETE, Span
+from tabsynth.transform.base import DISCRETE, ColumnEncoder, Span
 from tabsynth.transform.categorical import CategoricalEncoder
 from tabsynth.transform.datetime import DatetimeEncoder
 from tabsynth.transform.identifier import IdEncoder
 from tabsynth.transform.numerical import METHODS, NumericEncoder
 from tabsynth.transform.pii import PiiEncoder
 
-Encoder = NumericEncoder | CategoricalEncoder | DatetimeEncoder | IdEncoder | PiiEncoder
+#: Every encoder satisfies :class:`~tabsynth.transform.base.ColumnEncoder`.
+Encoder = ColumnEncoder
 _DECODERS = {"numeric": NumericEncoder, "categorical": CategoricalEncoder,
              "datetime": DatetimeEncoder, "id": IdEncoder, "pii": PiiEncoder}
 

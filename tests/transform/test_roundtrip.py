@@ -191,3 +191,16 @@ def test_unknown_values_map_to_most_frequent_without_other_slot():
     loud = CategoricalEncoder("c", ["a", "b"])
     with pytest.warns(ts.errors.DataWarning, match="unseen at fit time"):
         loud.transform(pd.Series(["zzz"]))
+
+
+def test_every_encoder_satisfies_the_encoder_contract():
+    from tabsynth.transform.base import ColumnEncoder
+
+    df = pd.DataFrame({"x": [1.5, 2.0, None, 4.0] * 10, "c": list("abca") * 10, "name": list("wxyz") * 10,
+                       "d": pd.date_range("2020-01-01", periods=40), "k": range(40)})
+    metadata = ts.Metadata.detect(df).with_pii("name", "name")
+    transformer = TableTransformer().fit(df, metadata)
+    kinds = {type(e).__name__ for e in transformer.encoders_}
+    assert {"NumericEncoder", "CategoricalEncoder", "DatetimeEncoder", "PiiEncoder"} <= kinds
+    assert all(isinstance(e, ColumnEncoder) for e in transformer.encoders_)
+    assert not isinstance(object(), ColumnEncoder)  # the check can fail
