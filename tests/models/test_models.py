@@ -20,6 +20,12 @@ MODELS = [
 ]
 
 
+def test_the_contract_covers_every_registered_family():
+    from tabsynth.models.registry import model_names
+
+    assert sorted(p.id for p in MODELS) == sorted(model_names()), "add the new family to MODELS (small and fast)"
+
+
 @pytest.fixture(scope="module")
 def table():
     df = ts.datasets.load("credit_data").sample(600, random_state=0).reset_index(drop=True)

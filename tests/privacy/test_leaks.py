@@ -22,6 +22,12 @@ from tabsynth.privacy.randomness import reproducible_noise
 from tabsynth.release import release
 
 FAMILIES = {"ctgan": ts.CTGAN, "tvae": ts.TVAE}
+
+
+def test_every_registered_family_is_checked_for_leaks():
+    from tabsynth.models.registry import model_names
+
+    assert sorted(FAMILIES) == sorted(model_names())
 TINY = dict(epochs=1, batch_size=200, seed=0, verbose=False, device="cpu")
 N = 1237  # an unusual row count, easy to look for in published files
 
