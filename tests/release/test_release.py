@@ -225,7 +225,7 @@ def test_release_refuses_existing_folder_and_empty_data(small, ledger, tmp_path,
 
 
 @pytest.mark.parametrize("model_kw, match", [({"fail": True}, "training diverged"),
-                                             ({"dp": False}, "no differential-privacy guarantee"),
+                                             ({"private": False}, "no differential-privacy guarantee"),
                                              ({"overspend": True}, "more than the reserved")])
 def test_release_failing_after_training_started_keeps_the_spend(small, ledger, tmp_path, fake_model, model_kw,
                                                                 match):
