@@ -5,11 +5,12 @@ At a fixed epsilon the noise per step grows with the number of steps, while a mo
 number of steps to learn at all; the library's old DP defaults (10 epochs) gave a 2,000-row table
 20 TVAE steps. This runs DP CTGAN and DP TVAE at epsilon 1 (library defaults otherwise) on the
 suite's tables and splits (``suite.py``), with ``--steps`` targets turned into epochs for each
-table, and scores them as the suite does. One process per fit, one thread, one JSON line per fit
+table (and ``STEPS:Q`` targets also cap the expected batch at ``Q`` of the rows), and scores them
+as the suite does. One process per fit, one thread, one JSON line per fit
 in ``results/dp_steps.jsonl`` (existing lines are skipped, so a run resumes); ``--merge`` writes
 ``results/dp_steps.md``.
 
-    .venv/bin/python benchmarks/dp_steps.py --tables german_credit rotterdam --steps 0 150 400
+    .venv/bin/python benchmarks/dp_steps.py --tables german_credit rotterdam --steps 0 150:0.1 400:0.1
     .venv/bin/python benchmarks/dp_steps.py --merge
 
 ``--steps 0`` is the library's default for the table (whatever rule the checkout applies).
@@ -34,7 +35,7 @@ TABLE = HERE / "results" / "dp_steps.md"
 BATCH = {"ctgan": 500, "tvae": 2000}  # the families' DP default expected batches
 
 
-def fit_one(table: str, model: str, steps: int, seed: int, epsilon: float) -> dict:
+def fit_one(table: str, model: str, steps: str, seed: int, epsilon: float) -> dict:
     """Fit, sample and score one DP model in this process (called in a child process)."""
     import warnings
 
@@ -48,9 +49,11 @@ def fit_one(table: str, model: str, steps: int, seed: int, epsilon: float) -> di
     warnings.simplefilter("ignore")
     train, holdout = split(table)
     kw = {"epsilon": epsilon, "seed": seed, "verbose": False}
-    if steps:
-        per_epoch = math.ceil(len(train) / min(BATCH[model], len(train)))
-        kw["epochs"] = max(1, math.ceil(steps / per_epoch))
+    target, _, q = steps.partition(":")
+    if int(target):
+        batch = min(BATCH[model], len(train), math.ceil(float(q) * len(train)) if q else len(train))
+        kw["batch_size"] = batch
+        kw["epochs"] = max(1, math.ceil(int(target) / math.ceil(len(train) / batch)))
     cls = ts.CTGAN if model == "ctgan" else ts.TVAE
     start = time.process_time()
     m = cls(**kw).fit(train)
@@ -60,7 +63,8 @@ def fit_one(table: str, model: str, steps: int, seed: int, epsilon: float) -> di
     real_tr, real_ho = scoring.as_real(train), scoring.as_real(holdout)
     rec = scoring.score(real_tr, real_ho, scoring.align(synth, train), target, seed)
     training = m.privacy_spent().parts["training"].details
-    return {"table": table, "model": model, "steps_target": steps, "seed": seed, "epochs": m._epochs,
+    return {"table": table, "model": model, "steps_target": steps, "seed": seed, "epochs": training["epochs"],
+            "batch": training["expected_batch_size"],
             "steps": training["steps"], "noise_multiplier": training["noise_multiplier"],
             "epsilon": float(m.privacy_spent().epsilon), "fit_cpu_s": fit_s,
             **{k: rec[k] for k in ("quality", "tstr_auc") if k in rec}}
@@ -80,9 +84,10 @@ def merge() -> None:
     df = pd.DataFrame([r for r in rows if "quality" in r])
     lines = ["# DP steps (`benchmarks/dp_steps.py`)", "",
              "DP fits at epsilon 1 on the suite's splits; `target` 0 is the library default. Cells: quality / "
-             "TSTR ROC AUC (steps taken, noise multiplier), mean over seeds.", ""]
+             "TSTR ROC AUC (steps taken, noise multiplier), mean over seeds. `S:Q`: at least S steps, expected batch "
+             "at most Q of the rows.", ""]
     for model, part in df.groupby("model"):
-        targets = sorted(part["steps_target"].unique())
+        targets = sorted(part["steps_target"].unique(), key=lambda t: (int(t.split(":")[0]), t))
         lines += [f"## {model}", "", "| table | " + " | ".join(f"target {t}" for t in targets) + " |",
                   "|---|" + "---|" * len(targets)]
         for table, rows_t in part.groupby("table"):
@@ -94,7 +99,7 @@ def merge() -> None:
             lines.append(f"| {table} | " + " | ".join(cells) + " |")
         means = [part[part["steps_target"] == t] for t in targets]
         lines.append("| **mean** | " + " | ".join(f"{m['quality'].mean():.3f} / {m['tstr_auc'].mean():.3f}"
-                                                 for m in means) + " |")
+                                                 if not m.empty else "-" for m in means) + " |")
         lines.append("")
     TABLE.write_text("\n".join(lines) + "\n")
 
@@ -103,7 +108,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tables", nargs="+", default=["german_credit", "rotterdam", "credit_data", "yrbss"])
     p.add_argument("--models", nargs="+", default=["tvae", "ctgan"])
-    p.add_argument("--steps", nargs="+", type=int, default=[0, 150, 400])
+    p.add_argument("--steps", nargs="+", default=["0", "150:0.1", "400:0.1", "400:0.03"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--epsilon", type=float, default=1.0)
     p.add_argument("--merge", action="store_true")
@@ -111,7 +116,7 @@ def main() -> int:
     a = p.parse_args()
     if a.child:
         table, model, steps, seed = a.child
-        print(json.dumps(fit_one(table, model, int(steps), int(seed), a.epsilon)))
+        print(json.dumps(fit_one(table, model, steps, int(seed), a.epsilon)))
         return 0
     if not a.merge:
         have = done()

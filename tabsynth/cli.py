@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import warnings
+from typing import Any
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -61,15 +62,25 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def _cmd_fit(args: argparse.Namespace) -> int | None:
+def _process(args: argparse.Namespace) -> tuple[int | None, Any]:
+    """With ``--nproc N > 1``: the exit code of the command run again under torchrun, and no runtime;
+    else None and this process's runtime, its torch threads set (``--threads``, or one per free core)."""
     from tabsynth.distributed import current
-    from tabsynth.io import read_table
 
     if args.nproc > 1:
-        return _relaunch(args.nproc, _without_nproc(args.argv))
+        return _relaunch(args.nproc, _without_nproc(args.argv)), None
     runtime = current()
     if not runtime.distributed or args.threads is not None:
         use_threads(args.threads)
+    return None, runtime
+
+
+def _cmd_fit(args: argparse.Namespace) -> int | None:
+    from tabsynth.io import read_table
+
+    code, runtime = _process(args)
+    if runtime is None:
+        return code
     data = args.data if runtime.distributed else read_table(args.data)
     meta = public_metadata(data, args)
     params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
@@ -108,14 +119,11 @@ def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int | None:
-    from tabsynth.distributed import current
     from tabsynth.models import load
 
-    if args.nproc > 1:
-        return _relaunch(args.nproc, _without_nproc(args.argv))
-    runtime = current()
-    if not runtime.distributed or args.threads is not None:
-        use_threads(args.threads)
+    code, runtime = _process(args)
+    if runtime is None:
+        return code
     if args.num_rows == 0 and runtime.is_main:
         print(f"tabsynth: note: -n 0 asked: {args.output} gets the header only, no rows", file=sys.stderr)
     model = load(args.model)

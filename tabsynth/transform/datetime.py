@@ -7,6 +7,7 @@ their original format.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
@@ -45,19 +46,22 @@ def to_datetime(s: pd.Series, fmt: str | None) -> pd.Series:
     return out
 
 
+@dataclass(eq=False)
 class DatetimeEncoder:
     """Datetime as integer ticks (resolution units from ``origin``) through a :class:`NumericEncoder`."""
 
-    def __init__(self, column: str, numeric: NumericEncoder, *, unit: str, step: int, origin: int,
-                 timezone: str | None = None, datetime_format: str | None = None, dtype: str | None = None) -> None:
-        self.column = column
-        self.numeric = numeric
-        self.unit = unit
-        self.step = int(step)
-        self.origin = int(origin)
-        self.timezone = timezone
-        self.datetime_format = datetime_format
-        self.dtype = dtype
+    column: str
+    numeric: NumericEncoder
+    _: KW_ONLY
+    unit: str
+    step: int
+    origin: int
+    timezone: str | None = None
+    datetime_format: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        self.step, self.origin = int(self.step), int(self.origin)
 
     @classmethod
     def fit(cls, column: str, s: pd.Series, *, datetime_format: str | None = None, method: str = "mode",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ _DECODERS = {"numeric": NumericEncoder, "categorical": CategoricalEncoder,
              "datetime": DatetimeEncoder, "id": IdEncoder, "pii": PiiEncoder}
 
 
+@dataclass(eq=False)
 class TableTransformer:
     """Fit column encoders from metadata and data; encode to float32, decode to the original frame.
 
@@ -37,14 +39,12 @@ class TableTransformer:
         seed: seed of the subsampling and mixture fits.
     """
 
-    def __init__(self, numerical: str = "mode", max_modes: int = 10, max_categories: int = 500,
-                 mixture_rows: int = 10_000, seed: int | None = 0, n_jobs: int = 2) -> None:
-        self.numerical = numerical
-        self.max_modes = max_modes
-        self.max_categories = max_categories
-        self.mixture_rows = mixture_rows
-        self.seed = seed
-        self.n_jobs = n_jobs
+    numerical: str = "mode"
+    max_modes: int = 10
+    max_categories: int = 500
+    mixture_rows: int = 10_000
+    seed: int | None = 0
+    n_jobs: int = 2
 
     # --- fit ------------------------------------------------------------------------------------
     def fit(self, df: pd.DataFrame, metadata: Metadata | None = None) -> "TableTransformer":

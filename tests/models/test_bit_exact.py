@@ -3,7 +3,7 @@
 The hashes cover the sampled rows (plain and conditional), every saved tensor, the loss history
 and ``privacy_spent()``. DP fits run inside ``reproducible_noise`` so that their noise, too, is a
 function of the seed. Floating-point results depend on the CPU's vector unit and torch's build,
-so the recorded hashes are keyed by both; on another machine the test says so and skips.
+so the recorded hashes are keyed by both (and fits run on one thread); on another machine the test says so and skips.
 Regenerate after an intended change with ``python tests/models/test_bit_exact.py --update``.
 """
 
@@ -69,6 +69,16 @@ def _condition(model, df: pd.DataFrame) -> dict:
 
 
 def run_case(family: str, params: dict, table: str, private: bool) -> dict[str, str]:
+    """The hashes of one fixed-seed fit, on one torch thread (the thread count changes float sums)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _hashes(family, params, table, private)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _hashes(family: str, params: dict, table: str, private: bool) -> dict[str, str]:
     df = _table(table)
     model = MODELS[family](seed=7, verbose=False, device="cpu", **params)
     with warnings.catch_warnings():
