@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench-setup bench clean
+.PHONY: setup demo test test-slow test-anonymeter bench-setup bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ bench-setup: setup .venv-engine/.installed .venv-sdv/.installed
 	.venv-engine/bin/pip uninstall --quiet -y torchvision torchaudio
 	touch $@
 
+# anonymeter, the reference for the report's privacy attacks, pins numpy < 2: a venv of its own, used
+# only by tests/report/test_anonymeter.py (skipped in the main venv, where anonymeter is absent).
+test-anonymeter: .venv-anonymeter/.installed
+	.venv-anonymeter/bin/python -m pytest -q tests/report/test_anonymeter.py
+
+.venv-anonymeter/.installed:
+	$(PYTHON) -m venv .venv-anonymeter
+	.venv-anonymeter/bin/pip install --quiet $(TORCH)
+	.venv-anonymeter/bin/pip install --quiet $(TORCH) -e ".[test]" anonymeter==1.1.0
+	touch $@
+
 .venv-sdv/.installed:
 	$(PYTHON) -m venv .venv-sdv
 	.venv-sdv/bin/pip install --quiet $(TORCH)
@@ -47,4 +58,4 @@ bench-setup: setup .venv-engine/.installed .venv-sdv/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-engine .venv-sdv out .pytest_cache
+	rm -rf $(VENV) .venv-engine .venv-sdv .venv-anonymeter out .pytest_cache

@@ -14,6 +14,7 @@ import pandas as pd
 
 from tabsynth.errors import ConfigError
 from tabsynth.report._common import TEXT_KINDS, Prepared
+from tabsynth.transform.pii import PROVIDERS
 
 PROFILES = ("healthcare", "finance")
 
@@ -128,7 +129,20 @@ def build_inventory(prep: Prepared, real: pd.DataFrame, roles: dict[str, str], p
                      "missing_share": float(s.isna().mean()), "distinct_values": int(s.nunique(dropna=True)),
                      "protected_attribute": _matches(c, _PROTECTED),
                      "in_analysis": c in prep.columns})
-    return {"rows": int(len(real)), "columns": cols}
+    return {"rows": int(len(real)), "columns": cols, "personal_identifiers": personal_identifiers(prep)}
+
+
+def personal_identifiers(prep: Prepared) -> list[dict[str, Any]]:
+    """The ``pii`` columns: never learned, each synthetic cell drawn from a Faker provider."""
+    out = []
+    for c in prep.meta.column_names:
+        if prep.kinds[c] != "pii":
+            continue
+        spec = prep.meta.columns[c]
+        pii_type = spec.pii_type or "text"
+        out.append({"column": c, "pii_type": pii_type, "faker_provider": PROVIDERS.get(pii_type, pii_type),
+                    "locale": spec.extra.get("locale", "en_US"), "learned_from_data": False})
+    return out
 
 
 def threat_model(roles: dict[str, str], profile: str | None, target: str | None) -> dict[str, Any]:

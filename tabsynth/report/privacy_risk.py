@@ -55,7 +55,16 @@ def exact_copies(prep: Prepared, train: pd.DataFrame, syn: pd.DataFrame, holdout
     rt, rs = raw.get("real"), raw.get("synthetic")
     out["id_values_copied"] = _copied_values(prep.ids, rt, rs, raw.get("holdout"))["share"]
     out["text_cells_copied"] = _copied_values(prep.texts, rt, rs, raw.get("holdout"))["by_column"]
+    out["text_cells_copied_total"] = _total_copied(out["text_cells_copied"])
     return out
+
+
+def _total_copied(by_column: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every free-text and personal-identifier column together: synthetic cells equal to a real cell."""
+    cells = sum(t["synthetic_cells"] for t in by_column.values())
+    copied = sum(t["copied"] for t in by_column.values())
+    return {"columns": list(by_column), "synthetic_cells": int(cells), "copied": int(copied),
+            "share": copied / cells if cells else 0.0}
 
 
 def _copied_values(columns: list[str], real: pd.DataFrame | None, syn: pd.DataFrame | None,

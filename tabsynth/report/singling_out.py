@@ -7,6 +7,12 @@ same predicates on the holdout. Whole tables are used, not subsamples, so that a
 copied from a training row keeps its partner; when the holdout's size differs from the training
 table's, the control count is carried to the training table's size by the model of Cohen and
 Nissim (2020) that anonymeter fits (expected singling-out count against table size).
+
+The model is fitted to the count of predicates that single out, as anonymeter 1.0 measures it on
+subsamples of the control. anonymeter 1.1 counts every predicate on each subsample instead, fits a
+flat curve and so scales the control by about len(holdout) / len(training) whatever the data: on
+Adult (16,281 holdout rows, 32,561 training rows) it halves the control, and a TVAE fit's multivariate
+risk reads 0.08 [0.06, 0.10] instead of 0.03 [0.01, 0.05] (ours: 0.06 [0.03, 0.08]).
 """
 
 from __future__ import annotations
