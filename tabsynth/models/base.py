@@ -28,7 +28,7 @@ from tabsynth.models.params import Hyperparameters
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
-from tabsynth.privacy.trainer import DPTrainer
+from tabsynth.privacy.trainer import DPTrainer, StepRule
 from tabsynth.transform import TableTransformer
 from tabsynth.transform.layout import SpanLayout
 
@@ -43,6 +43,8 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
     _conditional_vector = False
     #: The process group of the current fit (one process unless run under torchrun).
     _runtime = Runtime()
+    #: How DP-SGD is sized when ``epochs`` / ``batch_size`` are left unset under DP.
+    _DP_STEPS = StepRule(batch=2000)
 
     # --- hooks a family implements ----------------------------------------------------------------
     @abc.abstractmethod
@@ -107,6 +109,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
             rows = "a table of" if dp is not None else f"{self._n_global} rows x"  # under DP the count is private
             print(f"tabsynth {type(self).__name__}: fitting {rows} {df.shape[1]} columns on {device}{where}")
         self.privacy_ = None
+        self._fit_batch = None
         # each rank draws its own noise and batches; rank 0's initial weights are broadcast
         seed = None if self.seed is None else self.seed + 104_729 * runtime.rank
         with seeded(seed, device):
@@ -161,7 +164,8 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
 
         fit = PrivateFit.begin(dp, df, metadata, self._runtime)
         self._n_global = fit.n_hat  # from here on only the noisy count is used
-        trainer = fit.trainer(epochs=self._epochs, batch_size=self._batch_size, device=device)
+        trainer = fit.trainer(epochs=self._epochs, batch_size=self._batch_size, rule=self._DP_STEPS, device=device)
+        self._fit_batch = trainer.batch_size
         transformer, counts = fit.transformer(df, max_categories=self.max_categories, seed=self.seed)
         self._init_fitted(transformer, device)
         data = torch.from_numpy(transformer.transform(df)).to(device)
@@ -218,7 +222,8 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
     @property
     def _local_batch(self) -> int:
         """Rows per step on this process: the batch is global and split over the ranks."""
-        return max(1, math.ceil(min(self._batch_size, self._n_global) / self._runtime.world_size))
+        batch = getattr(self, "_fit_batch", None) or self._batch_size
+        return max(1, math.ceil(min(batch, self._n_global) / self._runtime.world_size))
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:
         self.transformer_ = transformer

@@ -24,7 +24,7 @@ from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
 from tabsynth.models.registry import register
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
-from tabsynth.privacy.trainer import DPTrainer
+from tabsynth.privacy.trainer import DPTrainer, StepRule
 
 LOSSES = ("wgan-gp", "bce")
 #: One fused kernel per Adam step instead of several per parameter.
@@ -74,7 +74,8 @@ class CTGAN(BaseSynthesizer):
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).
     _DEFAULTS = {**BaseSynthesizer._DEFAULTS, "discriminator_dim": ((256, 256), (64, 64)),
                  "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0),
-                 "batch_size": (500, 500)}
+                 "batch_size": (500, None)}
+    _DP_STEPS = StepRule(batch=500)
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  generator_dim: Sequence[int] = (256, 256), discriminator_dim: Sequence[int] | None = None,

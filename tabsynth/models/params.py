@@ -24,8 +24,8 @@ class Hyperparameters:
     """Constructor arguments, their DP-dependent defaults and their validation."""
 
     #: Defaults of parameters left as None, as (without DP, under DP); families extend it. Under DP,
-    #: few large Poisson batches (chosen on bundled Adult, public data: docs/privacy.md rule 14).
-    _DEFAULTS: dict[str, tuple[Any, Any]] = {"epochs": (300, 10), "batch_size": (500, 2000)}
+    #: None: the family's ``_DP_STEPS`` rule sizes them from the noisy row count.
+    _DEFAULTS: dict[str, tuple[Any, Any]] = {"epochs": (300, None), "batch_size": (500, None)}
     #: Mixed-precision choices: autocast dtype (None: full fp32).
     _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -84,6 +84,8 @@ class Hyperparameters:
                 continue
             if name in self._DEFAULTS:
                 out[name] = self._resolved(name)
+                if out[name] is None and dp is not None:
+                    out[name] = self._DP_STEPS.describe(name)
             elif isinstance(getattr(type(self), f"_{name}", None), property):
                 out[name] = getattr(self, f"_{name}")
         return out
@@ -111,6 +113,8 @@ class Hyperparameters:
         problems = []
         for name in ("epochs", "batch_size"):
             v = self._resolved(name)
+            if v is None and self._private:  # sized by the DP step rule
+                continue
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 problems.append(f"{name} must be a positive integer, got {v!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)):

@@ -22,7 +22,7 @@ from tabsynth.privacy.marginals import NoisyMarginals, measure_marginals, plan_m
 from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
 from tabsynth.privacy.randomness import Randomness
 from tabsynth.privacy.spent import PrivacySpent
-from tabsynth.privacy.trainer import DPTrainer
+from tabsynth.privacy.trainer import DPTrainer, StepRule
 from tabsynth.transform import TableTransformer
 from tabsynth.transform.layout import SpanLayout
 
@@ -51,10 +51,12 @@ class PrivateFit:
         fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
         return fit
 
-    def trainer(self, *, epochs: int, batch_size: int, device: torch.device) -> DPTrainer:
-        """DP-SGD planned for ``epochs`` over ``n_hat`` rows; sigma is calibrated for the whole fit."""
+    def trainer(self, *, epochs: int | None, batch_size: int | None, rule: StepRule,
+                device: torch.device) -> DPTrainer:
+        """DP-SGD planned over ``n_hat`` rows (``rule`` sizes what is None); sigma is calibrated for the
+        whole fit."""
         return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self.n_hat,
-                         epochs=epochs, batch_size=batch_size, device=device)
+                         epochs=epochs, batch_size=batch_size, rule=rule, device=device)
 
     def transformer(self, df: pd.DataFrame, *, max_categories: int, seed: int | None
                     ) -> tuple[TableTransformer, list[list[float]]]:

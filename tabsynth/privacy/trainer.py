@@ -10,7 +10,9 @@ import Opacus.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,20 +27,57 @@ from tabsynth.privacy.randomness import Randomness
 StepRecord = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StepRule:
+    """How DP-SGD is sized from the noisy row count when ``epochs`` / ``batch_size`` are left unset.
+
+    At a fixed epsilon the signal-to-noise ratio of one step, ``batch / (sigma * C)``, hardly depends
+    on the batch (sigma grows with the sample rate), so what matters is the number of steps: few
+    steps learn too little, and on small tables a fixed epoch count gave a handful (2,000 rows, 10
+    epochs of 2,000-row batches: 10 steps). The rule takes an expected batch of at most
+    ``max_rate`` of the rows (never more than the family's ``batch``, never fewer than ``min_batch``
+    rows) and as many epochs as ``min_steps`` steps need, at least ``min_epochs``. Chosen on the
+    suite's tables (benchmarks/results/dp_steps.md); ``n_hat`` is the noisy count, so the rule is
+    post-processing of a DP release (docs/privacy.md rule 14).
+    """
+
+    batch: int
+    min_steps: int = 400
+    max_rate: float = 0.1
+    min_epochs: int = 10
+    min_batch: int = 16
+
+    def batch_for(self, n_hat: int) -> int:
+        return max(1, min(self.batch, n_hat, max(self.min_batch, math.ceil(self.max_rate * n_hat))))
+
+    def epochs_for(self, n_hat: int, batch: int) -> int:
+        per_epoch = math.ceil(n_hat / min(batch, n_hat))
+        return max(self.min_epochs, math.ceil(self.min_steps / per_epoch))
+
+    def describe(self, name: str) -> str:
+        """The rule in words, for published settings (before the count is known)."""
+        if name == "epochs":
+            return f"auto: enough for {self.min_steps} DP-SGD steps, at least {self.min_epochs}"
+        return f"auto: {self.max_rate:g} of the noisy row count, between {self.min_batch} and {self.batch} rows"
+
+
 class DPTrainer:
     """The DP-SGD part of a fit, planned from the noisy row count ``n_hat``.
 
-    The expected Poisson batch is ``min(batch_size, n_hat)``; the rate ``q`` and the steps per epoch
+    The expected Poisson batch is ``min(batch_size, n_hat)`` (or the :class:`StepRule`'s, and its
+    epochs, for what is left unset); the rate ``q`` and the steps per epoch
     follow Opacus' loader (``q = 1 / ceil(n_hat / batch)``), and sigma is calibrated so that the
     whole fit, preprocessing included, lands on the accountant's target after exactly
     ``epochs * steps_per_epoch`` steps.
     """
 
     def __init__(self, accountant: Accountant, config: DPConfig, randomness: Randomness, runtime: Any, *,
-                 n_hat: int, epochs: int, batch_size: int, device: torch.device) -> None:
+                 n_hat: int, epochs: int | None, batch_size: int | None, rule: StepRule,
+                 device: torch.device) -> None:
         self.accountant, self.config, self.randomness, self.runtime = accountant, config, randomness, runtime
-        self.n_hat, self.epochs, self.device = n_hat, epochs, device
-        self.batch_size = min(batch_size, n_hat)
+        self.n_hat, self.device = n_hat, device
+        self.batch_size = min(batch_size, n_hat) if batch_size is not None else rule.batch_for(n_hat)
+        self.epochs = epochs if epochs is not None else rule.epochs_for(n_hat, self.batch_size)
         self.sample_rate, self.steps_per_epoch = sample_rate(n_hat, self.batch_size)
         self.steps = epochs * self.steps_per_epoch
         self.sigma = accountant.training_noise(self.sample_rate, self.steps)
