@@ -13,9 +13,11 @@ import datetime as _dt
 import math
 from typing import Any
 
+from tabsynth.privacy.histograms import EMPTY_SIGMAS, ZOOM_BINS
+
 #: Share of rows (noisy) folded into ``other`` from which the fold is reported as material.
 FOLDED_SHARE = 0.01
-#: A range whose ends are within this ratio of each other sits inside a few log-grid bins.
+#: Without a zoom, a range whose ends are within this ratio of each other sits inside two log-grid bins.
 NARROW_RATIO = 3.0
 #: A DP date range shorter than this many days is a collapse into a few months of the grid.
 NARROW_DAYS = 92
@@ -48,9 +50,10 @@ def _day(days: float) -> str:
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=round(days))).isoformat()
 
 
-def _categorical(name: str, f: dict[str, Any], tau_sel: float, sigma: float, n_hat: int) -> list[dict[str, Any]]:
+def _categorical(name: str, f: dict[str, Any], n_hat: int) -> list[dict[str, Any]]:
     if f["public"] or f["kind"] == "boolean":
         return []
+    tau_sel, sigma = f["tau"], f["noise_std"]
     if f["kept"] == 0:
         return [{"column": name, "material": True, "fix": _fix_categories(name),
                  "what": f"no category passed the partition-selection threshold (about {tau_sel:.0f} rows): every "
@@ -64,7 +67,7 @@ def _categorical(name: str, f: dict[str, Any], tau_sel: float, sigma: float, n_h
     spread = sigma * math.sqrt(f["kept"] + 2) / max(n_hat, 1)
     if share < FOLDED_SHARE or share <= FOLDED_SIGMAS * spread:
         return [{"column": name, "material": False, "fix": _fix_categories(name),
-                 "what": f"{_count(f['kept'])} passed the partition-selection threshold"}]
+                 "what": f"{_count(f['kept'])} passed the partition-selection threshold (about {tau_sel:.0f} rows)"}]
     fate = ("come out as 'other'" if f["other_kept"] else
             "are not generated at all (too few, after the noise, for an 'other' slot)")
     return [{"column": name, "material": True, "fix": _fix_categories(name),
@@ -73,46 +76,56 @@ def _categorical(name: str, f: dict[str, Any], tau_sel: float, sigma: float, n_h
                      f"below the partition-selection threshold (about {tau_sel:.0f} rows) and {fate}"}]
 
 
-def _numeric(name: str, f: dict[str, Any], noise_floor: float) -> list[dict[str, Any]]:
+def _how(f: dict[str, Any]) -> str:
+    """How the range was measured: the rounds of noisy histograms and the final bin width."""
+    if f["zooms"]:
+        return (f"noisy histograms (a coarse grid, then {f['zooms']} zoom(s) of {ZOOM_BINS} bins; bins about "
+                f"{f['bin_width']:.3g}{' days' if f['kind'] == 'datetime' else ''} wide)")
+    grid = "decade grid of dates" if f["kind"] == "datetime" else "log-scale grid"
+    return f"a noisy histogram on a coarse {grid} (no zoom rose above the noise)"
+
+
+def _numeric(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
     if f["public"]:
         return []
     lo, hi = f["lower"], f["upper"]
     if f["degenerate"]:
         return [{"column": name, "material": True, "fix": _fix_bounds(name),
-                 "what": f"no histogram bin rose above the noise floor (about {noise_floor:.0f} rows): the column "
-                         "is generated as a constant"}]
+                 "what": f"no histogram bin rose above the noise floor (about {f['noise_std'] * EMPTY_SIGMAS:.0f} rows): the "
+                         "column is generated as a constant"}]
     if f["kind"] == "datetime":
         narrow = hi - lo < NARROW_DAYS
-        what = f"dates taken in [{_day(lo)}, {_day(hi)}] from a noisy monthly histogram"
+        what = f"dates taken in [{_day(lo)}, {_day(hi)}] from {_how(f)}"
         what += ": the dates collapse into a few months" if narrow else "; dates outside are clipped"
         return [{"column": name, "material": narrow, "fix": _fix_bounds(name), "what": what}]
-    far = (lo > 0 and hi / lo < NARROW_RATIO) or (hi < 0 and lo / hi < NARROW_RATIO)
-    what = f"range taken as [{lo:.4g}, {hi:.4g}] from a noisy log-scale histogram; values outside are clipped"
+    # without a zoom, a range far from zero sits inside one or two log-grid bins (each 3.2 times as wide at
+    # its top as at its bottom): the values blur
+    far = not f["zooms"] and ((lo > 0 and hi / lo < NARROW_RATIO) or (hi < 0 and lo / hi < NARROW_RATIO))
+    what = f"range taken as [{lo:.4g}, {hi:.4g}] from {_how(f)}; values outside are clipped"
     if far:
-        what += ("; its bins are about 33% wide, so values far from zero (years, lab values) come out spread "
-                 "across whole bins")
+        what += "; values far from zero (years, lab values) come out spread across whole log-scale bins"
     return [{"column": name, "material": far, "fix": _fix_bounds(name), "what": what}]
 
 
-def _missing(name: str, f: dict[str, Any], sigma: float, noise_floor: float) -> list[dict[str, Any]]:
-    m = f.get("missing", 0.0)
-    if not sigma or not MISSING_SIGMAS * sigma < m <= noise_floor:
+def _missing(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
+    m, sigma, floor = f.get("missing", 0.0), f["noise_std"], f["floor"]
+    if not sigma or not MISSING_SIGMAS * sigma < m <= floor:
         return []
     return [{"column": name, "material": True, "fix": _FIX_MISSING,
              "what": f"some missing values (noisy count about {m:.0f}) lie below the noise floor (about "
-                     f"{noise_floor:.0f} rows) and are not generated"}]
+                     f"{floor:.0f} rows) and are not generated"}]
 
 
-def describe_changes(facts: dict[str, dict[str, Any]], *, tau_sel: float, noise_std: float, noise_floor: float,
-                     n_hat: int) -> list[dict[str, Any]]:
-    """One entry per change: ``column``, ``what`` (a sentence), ``material`` and ``fix``."""
+def describe_changes(facts: dict[str, dict[str, Any]], *, n_hat: int) -> list[dict[str, Any]]:
+    """One entry per change: ``column``, ``what`` (a sentence), ``material`` and ``fix``. Each
+    column's facts carry its own noise std, threshold ``tau`` and missing-slot floor."""
     out: list[dict[str, Any]] = []
     for name, f in facts.items():
         if f["kind"] in ("categorical", "boolean"):
-            out += _categorical(name, f, tau_sel, noise_std, n_hat)
+            out += _categorical(name, f, n_hat)
         else:
-            out += _numeric(name, f, noise_floor)
-        out += _missing(name, f, noise_std, noise_floor)
+            out += _numeric(name, f)
+        out += _missing(name, f)
     return out
 
 

@@ -95,8 +95,8 @@ class DPConfig:
     epsilon: float
     delta: float | None = None
     max_grad_norm: float = 1.0
-    preprocessing_epsilon_share: float = 0.2
-    marginal_epsilon_share: float = 0.3
+    preprocessing_epsilon_share: float = 0.35
+    marginal_epsilon_share: float = 0.15
     secure_mode: bool = False
     grad_sample_mode: str = "ghost"
     max_physical_batch_size: int | None = None

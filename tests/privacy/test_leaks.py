@@ -232,6 +232,7 @@ privacy.parts.*.details.noise_std privacy.parts.*.details.l2_sensitivity privacy
 privacy.parts.preprocessing.details.noisy_row_count privacy.parts.preprocessing.details.partition_selection_threshold
 privacy.parts.preprocessing.details.columns.*.statistic privacy.parts.preprocessing.details.columns.*.epsilon_alone
 privacy.parts.preprocessing.details.public_domains.[]
+privacy.parts.preprocessing.details.row_count_noise_std privacy.parts.preprocessing.details.noise_stds.*.[]
 privacy.parts.preprocessing.details.changes.[].column privacy.parts.preprocessing.details.changes.[].what
 privacy.parts.preprocessing.details.changes.[].material privacy.parts.preprocessing.details.changes.[].fix
 privacy.parts.marginals.details.tables privacy.parts.marginals.details.one_way privacy.parts.marginals.details.two_way

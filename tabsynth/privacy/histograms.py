@@ -1,0 +1,220 @@
+"""Numeric domains from noisy histograms in rounds: a coarse grid locates the bulk, zooms refine it.
+
+Round 1 measures a fixed, data-independent grid: a signed log grid (:data:`BINS_PER_DECADE` bins per
+decade and an exact-zero bin) for numbers, decades from 1900 to 2100 for dates, or equal-width bins
+inside public bounds (then it is the only round). Its cells below :data:`EMPTY_SIGMAS` noise
+deviations are empty, except that two half-decade cells of one decade that pass together become one
+decade cell. Each later round, when the accepted mass is at least :data:`MIN_ZOOM_SIGMAS` of its
+noise deviations, measures :data:`ZOOM_BINS` bins spanning the accepted histogram's cells above
+the noise (log-spaced where that span covers more than a decade of positive values, equal-width
+otherwise), with an exact-zero cell of its own when zero lies inside; its cells below
+:data:`ZOOM_SIGMAS` deviations, and lone cells below twice that, are empty. A zoom is accepted when
+it keeps at least :data:`ZOOM_KEEP` of the accepted mass outside the zero cell, and then
+grows into the neighbouring cells above :data:`GROW_SIGMAS`; a rejected zoom is measured again by the
+next round on the same bins and the two are averaged (inverse-variance). Every grid is a function of
+earlier noisy outputs only and every round touches one cell per row (L2 sensitivity 1 at that
+round's noise, fixed before any row was read), so each round is a Gaussian mechanism and the rounds
+compose adaptively in RDP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+#: Bins per decade of the signed log grid of round 1.
+BINS_PER_DECADE = 2
+_DECADES = (-3, 13)
+#: Round 1 cells with a noisy count below this many noise standard deviations are taken as empty
+#: (about 65 cells per column: a phantom bin has a chance of about 0.02% per column).
+EMPTY_SIGMAS = 4.5
+#: The same for a zoom's :data:`ZOOM_BINS` cells (a phantom stays inside the located range); a
+#: surviving zoom cell with both neighbours empty and below twice the floor is taken as a phantom.
+ZOOM_SIGMAS = 3.0
+#: An accepted zoom's cells grow into neighbours above this many deviations (its thinning tails).
+GROW_SIGMAS = 1.0
+ZOOM_BINS = 32
+#: A zoom is accepted when it keeps this share of the accepted histogram's surviving mass.
+ZOOM_KEEP = 0.95
+#: A zoom is measured only when the accepted mass exceeds this many of its noise deviations: below,
+#: its bins hold too few rows to rise above the noise and phantom cells could pass for the bulk.
+MIN_ZOOM_SIGMAS = 20.0
+#: Zoom rounds after round 1, and each round's share of a numeric column's units (round 1 first).
+ROUND_UNITS = (1.0, 0.5, 0.5)
+_DATE_GRID_DAYS = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01
+
+
+@dataclass
+class Histogram:
+    """Noisy counts on cells ``[lo, hi)`` sorted by position; ``lo == hi`` is a point mass (zero)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    counts: np.ndarray
+    std: float
+
+    @property
+    def mass(self) -> float:
+        return float(self.counts.sum())
+
+    @property
+    def spread(self) -> float:
+        """The mass outside point cells (exact zeros): what a zoom must keep."""
+        return float(self.counts[self.hi > self.lo].sum())
+
+    def extent(self) -> tuple[float, float]:
+        live = np.flatnonzero(self.counts > 0)
+        return float(self.lo[live[0]]), float(self.hi[live[-1]])
+
+
+@dataclass
+class Grid:
+    """Bin edges and whether exact zeros get a cell of their own (the last one)."""
+
+    edges: np.ndarray
+    zero_cell: bool
+    clip: bool  # round 1 clips every value into the grid; zooms leave values outside uncounted
+
+    def count(self, x: np.ndarray) -> np.ndarray:
+        n_bins = len(self.edges) - 1
+        if self.clip:
+            x = np.clip(x, self.edges[0], self.edges[-1])
+        zero = (x == 0) if self.zero_cell else np.zeros(len(x), bool)
+        inside = (x >= self.edges[0]) & (x <= self.edges[-1]) & ~zero
+        idx = np.clip(np.searchsorted(self.edges, x[inside], side="right") - 1, 0, n_bins - 1)
+        counts = np.bincount(idx, minlength=n_bins).astype(np.float64)
+        return np.append(counts, float(zero.sum())) if self.zero_cell else counts
+
+    def histogram(self, noisy_counts: np.ndarray, std: float) -> Histogram:
+        lo, hi, c = self.edges[:-1].copy(), self.edges[1:].copy(), noisy_counts[: len(self.edges) - 1]
+        if self.zero_cell:
+            at = int(np.searchsorted(lo, 0.0, side="left"))  # before a bin starting at zero
+            lo, hi, c = np.insert(lo, at, 0.0), np.insert(hi, at, 0.0), np.insert(c, at, noisy_counts[-1])
+        return Histogram(lo, hi, np.asarray(c, dtype=np.float64), std)
+
+
+def log_grid() -> Grid:
+    """Edges ... -10^k ..., an exact-zero bin [0, 10^-3), ... 10^k ... (data-independent)."""
+    pos = 10.0 ** np.arange(_DECADES[0], _DECADES[1] + 1e-9, 1.0 / BINS_PER_DECADE)
+    return Grid(np.concatenate([-pos[::-1], [0.0], pos]), zero_cell=False, clip=True)
+
+
+def first_grid(kind: str, public: tuple[float, float] | None, bins: int = 64) -> Grid:
+    """Round 1's grid: from the schema alone."""
+    if public is not None:
+        return Grid(np.linspace(public[0], public[1], bins + 1), zero_cell=kind != "datetime" and
+                    public[0] <= 0 <= public[1], clip=True)
+    if kind == "datetime":
+        return Grid(np.linspace(*_DATE_GRID_DAYS, 21), zero_cell=False, clip=True)
+    return log_grid()
+
+
+def _as_points(h: Histogram) -> Histogram:
+    """The log grid's bin [0, 10^-3) next to negative bins is the exact-zero bin: a point mass."""
+    zero = (h.lo == 0.0) & (h.hi > 0) & np.r_[False, h.lo[:-1] < 0]
+    return Histogram(h.lo, np.where(zero, 0.0, h.hi), h.counts, h.std)
+
+
+def zoom_grid(h: Histogram, kind: str) -> Grid:
+    """:data:`ZOOM_BINS` bins over the cells of ``h`` above the noise (post-processing of ``h``)."""
+    a, b = h.extent()
+    if b <= a:
+        b = a + 1.0
+    if a > 0 and b / a > 10:
+        edges = np.geomspace(a, b, ZOOM_BINS + 1)
+    else:
+        edges = np.linspace(a, b, ZOOM_BINS + 1)
+    return Grid(edges, zero_cell=kind != "datetime" and a <= 0 <= b, clip=False)
+
+
+def _decades(raw: Histogram) -> Histogram:
+    """Round 1 on the log grid, floored; the two half-decade cells of one decade that stay below the
+    floor alone but rise above it together (their sum has noise sqrt(2) sigma) become one decade
+    cell, so a small table's bulk split by a half-decade edge survives (post-processing)."""
+    h = floored(raw, EMPTY_SIGMAS)
+    lo, hi, counts = h.lo.copy(), h.hi.copy(), h.counts.copy()
+    z = int(np.flatnonzero((raw.lo == 0.0) & (raw.hi > 0))[0])
+    pairs = [(i, i + 1) for i in range(z + 1, len(counts) - 1, 2)] + [(i - 1, i) for i in range(z - 2, 0, -2)]
+    drop = []
+    for i, j in pairs:
+        both = raw.counts[i] + raw.counts[j]
+        if counts[i] == 0 and counts[j] == 0 and both >= EMPTY_SIGMAS * np.sqrt(2) * raw.std:
+            counts[i], hi[i] = both, hi[j]
+            drop.append(j)
+    return Histogram(np.delete(lo, drop), np.delete(hi, drop), np.delete(counts, drop), raw.std)
+
+
+def _without_phantoms(h: Histogram) -> Histogram:
+    """A zoom's cells above the floor, less lone ones (both neighbours empty) below twice the floor."""
+    live = h.counts > 0
+    alone = live & ~np.r_[False, live[:-1]] & ~np.r_[live[1:], False] & (h.counts < 2 * ZOOM_SIGMAS * h.std)
+    return Histogram(h.lo, h.hi, np.where(alone, 0.0, h.counts), h.std)
+
+
+def _grown(kept: Histogram, h: Histogram) -> Histogram:
+    """``kept`` grown into the neighbouring cells of ``h`` above :data:`GROW_SIGMAS` (hysteresis: a
+    bulk keeps its thinning tails, lone noise does not get in)."""
+    keep, c = kept.counts > 0, h.counts
+    for i in range(1, len(c)):
+        keep[i] |= keep[i - 1] and c[i] >= GROW_SIGMAS * h.std
+    for i in range(len(c) - 2, -1, -1):
+        keep[i] |= keep[i + 1] and c[i] >= GROW_SIGMAS * h.std
+    return Histogram(h.lo, h.hi, np.where(keep, np.clip(c, 0, None), 0.0), h.std)
+
+
+def floored(h: Histogram, sigmas: float) -> Histogram:
+    counts = np.clip(h.counts, 0, None)
+    counts[counts < sigmas * h.std] = 0.0
+    return Histogram(h.lo, h.hi, counts, h.std)
+
+
+def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None, stds: list[float],
+                   noisy: Callable[[np.ndarray, float], np.ndarray], missing: float
+                   ) -> tuple[Histogram, float, int]:
+    """The accepted histogram, the noisy missing count and the number of accepted zooms.
+
+    ``noisy(counts, std)`` is the release's Gaussian; round 1's vector carries the missing count
+    as its last cell (a row is missing or present, never both)."""
+    grid = first_grid(kind, public)
+    raw = noisy(np.append(grid.count(x), missing), stds[0])
+    first = grid.histogram(raw[:-1], stds[0])
+    accepted = _as_points(_decades(first)) if kind != "datetime" and public is None else floored(first, EMPTY_SIGMAS)
+    missing_hat, zooms, pending = float(raw[-1]), 0, None
+    for std in stds[1:]:
+        if accepted.spread < MIN_ZOOM_SIGMAS * std:
+            break
+        if pending is None:
+            grid, prior = zoom_grid(accepted, kind), None
+        else:
+            grid, prior = pending
+        h = grid.histogram(noisy(grid.count(x), std), std)
+        if prior is not None:  # the same bins measured twice: inverse-variance average
+            w, v = 1 / prior.std ** 2, 1 / std ** 2
+            h = Histogram(h.lo, h.hi, (prior.counts * w + h.counts * v) / (w + v), float((w + v) ** -0.5))
+        kept = _without_phantoms(floored(h, ZOOM_SIGMAS))
+        if kept.spread >= ZOOM_KEEP * accepted.spread:
+            accepted, zooms, pending = _grown(kept, h), zooms + 1, None
+        else:
+            pending = (grid, h)
+    return accepted, missing_hat, zooms
+
+
+def quantile(h: Histogram, q: float) -> float:
+    cdf = np.cumsum(h.counts) / h.counts.sum()
+    i = min(int(np.searchsorted(cdf, q)), len(h.counts) - 1)
+    prev = cdf[i - 1] if i else 0.0
+    frac = (q - prev) / max(cdf[i] - prev, 1e-12)
+    return float(h.lo[i] + np.clip(frac, 0, 1) * (h.hi[i] - h.lo[i]))
+
+
+def draw(h: Histogram, n: int, rng: np.random.Generator) -> np.ndarray:
+    cells = rng.choice(len(h.counts), size=n, p=h.counts / h.counts.sum())
+    return h.lo[cells] + rng.random(n) * (h.hi[cells] - h.lo[cells])
+
+
+def bin_width(h: Histogram) -> float:
+    """The median width of the cells holding mass (the resolution the shape was measured at)."""
+    live = (h.counts > 0) & (h.hi > h.lo)
+    return float(np.median((h.hi - h.lo)[live])) if live.any() else 0.0
