@@ -79,7 +79,7 @@ class DPTrainer:
         self.batch_size = min(batch_size, n_hat) if batch_size is not None else rule.batch_for(n_hat)
         self.epochs = epochs if epochs is not None else rule.epochs_for(n_hat, self.batch_size)
         self.sample_rate, self.steps_per_epoch = sample_rate(n_hat, self.batch_size)
-        self.steps = epochs * self.steps_per_epoch
+        self.steps = self.epochs * self.steps_per_epoch
         self.sigma = accountant.training_noise(self.sample_rate, self.steps)
         self._run: PrivateTraining | None = None
 

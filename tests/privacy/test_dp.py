@@ -1,6 +1,7 @@
 """The DP rule book (docs/privacy.md) as tests: canaries, accounting, clipping, sensitivity, refusals."""
 
 import math
+import warnings
 import zipfile
 
 import numpy as np
@@ -237,6 +238,36 @@ def test_ctgan_dp_defaults_apply_only_when_left_unset():
     assert dp._resolved("discriminator_dim") == (64, 64) and plain._resolved("discriminator_dim") == (256, 256)
     assert dp._resolved("generator_lr") == 2e-3 and plain._resolved("discriminator_lr") == 2e-4
     assert dp._resolved("marginal_weight") == 5.0
-    assert dp._resolved("batch_size") == 500 and ts.TVAE(epsilon=1.0)._resolved("batch_size") == 2000
+    assert dp._resolved("batch_size") is None and dp._DP_STEPS.batch == 500 and ts.TVAE._DP_STEPS.batch == 2000
     assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,), generator_lr=1e-3)._resolved("generator_lr") == 1e-3
     assert ts.CTGAN(epsilon=1.0, discriminator_dim=(32,))._resolved("discriminator_dim") == (32,)
+
+
+@pytest.mark.parametrize("n, batch, epochs", [(300, 30, 40), (2_000, 200, 40), (40_000, 2_000, 20), (200_000, 2_000, 10)])
+def test_dp_step_rule_sizes_small_tables_for_enough_steps(n, batch, epochs):
+    from tabsynth.privacy.trainer import StepRule
+
+    rule = StepRule(batch=2000)
+    assert rule.batch_for(n) == batch and rule.epochs_for(n, batch) == epochs
+    assert epochs * -(-n // batch) >= rule.min_steps  # at least 400 steps, whatever the size
+    assert StepRule(batch=500).batch_for(40) == 16 and StepRule(batch=500).batch_for(10) == 10
+
+
+@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN])
+def test_dp_fit_applies_the_step_rule_to_what_is_left_unset(cls):
+    df = ts.datasets.load("adult").head(600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with reproducible_noise(0):
+            auto = cls(epsilon=1.0, seed=0, verbose=False, device="cpu").fit(df)
+            given = cls(epsilon=1.0, epochs=2, batch_size=300, seed=0, verbose=False, device="cpu").fit(df)
+    n_hat = auto.n_rows_
+    train = auto.privacy_spent().parts["training"].details
+    rule = cls._DP_STEPS
+    assert train["expected_batch_size"] == rule.batch_for(n_hat)
+    assert train["epochs"] == rule.epochs_for(n_hat, rule.batch_for(n_hat))
+    assert auto.privacy_spent().parts["training"].details["steps"] >= rule.min_steps or train["epochs"] == 10
+    assert auto.privacy_spent().parts["training"].epsilon <= 1.0
+    assert given.privacy_spent().parts["training"].details["epochs"] == 2
+    assert given.privacy_spent().parts["training"].details["expected_batch_size"] == 300
+    assert auto.resolved_params()["epochs"].startswith("auto") and ts.TVAE().resolved_params()["epochs"] == 300
