@@ -109,7 +109,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
             rows = "a table of" if dp is not None else f"{self._n_global} rows x"  # under DP the count is private
             print(f"tabsynth {type(self).__name__}: fitting {rows} {df.shape[1]} columns on {device}{where}")
         self.privacy_ = None
-        self._fit_batch = None
+        self._fit_batch = self._fit_epochs = None
         # each rank draws its own noise and batches; rank 0's initial weights are broadcast
         seed = None if self.seed is None else self.seed + 104_729 * runtime.rank
         with seeded(seed, device):
@@ -165,7 +165,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         fit = PrivateFit.begin(dp, df, metadata, self._runtime)
         self._n_global = fit.n_hat  # from here on only the noisy count is used
         trainer = fit.trainer(epochs=self._epochs, batch_size=self._batch_size, rule=self._DP_STEPS, device=device)
-        self._fit_batch = trainer.batch_size
+        self._fit_batch, self._fit_epochs = trainer.batch_size, trainer.epochs
         transformer, counts = fit.transformer(df, max_categories=self.max_categories, seed=self.seed)
         self._init_fitted(transformer, device)
         data = torch.from_numpy(transformer.transform(df)).to(device)

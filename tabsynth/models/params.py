@@ -84,8 +84,9 @@ class Hyperparameters:
                 continue
             if name in self._DEFAULTS:
                 out[name] = self._resolved(name)
-                if out[name] is None and dp is not None:
-                    out[name] = self._DP_STEPS.describe(name)
+                if out[name] is None and dp is not None:  # sized at fit time: the value used, once known
+                    fitted = getattr(self, {"epochs": "_fit_epochs", "batch_size": "_fit_batch"}[name], None)
+                    out[name] = fitted if fitted is not None else self._DP_STEPS.describe(name)
             elif isinstance(getattr(type(self), f"_{name}", None), property):
                 out[name] = getattr(self, f"_{name}")
         return out

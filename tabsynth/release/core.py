@@ -253,7 +253,7 @@ def _fit_and_write(job: _Job, staging: Path, fingerprint: str, reservation: int)
     ledger = job.ledger
     path = write_bundle(
         staging / "bundle", synth, synthetic, spent, release_id=job.release_id, dataset_id=job.dataset_id,
-        model_name=job.model, settings=job.settings, source_fingerprint=ledger.keyed_fingerprint(fingerprint),
+        model_name=job.model, settings=_settings(synth, job.settings), source_fingerprint=ledger.keyed_fingerprint(fingerprint),
         source_sha256=fingerprint, budget=budget,
         ledger={"reservation_id": reservation, "reserved_at_event": ledger.event_hash(reservation)},
         report=rep, report_error=rep_error)

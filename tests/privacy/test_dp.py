@@ -270,4 +270,5 @@ def test_dp_fit_applies_the_step_rule_to_what_is_left_unset(cls):
     assert auto.privacy_spent().parts["training"].epsilon <= 1.0
     assert given.privacy_spent().parts["training"].details["epochs"] == 2
     assert given.privacy_spent().parts["training"].details["expected_batch_size"] == 300
-    assert auto.resolved_params()["epochs"].startswith("auto") and ts.TVAE().resolved_params()["epochs"] == 300
+    assert cls(epsilon=1.0).resolved_params()["epochs"].startswith("auto") and ts.TVAE().resolved_params()["epochs"] == 300
+    assert auto.resolved_params()["epochs"] == train["epochs"]  # once fitted, the value used
