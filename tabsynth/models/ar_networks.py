@@ -43,6 +43,10 @@ class ARNet(nn.Module):
             dim = h
         self.head = nn.Sequential(*layers, nn.Linear(dim, self.width))
 
+    def _columns(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, K]`` token column of each position, contiguous (Opacus' embedding norms view it flat)."""
+        return self.positions.repeat(len(tokens), 1)
+
     def embed(self, tokens: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Embeddings of ``tokens`` of token columns ``columns`` (same shape)."""
         return self.tokens(tokens + self.offsets[columns])
@@ -55,13 +59,13 @@ class ARNet(nn.Module):
     def context(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """``[B, K, d]``: per token column, the sum of the embeddings of the tokens before it in
         ``order [B, K]`` (the token column placed at each step)."""
-        e = _gather_rows(self.embed(tokens, self.positions.expand_as(tokens)), order)
+        e = _gather_rows(self.embed(tokens, self._columns(tokens)), order)
         before = torch.cat([torch.zeros_like(e[:, :1]), e[:, :-1]], dim=1).cumsum(1)
         return _gather_rows(before, order.argsort(1))
 
     def all_logits(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """``[B, K, width]`` logits of every token column under ``order``, in one batched pass."""
-        return self.logits(self.context(tokens, order), self.positions.expand_as(tokens))
+        return self.logits(self.context(tokens, order), self._columns(tokens))
 
     def forward(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Per-row loss ``[B]``: cross-entropy of every token given those before it, summed over columns."""

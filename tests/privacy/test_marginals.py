@@ -30,9 +30,9 @@ def table():
     return df
 
 
-@pytest.fixture(scope="module", params=["ctgan", "tvae"])
+@pytest.fixture(scope="module", params=["ctgan", "tvae", "tabularar"])
 def model(request, table):
-    cls = ts.CTGAN if request.param == "ctgan" else ts.TVAE
+    cls = {"ctgan": ts.CTGAN, "tvae": ts.TVAE, "tabularar": ts.TabularAR}[request.param]
     return cls(**DP).fit(table)
 
 
