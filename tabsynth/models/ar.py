@@ -11,6 +11,7 @@ rows, and writes the activated rows (one-hot groups, scalars in [-1, 1]) the tra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +48,10 @@ class TabularAR(BaseSynthesizer):
         lr: Adam learning rate; default 1e-3, or 1e-2 under DP (few large noisy steps).
         l2scale: Adam weight decay.
         marginal_weight: under DP, learning rate of the marginal-matching steps (exact model
-            marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``.
+            marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``;
+            default 0: no marginals are measured and their share of epsilon goes to DP-SGD (on Adult
+            at epsilon 1, 0.1 lowered quality from 0.79 to 0.73 and 1.0 to 0.54:
+            ``benchmarks/results/ar_quick.md``).
         numerical, max_categories, device, seed, verbose, precision, epsilon, delta, max_grad_norm, dp:
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
@@ -56,7 +60,7 @@ class TabularAR(BaseSynthesizer):
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  hidden: Sequence[int] = (256, 256), bins: int = DEFAULT_BINS, order: str = "any",
-                 lr: float | None = None, l2scale: float = 1e-6, marginal_weight: float = 1.0,
+                 lr: float | None = None, l2scale: float = 1e-6, marginal_weight: float = 0.0,
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto", seed: int | None = None,
                  verbose: bool = True, precision: str = "fp32", epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float | None = None, dp: DPConfig | None = None) -> None:
@@ -65,6 +69,14 @@ class TabularAR(BaseSynthesizer):
     @property
     def _lr(self) -> float:
         return self.lr if self.lr is not None else (1e-2 if self._private else 1e-3)
+
+    def dp_config(self) -> DPConfig | None:
+        """As for every family, but without a marginal release when ``marginal_weight`` is 0 (nothing
+        would use it): its share of epsilon goes to DP-SGD."""
+        config = super().dp_config()
+        if config is not None and not self.marginal_weight and config.marginal_epsilon_share:
+            config = dataclasses.replace(config, marginal_epsilon_share=0.0)
+        return config
 
     def _check_params(self) -> list[str]:
         problems = []

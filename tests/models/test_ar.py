@@ -145,3 +145,9 @@ def test_bad_params(table):
         ts.TabularAR(order="random", verbose=False).fit(table)
     with pytest.raises(ConfigError, match="bins must be"):
         ts.TabularAR(bins=1, verbose=False).fit(table)
+
+
+def test_no_marginal_release_unless_the_marginal_steps_use_it():
+    assert ts.TabularAR(epsilon=1.0).dp_config().marginal_epsilon_share == 0.0
+    assert ts.TabularAR(epsilon=1.0, marginal_weight=1.0).dp_config().marginal_epsilon_share == 0.3
+    assert ts.TabularAR().dp_config() is None
