@@ -4,13 +4,14 @@ from tabsynth.version import __version__
 
 from tabsynth import datasets, errors  # noqa: E402
 from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
-from tabsynth.models import CTGAN, TVAE, load  # noqa: E402
+from tabsynth.models import CTGAN, TVAE, TabularAR, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
 from tabsynth.privacy.config import DPConfig  # noqa: E402
 from tabsynth.privacy.ledger import Ledger  # noqa: E402
 from tabsynth import release  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
 from tabsynth.report import Report, evaluate  # noqa: E402
 
-__all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "datasets", "errors",
+__all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "TabularAR", "datasets",
+           "errors",
            "evaluate", "load", "release",
            "__version__"]

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="metadata JSON to write (printed when omitted)")
 
     p = sub.add_parser("fit", help="fit a model on a table and save it",
-                       description="Fit a CTGAN or TVAE on a table and save it (no pickle).")
+                       description="Fit a model (CTGAN, TVAE or TabularAR) on a table and save it (no pickle).")
     p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.tsyn)")
     p.add_argument("--model", choices=model_names(), default="ctgan", help="model family (default ctgan)")

@@ -1,4 +1,4 @@
-"""The shared fit/sample life cycle of CTGAN and TVAE (small data, 1-2 epochs)."""
+"""The shared fit/sample life cycle of every model family (small data, 1-2 epochs)."""
 
 import os
 import pickle
@@ -17,6 +17,7 @@ MODELS = [
     pytest.param(lambda **kw: ts.CTGAN(generator_dim=(64, 64), discriminator_dim=(64, 64), pac=10, **{**FAST, **kw}),
                  id="ctgan"),
     pytest.param(lambda **kw: ts.TVAE(compress_dims=(64,), decompress_dims=(64,), **{**FAST, **kw}), id="tvae"),
+    pytest.param(lambda **kw: ts.TabularAR(embedding_dim=32, hidden=(64,), **{**FAST, **kw}), id="tabularar"),
 ]
 
 
@@ -157,6 +158,12 @@ def test_bad_conditions(fitted):
 
 def test_rare_condition_combination_warns_and_stops(fitted):
     _, model = fitted
+    if isinstance(model, ts.TabularAR):  # conditions met directly: every row, no rejection, no warning
+        syn = model.sample(5000, seed=0, conditions={"Home": "ignore", "Marital": "widow", "Job": "others"},
+                           max_tries=1)
+        assert len(syn) == 5000
+        assert ((syn["Home"] == "ignore") & (syn["Marital"] == "widow") & (syn["Job"] == "others")).all()
+        return
     with pytest.warns(SamplingWarning, match="rows honour"):
         syn = model.sample(5000, seed=0, conditions={"Home": "ignore", "Marital": "widow", "Job": "others"},
                            max_tries=1)
@@ -215,7 +222,7 @@ def test_progress_bar_and_device_message(table, capsys):
     assert captured.out == "" and captured.err == ""
 
 
-@pytest.mark.parametrize("cls", [ts.CTGAN, ts.TVAE])
+@pytest.mark.parametrize("cls", [ts.CTGAN, ts.TVAE, ts.TabularAR])
 def test_bf16_autocast_trains_and_samples(cls):
     df = ts.datasets.load("adult").head(300)
     fp32 = cls(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu").fit(df)

@@ -21,7 +21,7 @@ from tabsynth.privacy.ledger import Ledger
 from tabsynth.privacy.randomness import reproducible_noise
 from tabsynth.release import release
 
-FAMILIES = {"ctgan": ts.CTGAN, "tvae": ts.TVAE}
+FAMILIES = {"ctgan": ts.CTGAN, "tvae": ts.TVAE, "tabularar": ts.TabularAR}
 
 
 def test_every_registered_family_is_checked_for_leaks():
@@ -290,7 +290,8 @@ def test_every_field_of_a_saved_dp_model_is_on_the_allow_list(dp_pair, tmp_path)
     assert config["params"]["seed"] is None
     for enc in config["transformer"]["encoders"]:
         assert all(not enc.get(k) for k in EMPTY_UNDER_DP), enc["column"]
-    prefixes = {"ctgan": ("generator.", "discriminator.", "extra.cond_counts"), "tvae": ("net.",)}[name]
+    prefixes = {"ctgan": ("generator.", "discriminator.", "extra.cond_counts"), "tvae": ("net.",),
+                "tabularar": ("net.",)}[name]
     assert all(k.startswith(prefixes) for k in tensors)
 
 

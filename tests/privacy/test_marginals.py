@@ -30,10 +30,11 @@ def table():
     return df
 
 
-@pytest.fixture(scope="module", params=["ctgan", "tvae"])
+@pytest.fixture(scope="module", params=["ctgan", "tvae", "tabularar"])
 def model(request, table):
-    cls = ts.CTGAN if request.param == "ctgan" else ts.TVAE
-    return cls(**DP).fit(table)
+    cls = {"ctgan": ts.CTGAN, "tvae": ts.TVAE, "tabularar": ts.TabularAR}[request.param]
+    extra = {"marginal_weight": 1.0} if cls is ts.TabularAR else {}  # its marginal steps are off by default
+    return cls(**DP, **extra).fit(table)
 
 
 def test_marginal_release_is_accounted(model):

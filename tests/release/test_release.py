@@ -329,7 +329,7 @@ def test_release_end_to_end_with_dp(adult, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_DP, reason="DP mode not built yet")
-@pytest.mark.parametrize("model", ["ctgan", "tvae"])
+@pytest.mark.parametrize("model", ["ctgan", "tvae", "tabularar"])
 def test_release_end_to_end_with_dp_and_report(adult, tmp_path, model):
     df = adult.sample(400, random_state=1).reset_index(drop=True)
     r = _dp_release(df, tmp_path, model, holdout=adult.drop(df.index).sample(300, random_state=7), target="income")

@@ -1,0 +1,259 @@
+"""TabularAR: an autoregressive model over discretised columns (in the spirit of TabularARGN).
+
+Each encoded row becomes tokens (:class:`~tabsynth.transform.tokens.Tokenizer`: one per discrete
+span, one binned token per continuous scalar), and one network predicts every token from the sum of
+the embeddings of the tokens before it. Trained on a fresh random order of the table's columns for
+every row (``order="any"``), the model can generate in any order: conditions on any set of
+categorical columns are met by placing them first with their tokens fixed, every row honouring
+them without rejection. Sampling walks the order one token column at a time for a whole block of
+rows, and writes the activated rows (one-hot groups, scalars in [-1, 1]) the transformer decodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tabsynth.models.ar_networks import ARNet
+from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.params import Hyperparameters
+from tabsynth.models.registry import register
+from tabsynth.privacy.config import DPConfig
+from tabsynth.privacy.marginals import NoisyMarginals
+from tabsynth.privacy.trainer import DPTrainer
+from tabsynth.transform.tokens import DEFAULT_BINS, Tokenizer
+
+#: Training orders: a random column order per row (any-order), or the table's column order.
+ORDERS = ("any", "fixed")
+
+
+@register("TabularAR")
+class TabularAR(BaseSynthesizer):
+    """Autoregressive model over tokenised columns.
+
+    Args:
+        epochs: passes over the data; default 100, or 10 under DP.
+        batch_size: rows per step (expected Poisson batch under DP); default 500, or 2000 under DP.
+        embedding_dim: size of the token and query embeddings (the context is their sum).
+        hidden: hidden sizes of the MLP head that maps ``[context ; query]`` to logits.
+        bins: bins of each continuous scalar (edges a public function of ``bins`` alone).
+        order: ``"any"`` (a random column order per training row; conditions are met directly) or
+            ``"fixed"`` (the table's column order; conditions by rejection).
+        lr: Adam learning rate; default 1e-3, or 1e-2 under DP (few large noisy steps).
+        l2scale: Adam weight decay.
+        marginal_weight: under DP, learning rate of the marginal-matching steps (exact model
+            marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``;
+            default 0: no marginals are measured and their share of epsilon goes to DP-SGD (on Adult
+            at epsilon 1, 0.1 lowered quality from 0.79 to 0.73 and 1.0 to 0.54:
+            ``benchmarks/results/ar_quick.md``).
+        numerical, max_categories, device, seed, verbose, precision, epsilon, delta, max_grad_norm, dp:
+            as for :class:`~tabsynth.models.gan.CTGAN`.
+    """
+
+    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, 10)}
+
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
+                 hidden: Sequence[int] = (256, 256), bins: int = DEFAULT_BINS, order: str = "any",
+                 lr: float | None = None, l2scale: float = 1e-6, marginal_weight: float = 0.0,
+                 numerical: str = "mode", max_categories: int = 500, device: str = "auto", seed: int | None = None,
+                 verbose: bool = True, precision: str = "fp32", epsilon: float | None = None,
+                 delta: float | None = None, max_grad_norm: float | None = None, dp: DPConfig | None = None) -> None:
+        self._store(locals())
+
+    @property
+    def _lr(self) -> float:
+        return self.lr if self.lr is not None else (1e-2 if self._private else 1e-3)
+
+    def dp_config(self) -> DPConfig | None:
+        """As for every family, but without a marginal release when ``marginal_weight`` is 0 (nothing
+        would use it): its share of epsilon goes to DP-SGD."""
+        config = super().dp_config()
+        if config is not None and not self.marginal_weight and config.marginal_epsilon_share:
+            config = dataclasses.replace(config, marginal_epsilon_share=0.0)
+        return config
+
+    def _check_params(self) -> list[str]:
+        problems = []
+        if self.order not in ORDERS:
+            problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
+        if not isinstance(self.bins, int) or isinstance(self.bins, bool) or self.bins < 2:
+            problems.append(f"bins must be an integer of at least 2, got {self.bins!r}")
+        return problems
+
+    # --- networks -------------------------------------------------------------------------------
+    def _build(self, data_dim: int) -> None:
+        self.tokens_ = Tokenizer(self.layout_.spans, self.device_, self.bins)
+        self.net_ = ARNet(self.tokens_.sizes.tolist(), self.embedding_dim, self.hidden).to(self.device_)
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net_}
+
+    def _orders(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[n, K]`` token columns in generation order: per row a random order of the table's columns
+        (``order="any"``; a column's tokens stay together, in their own order), else the fixed one."""
+        tok = self.tokens_
+        steps = torch.arange(tok.n_tokens, device=self.device_)
+        if self.order == "fixed" or tok.n_columns < 2:
+            return steps.expand(n, -1)
+        rank = torch.rand(n, tok.n_columns, device=self.device_, generator=generator).argsort(1).argsort(1)
+        return (rank[:, tok.columns] * tok.n_tokens + steps).argsort(1)
+
+    # --- training -------------------------------------------------------------------------------
+    def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
+        tokens = self.tokens_.encode(data)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
+        scaler = self._grad_scaler()
+        n, bs = len(tokens), min(self._batch_size, len(tokens))
+        runtime = self._runtime
+        steps_per_epoch = math.ceil(self._n_global / min(self._batch_size, self._n_global))
+        history = []
+        bar = tqdm(range(self._epochs), desc="TabularAR", disable=not self.verbose or not runtime.is_main,
+                   unit="epoch")
+        for epoch in bar:
+            total = torch.zeros((), device=self.device_)
+            perm = torch.randperm(n, device=self.device_)
+            chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
+            for idx in chunks:
+                t = tokens.index_select(0, idx)
+                with self._autocast():
+                    loss = self.net_(t, self._orders(len(t))).float()
+                opt.zero_grad(set_to_none=True)
+                self._backward_step(loss.sum() / max(len(t), 1), opt, self.net_, scaler)
+                total += loss.detach().sum() / max(len(t), 1)
+            record = {"epoch": epoch, "loss": float(total) / len(chunks)}
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+        return history
+
+    def _train_private(self, data: torch.Tensor, trainer: DPTrainer, cond_counts: list[list[float]],
+                       marginals: NoisyMarginals | None) -> list[dict[str, float]]:
+        """DP-SGD on the whole network as one private module (docs/privacy.md rule 13).
+
+        The rows are tokenised one Poisson batch at a time inside the private step, whose random
+        orders come from the secret stream (their number follows the private batch size); no loss
+        on real rows is recorded. With DP marginals, each DP step is followed by a plain step that
+        pulls the model's exact 1- and 2-way marginals (read off the empty and one-token contexts:
+        no row is read, the hooks are off) towards the noisy ones: post-processing.
+        """
+        use_marginals = marginals is not None and self.marginal_weight > 0 and self.order == "any"
+        opt_m = (torch.optim.Adam(self.net_.parameters(), lr=self._lr * self.marginal_weight)
+                 if use_marginals else None)
+        targets = _MarginalTargets(self.tokens_, self.layout_, marginals) if use_marginals else None
+
+        def step(dp: DPTrainer, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            with dp.isolated():
+                tokens = self.tokens_.encode(x)
+                dp.update(dp.module(tokens, self._orders(len(tokens))))
+            if not use_marginals or not dp.completes:
+                return {}
+            with dp.hooks_off():
+                return {"marginal_loss": self._marginal_step(opt_m, targets)}
+
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
+        return trainer.run(self.net_, opt, data, step, desc="DP-TabularAR", verbose=self.verbose,
+                           mechanism="DP-SGD on the whole autoregressive network (Opacus, Poisson sampling, "
+                                     "per-sample clipping)")
+
+    def _marginal_step(self, opt_m: torch.optim.Optimizer, targets: "_MarginalTargets") -> torch.Tensor:
+        loss = targets.loss(self.net_)
+        opt_m.zero_grad(set_to_none=True)
+        loss.backward()
+        self._sync_gradients(self.net_)
+        opt_m.step()
+        opt_m.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    # --- sampling -------------------------------------------------------------------------------
+    def _sample_matrix(self, n: int, conds: list, gen: torch.Generator, max_tries: int) -> torch.Tensor:
+        """Conditions met directly (any-order model): the conditioned columns come first with their
+        tokens fixed, so every row honours them; the fixed-order model uses rejection."""
+        if not conds or self.order != "any":
+            return super()._sample_matrix(n, conds, gen, max_tries)
+        return self._generate_chunked(n, tuple((group, slot) for _, _, group, slot in conds), gen)
+
+    def _force(self, matrix: torch.Tensor, *pairs: tuple[int, int]) -> torch.Tensor:
+        """Every ``(group, slot)`` condition set in ``matrix`` (already so: their tokens were fixed)."""
+        for group, slot in pairs:
+            matrix = super()._force(matrix, group, slot)
+        return matrix
+
+    def _draws(self, n: int, condition: tuple[tuple[int, int], ...] | None, generator: torch.Generator
+               ) -> dict[str, Any]:
+        """One uniform per token column (inverse-CDF draw) and per scalar (place in its bin), the
+        generation order, and the fixed tokens of ``condition`` (``(group, slot)`` pairs; -1: free)."""
+        tok = self.tokens_
+        fixed = torch.full((n, tok.n_tokens), -1, dtype=torch.long, device=self.device_)
+        first = torch.zeros(tok.n_tokens, dtype=torch.long, device=self.device_)
+        spans = self.transformer_.conditional_spans_
+        for group, slot in condition or ():
+            k = tok.token_of_span(spans[group].start)
+            fixed[:, k] = slot
+            first[tok.columns == tok.columns[k]] = -1
+        steps = torch.arange(tok.n_tokens, device=self.device_)
+        order = (first * tok.n_tokens + steps).argsort().expand(n, -1)
+        return {"u": torch.rand(n, tok.n_tokens, device=self.device_, generator=generator),
+                "within": torch.rand(n, len(tok.cont_tokens), device=self.device_, generator=generator),
+                "order": order, "fixed": fixed}
+
+    def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:
+        tok, net = self.tokens_, self.net_
+        u, order, fixed = draws["u"], draws["order"], draws["fixed"]
+        n = len(u)
+        tokens = torch.zeros(n, tok.n_tokens, dtype=torch.long, device=self.device_)
+        context = torch.zeros(n, self.embedding_dim, device=self.device_)
+        for j in range(tok.n_tokens):
+            col = order[:, j]
+            cdf = torch.softmax(net.logits(context, col), dim=-1).cumsum_(-1)
+            drawn = torch.searchsorted(cdf, u.gather(1, col[:, None])).squeeze(1)
+            drawn = torch.minimum(drawn, tok.sizes[col] - 1)  # rounding can leave u above the last cdf value
+            pinned = fixed.gather(1, col[:, None]).squeeze(1)
+            value = torch.where(pinned >= 0, pinned, drawn)
+            tokens.scatter_(1, col[:, None], value[:, None])
+            context = context + net.embed(value, col)
+        return tok.decode(tokens, draws["within"])
+
+
+class _MarginalTargets:
+    """The noisy marginals of the discrete groups as token-column tables, and the model's exact ones.
+
+    The any-order network gives a column's marginal as its distribution at the empty context, and a
+    pair's joint as ``p(a) p(b | a)`` from the one-token contexts of ``a``'s values (one batched
+    pass for all pairs): the KL from the noisy tables, averaged, with no row involved."""
+
+    def __init__(self, tok: Tokenizer, layout: Any, marginals: NoisyMarginals) -> None:
+        starts = [sp.start for sp in layout.disc_spans]
+        dev = self.device = tok.device
+        self.sizes = tok.sizes.tolist()
+        self.singles = [tok.token_of_span(starts[g]) for g in marginals.singles]
+        self.pairs = [(tok.token_of_span(starts[g]), tok.token_of_span(starts[h])) for g, h in marginals.pairs]
+        self.n_tables = len(self.singles) + len(self.pairs)
+        # one-token contexts: every value of every pair's first column, asking for its second
+        a_cols = [a for a, _ in self.pairs for _ in range(self.sizes[a])]
+        self.values = torch.tensor([v for a, _ in self.pairs for v in range(self.sizes[a])], dtype=torch.long,
+                                   device=dev)
+        self.a_cols = torch.tensor(a_cols, dtype=torch.long, device=dev)
+        self.b_cols = torch.tensor([b for a, b in self.pairs for _ in range(self.sizes[a])], dtype=torch.long,
+                                   device=dev)
+        self.target = torch.cat([t.reshape(-1) for t in marginals.one_way + marginals.two_way])
+
+    def loss(self, net: ARNet) -> torch.Tensor:
+        every = torch.arange(len(self.sizes), device=self.device)
+        first = torch.softmax(net.logits(torch.zeros(len(every), net.queries.embedding_dim, device=self.device),
+                                         every), -1)
+        cond = torch.softmax(net.logits(net.embed(self.values, self.a_cols), self.b_cols), -1)
+        parts = [first[col, : self.sizes[col]] for col in self.singles]
+        row = 0
+        for a, b in self.pairs:
+            rows = cond[row:row + self.sizes[a], : self.sizes[b]]
+            parts.append((first[a, : self.sizes[a], None] * rows).reshape(-1))
+            row += self.sizes[a]
+        model = torch.cat(parts)
+        keep = self.target > 0
+        t = self.target[keep]
+        return (t * (t.log() - model[keep].clamp_min(1e-8).log())).sum() / max(self.n_tables, 1)
