@@ -56,7 +56,7 @@ class TabularAR(BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
-    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, 10)}
+    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None)}
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  hidden: Sequence[int] = (256, 256), bins: int = DEFAULT_BINS, order: str = "any",
