@@ -225,3 +225,28 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(type(o).__name__)
+
+
+def run_child(cmd: list[str], key: dict, out: "Path", env: dict | None = None, timeout: float = 3600) -> str:
+    """Run one fit in a child process (``cmd`` prints its JSON record last), append that record, or
+    ``key`` with the child's error, as one line to ``out``; return the line."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    line = (proc.stdout.strip().splitlines()[-1] if proc.returncode == 0
+            else json.dumps({**key, "error": proc.stderr[-500:]}))
+    with out.open("a") as fh:
+        fh.write(line + "\n")
+    print(line, flush=True)
+    return line
+
+
+def table_rows(part: Any, column: str, keys: list, cell: Any) -> list[str]:
+    """Markdown rows, one per table of the frame ``part``: ``cell(rows)`` for the rows whose ``column``
+    is each of ``keys`` in turn ("-" where there are none)."""
+    lines = []
+    for table, rows_t in part.groupby("table"):
+        cells = ["-" if (r := rows_t[rows_t[column] == k]).empty else cell(r) for k in keys]
+        lines.append(f"| {table} | " + " | ".join(cells) + " |")
+    return lines

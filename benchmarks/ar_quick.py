@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
+
+from _common import run_child, table_rows  # noqa: E402
 OUT = HERE / "results" / "ar_quick.jsonl"
 TABLE = HERE / "results" / "ar_quick.md"
 MODELS = {"tvae": ("TVAE", {}), "tabularar": ("TabularAR", {}), "tabularar-fixed": ("TabularAR", {"order": "fixed"})}
@@ -77,13 +78,8 @@ def merge() -> None:
         models = [m for m in MODELS if m in set(part["model"])]
         head = "epsilon 1 (DP defaults)" if dp else f"without DP, {int(part['epochs'].max())} epochs"
         lines += [f"## {head}", "", "| table | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-        for table, rows_t in part.groupby("table"):
-            cells = []
-            for m in models:
-                r = rows_t[rows_t["model"] == m]
-                cells.append("-" if r.empty else f"{r['quality'].mean():.3f} / {r['tstr_auc'].mean():.3f} / "
-                             f"{r['fit_cpu_s'].mean():.0f}")
-            lines.append(f"| {table} | " + " | ".join(cells) + " |")
+        lines += table_rows(part, "model", models, lambda r: f"{r['quality'].mean():.3f} / "
+                            f"{r['tstr_auc'].mean():.3f} / {r['fit_cpu_s'].mean():.0f}")
         lines.append("")
     TABLE.write_text("\n".join(lines) + "\n")
 
@@ -114,13 +110,7 @@ def main() -> int:
                         continue
                     cmd = [sys.executable, __file__, "--epochs", str(a.epochs), "--seed", str(a.seed),
                            "--child", table, model, mode]
-                    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
-                    line = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else json.dumps(
-                        {"table": table, "model": model, "dp": mode == "dp", "seed": a.seed,
-                         "error": proc.stderr[-500:]})
-                    with OUT.open("a") as fh:
-                        fh.write(line + "\n")
-                    print(line, flush=True)
+                    run_child(cmd, {"table": table, "model": model, "dp": mode == "dp", "seed": a.seed}, OUT, env)
     merge()
     return 0
 

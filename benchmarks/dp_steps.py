@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
+
+from _common import run_child, table_rows  # noqa: E402
 OUT = HERE / "results" / "dp_steps.jsonl"
 TABLE = HERE / "results" / "dp_steps.md"
 BATCH = {"ctgan": 500, "tvae": 2000}  # the families' DP default expected batches
@@ -92,16 +93,12 @@ def merge() -> None:
         targets = sorted(part["steps_target"].unique(), key=lambda t: (int(t.split(":")[0]), t))
         lines += [f"## {model}", "", "| table | " + " | ".join(f"target {t}" for t in targets) + " |",
                   "|---|" + "---|" * len(targets)]
-        for table, rows_t in part.groupby("table"):
-            cells = []
-            for t in targets:
-                r = rows_t[rows_t["steps_target"] == t]
-                cells.append("-" if r.empty else f"{r['quality'].mean():.3f} / {r['tstr_auc'].mean():.3f} "
-                             f"({int(r['steps'].mean())}, {r['noise_multiplier'].mean():.2g})")
-            lines.append(f"| {table} | " + " | ".join(cells) + " |")
+        lines += table_rows(part, "steps_target", targets, lambda r: f"{r['quality'].mean():.3f} / "
+                            f"{r['tstr_auc'].mean():.3f} ({int(r['steps'].mean())}, {r['noise_multiplier'].mean():.2g})")
         means = [part[part["steps_target"] == t] for t in targets]
-        lines.append("| **mean** | " + " | ".join(f"{m['quality'].mean():.3f} / {m['tstr_auc'].mean():.3f}"
-                                                 if not m.empty else "-" for m in means) + " |")
+        lines.append("| **mean (tables)** | " + " | ".join(
+            f"{m['quality'].mean():.3f} / {m['tstr_auc'].mean():.3f} ({m['table'].nunique()})" if not m.empty else "-"
+            for m in means) + " |")
         lines.append("")
     TABLE.write_text("\n".join(lines) + "\n")
 
@@ -131,13 +128,8 @@ def main() -> int:
                             continue
                         cmd = [sys.executable, __file__, "--epsilon", str(a.epsilon),
                                "--child", table, model, str(steps), str(seed)]
-                        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
-                        line = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else json.dumps(
-                            {"table": table, "model": model, "steps_target": steps, "seed": seed,
-                             "error": proc.stderr[-500:]})
-                        with OUT.open("a") as fh:
-                            fh.write(line + "\n")
-                        print(line, flush=True)
+                        run_child(cmd, {"table": table, "model": model, "steps_target": steps, "seed": seed},
+                                  OUT, env)
     merge()
     return 0
 

@@ -130,8 +130,8 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     1. checks every argument (nothing is spent on a mistake);
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
-    3. fits ``model`` ("ctgan" or "tvae") in DP mode, samples ``n_rows`` rows (default: the fit's
-       noisy row count, never the exact one) and writes the bundle folder ``out`` (see
+    3. fits ``model`` (a registered family: "ctgan", "tvae", "tabularar") in DP mode, samples
+       ``n_rows`` rows (default: the fit's noisy row count, never the exact one) and writes the bundle folder ``out`` (see
        :mod:`tabsynth.release.bundle`), the internal report from ``holdout``/``target`` included
        unless ``report=False``;
     4. commits the reservation at what the fit actually spent.
