@@ -3,6 +3,24 @@ import pandas as pd
 import pytest
 
 import tabsynth as ts
+from tabsynth.models.registry import MODELS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def few_dp_steps():
+    """DP fits left at their defaults take few steps in tests (the rule's shape is kept; its size is
+    the library's only outside tests): the step rule's 400 steps would make the suite slow."""
+    import dataclasses
+
+    saved = {name: cls.__dict__.get("_DP_STEPS") for name, cls in MODELS.items()}
+    for cls in MODELS.values():
+        cls._DP_STEPS = dataclasses.replace(cls._DP_STEPS, min_steps=20, min_epochs=1)
+    yield
+    for name, cls in MODELS.items():
+        if saved[name] is None:
+            del cls._DP_STEPS
+        else:
+            cls._DP_STEPS = saved[name]
 
 
 @pytest.fixture(scope="session")
