@@ -221,9 +221,10 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
 
     @property
     def _local_batch(self) -> int:
-        """Rows per step on this process: the batch is global and split over the ranks."""
+        """Rows per step on this process: the batch is global and split over the ranks; at least two,
+        since the generator's BatchNorm needs two rows (a tiny noisy row count can ask for one)."""
         batch = getattr(self, "_fit_batch", None) or self._batch_size
-        return max(1, math.ceil(min(batch, self._n_global) / self._runtime.world_size))
+        return max(2, math.ceil(min(batch, self._n_global) / self._runtime.world_size))
 
     def _init_fitted(self, transformer: TableTransformer, device: torch.device) -> None:
         self.transformer_ = transformer
