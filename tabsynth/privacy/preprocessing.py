@@ -11,8 +11,8 @@ so statistic ``j`` has L2 sensitivity 1, and each gets its own noise ``sigma_j``
 ``sigma_j = z * sqrt(U / u_j)`` for units ``u_j`` summing to ``U`` (docs/privacy.md rule 4).
 
 The units come from the schema alone (kind, declared domain), never from the values: the row count
-:data:`UNITS_ROW_COUNT`; booleans and declared categories :data:`UNITS_KNOWN`; categories read off
-the data :data:`UNITS_SELECTED` (their partition-selection threshold ``1 + sigma_j * Phi^-1(1 -
+:data:`UNITS_ROW_COUNT` (as much as selected categories: it sizes batches, delta and shares);
+booleans and declared categories :data:`UNITS_KNOWN`; categories read off the data :data:`UNITS_SELECTED` (their partition-selection threshold ``1 + sigma_j * Phi^-1(1 -
 delta_col)``, charged ``delta_col``, scales with their noise: the budget buys most there); numeric
 columns :data:`~tabsynth.privacy.histograms.ROUND_UNITS` over their rounds (:data:`UNITS_PUBLIC_BOUNDS`
 for the one round inside public bounds). Later rounds read grids chosen from earlier noisy outputs:
@@ -46,7 +46,7 @@ from tabsynth.transform.datetime import to_datetime
 from tabsynth.transform.numerical import fit_modes
 
 #: Units of the release's budget per statistic (see the module docstring), from the schema alone.
-UNITS_ROW_COUNT = 0.25
+UNITS_ROW_COUNT = 4.0
 UNITS_KNOWN = 1.0
 UNITS_SELECTED = 4.0
 UNITS_PUBLIC_BOUNDS = 1.5

@@ -102,7 +102,9 @@ def test_two_releases_with_the_same_seed_differ_and_publish_no_seed(table, tmp_p
         public = r.path / "public"
         assert "seed" not in r.manifest["model"]["settings"]
         assert not re.search(r"\bseed\b", (public / "model_card.md").read_text())
-        assert not re.search(rf"\b{N}\b", (public / "manifest.json").read_text() + (public / "model_card.md").read_text())
+        if round(r.privacy.parts["preprocessing"].details["noisy_row_count"]) != N:  # noise can land on N
+            assert not re.search(rf"\b{N}\b", (public / "manifest.json").read_text()
+                                 + (public / "model_card.md").read_text())
 
 
 def test_release_refuses_reproducible_noise_before_touching_anything(table, tmp_path):
