@@ -8,9 +8,9 @@ BLAS thread and a time limit, and samples ``len(train)`` rows. The parent scores
 share against the holdout, validity; the worker measures fit CPU seconds, sample rows per second,
 peak RSS and the epsilon spent.
 
-Methods: ``ts-ctgan``, ``ts-tvae`` (tabsynth, non-DP), ``ts-ctgan-dp``, ``ts-tvae-dp`` (epsilon 1,
-delta 1e-5, the whole pipeline), ``engine`` / ``engine-dp`` (MOSTLY AI's ``mostlyai-engine``
-TabularARGN at its defaults; DP with ``max_epsilon`` 1, of which ``value_protection_epsilon`` 0.1,
+Methods: ``ts-ctgan``, ``ts-tvae``, ``ts-ar`` (tabsynth's CTGAN, TVAE and TabularAR, non-DP),
+``ts-ctgan-dp``, ``ts-tvae-dp``, ``ts-ar-dp`` (epsilon 1, delta 1e-5, the whole pipeline),
+``engine`` / ``engine-dp`` (MOSTLY AI's ``mostlyai-engine`` TabularARGN at its defaults; DP with ``max_epsilon`` 1, of which ``value_protection_epsilon`` 0.1,
 delta 1e-5; its validation split is not covered by that budget), ``sdv-gc``, ``sdv-ctgan``,
 ``sdv-tvae`` (SDV's GaussianCopula and ``ctgan`` package, Business Source License: benchmark-only).
 Peers run in their own venvs, created by ``make bench-setup`` (``.venv-engine``, ``.venv-sdv``).
@@ -50,7 +50,7 @@ from _common import environment  # noqa: E402
 from suite_merge import TABLES, merge  # noqa: E402
 
 VENVS = {"ts": None, "engine": ".venv-engine", "sdv": ".venv-sdv"}
-METHODS = {"ts-ctgan": "ts", "ts-tvae": "ts", "ts-ctgan-dp": "ts", "ts-tvae-dp": "ts",
+METHODS = {"ts-ctgan": "ts", "ts-tvae": "ts", "ts-ar": "ts", "ts-ctgan-dp": "ts", "ts-tvae-dp": "ts", "ts-ar-dp": "ts",
            "engine": "engine", "engine-dp": "engine", "sdv-gc": "sdv", "sdv-ctgan": "sdv", "sdv-tvae": "sdv"}
 RESULTS = Path(os.environ.get("SUITE_RESULTS", HERE / "results"))  # smoke runs point it elsewhere
 PARTS = RESULTS / "suite_parts"

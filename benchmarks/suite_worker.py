@@ -44,7 +44,7 @@ def _tabsynth(model: str, dp: bool) -> Callable[[pd.DataFrame, argparse.Namespac
     def fit(train: pd.DataFrame, a: argparse.Namespace) -> Fitted:
         import tabsynth as ts
 
-        cls = ts.CTGAN if model == "ctgan" else ts.TVAE
+        cls = {"ctgan": ts.CTGAN, "tvae": ts.TVAE, "ar": ts.TabularAR}[model]
         kw: dict[str, Any] = {"seed": a.seed, "verbose": False}
         if dp:
             kw.update(epsilon=a.epsilon, delta=a.delta)
@@ -117,6 +117,7 @@ def _one_table(out: pd.DataFrame | dict[str, pd.DataFrame]) -> pd.DataFrame:
 METHODS: dict[str, Callable[[pd.DataFrame, argparse.Namespace], Fitted]] = {
     "ts-ctgan": _tabsynth("ctgan", dp=False), "ts-tvae": _tabsynth("tvae", dp=False),
     "ts-ctgan-dp": _tabsynth("ctgan", dp=True), "ts-tvae-dp": _tabsynth("tvae", dp=True),
+    "ts-ar": _tabsynth("ar", dp=False), "ts-ar-dp": _tabsynth("ar", dp=True),
     "engine": _engine(dp=False), "engine-dp": _engine(dp=True),
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),
 }

@@ -24,8 +24,10 @@ from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.params import Hyperparameters
 from tabsynth.models.registry import register
+from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
+from tabsynth.errors import PrivacyConfigError
 from tabsynth.privacy.trainer import DPTrainer
 from tabsynth.transform.tokens import DEFAULT_BINS, Tokenizer
 
@@ -38,14 +40,21 @@ class TabularAR(BaseSynthesizer):
     """Autoregressive model over tokenised columns.
 
     Args:
-        epochs: passes over the data; default 100, or 10 under DP.
-        batch_size: rows per step (expected Poisson batch under DP); default 500, or 2000 under DP.
-        embedding_dim: size of the token and query embeddings (the context is their sum).
-        hidden: hidden sizes of the MLP head that maps ``[context ; query]`` to logits.
+        epochs: passes over the data: at most 100 without DP (early stopping usually ends sooner);
+            under DP sized by the step rule.
+        batch_size: rows per step; default the largest power of two with 64 steps per epoch, between
+            32 and 512; under DP the expected Poisson batch of the step rule.
+        embedding_dim: width of the token and query embeddings; the context of a column is the sum of
+            the embeddings of the tokens before it, plus its query (the MLP's first layer).
+        hidden: hidden sizes of the MLP head after that first layer.
         bins: bins of each continuous scalar (edges a public function of ``bins`` alone).
         order: ``"any"`` (a random column order per training row; conditions are met directly) or
             ``"fixed"`` (the table's column order; conditions by rejection).
-        lr: Adam learning rate; default 1e-3, or 1e-2 under DP (few large noisy steps).
+        lr: Adam learning rate; default ``1e-3 * sqrt(batch_size / 32)`` (halved on validation
+            plateaus), or 1e-2 under DP (few large noisy steps).
+        early_stopping: hold out 10% of the rows and stop when their loss has not improved for 4
+            epochs, keeping the best weights; default on without DP. Under DP it is off and cannot be
+            turned on (the held-out loss would be an unaccounted statistic of real rows).
         l2scale: Adam weight decay.
         marginal_weight: under DP, learning rate of the marginal-matching steps (exact model
             marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``;
@@ -56,11 +65,12 @@ class TabularAR(BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
-    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None)}
+    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None)}
 
-    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
-                 hidden: Sequence[int] = (256, 256), bins: int = DEFAULT_BINS, order: str = "any",
-                 lr: float | None = None, l2scale: float = 1e-6, marginal_weight: float = 0.0,
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 256,
+                 hidden: Sequence[int] = (256,), bins: int = DEFAULT_BINS, order: str = "any",
+                 lr: float | None = None, l2scale: float = 1e-6, early_stopping: bool | None = None,
+                 marginal_weight: float = 0.0,
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto", seed: int | None = None,
                  verbose: bool = True, precision: str = "fp32", epsilon: float | None = None,
                  delta: float | None = None, max_grad_norm: float | None = None, dp: DPConfig | None = None) -> None:
@@ -68,7 +78,16 @@ class TabularAR(BaseSynthesizer):
 
     @property
     def _lr(self) -> float:
-        return self.lr if self.lr is not None else (1e-2 if self._private else 1e-3)
+        if self.lr is not None:
+            return self.lr
+        return 1e-2 if self._private else 1e-3 * math.sqrt(self._batch_size / 32)
+
+    @property
+    def _batch_size(self) -> int | None:
+        if self.batch_size is not None or self._private:
+            return super()._batch_size
+        n = getattr(self, "_n_global", None) or 1
+        return int(min(512, max(32, 2 ** int(math.log2(max(n / 64, 1))))))
 
     def dp_config(self) -> DPConfig | None:
         """As for every family, but without a marginal release when ``marginal_weight`` is 0 (nothing
@@ -84,6 +103,12 @@ class TabularAR(BaseSynthesizer):
             problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
         if not isinstance(self.bins, int) or isinstance(self.bins, bool) or self.bins < 2:
             problems.append(f"bins must be an integer of at least 2, got {self.bins!r}")
+        if self.early_stopping not in (None, True, False):
+            problems.append(f"early_stopping must be True, False or None, got {self.early_stopping!r}")
+        elif self.early_stopping and self._private:
+            raise PrivacyConfigError("TabularAR: early_stopping=True under DP would choose the weights by a loss on "
+                                     "held-out real rows that no accountant charges; leave it unset (DP fits "
+                                     "train for the planned steps)")
         return problems
 
     # --- networks -------------------------------------------------------------------------------
@@ -106,12 +131,19 @@ class TabularAR(BaseSynthesizer):
 
     # --- training -------------------------------------------------------------------------------
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
-        tokens = self.tokens_.encode(data)
+        """Adam on random orders; with early stopping (the default) 10% of the rows are held out and
+        decide when to stop, and the best epoch's weights are kept."""
+        tokens, valid = self.tokens_.encode(data), None
+        if self.early_stopping is not False:
+            tokens, valid = split_validation(tokens, self._n_global)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         scaler = self._grad_scaler()
-        n, bs = len(tokens), min(self._batch_size, len(tokens))
         runtime = self._runtime
-        steps_per_epoch = math.ceil(self._n_global / min(self._batch_size, self._n_global))
+        n, bs = len(tokens), min(self._batch_size, len(tokens))
+        self._fit_batch = bs
+        steps_per_epoch = math.ceil(self._n_global / bs)
+        stopper = EarlyStopping(self.net_, opt, runtime) if valid is not None else None
+        valid_orders = self._orders(len(valid), torch.Generator(self.device_).manual_seed(0)) if stopper else None
         history = []
         bar = tqdm(range(self._epochs), desc="TabularAR", disable=not self.verbose or not runtime.is_main,
                    unit="epoch")
@@ -128,7 +160,18 @@ class TabularAR(BaseSynthesizer):
                 total += loss.detach().sum() / max(len(t), 1)
             record = {"epoch": epoch, "loss": float(total) / len(chunks)}
             history.append(record)
+            stop = False
+            if stopper is not None:
+                rows = torch.arange(len(valid), device=self.device_)
+                summed = validation_loss(lambda i: self.net_(valid[i], valid_orders[i]), rows, 4 * bs)
+                stop = stopper.step(epoch, summed, len(valid))
+                record["val_loss"] = stopper.last
             bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if stop:
+                break
+        if stopper is not None:
+            stopper.restore()
+        self._fit_epochs = len(history)
         return history
 
     def _train_private(self, data: torch.Tensor, trainer: DPTrainer, cond_counts: list[list[float]],

@@ -4,7 +4,10 @@ forward returns each row's loss (so DP-SGD wraps it as it is; Opacus' ghost clip
 
 The context of a token column is the sum of the embeddings of the tokens placed before it in the
 row's order: one exclusive cumulative sum over the permuted axis, causal by construction. The head
-maps ``[context ; query]`` to logits over the largest vocabulary, masked to the column's own.
+adds the column's query embedding, applies a ReLU and an MLP, and gives logits over the largest
+vocabulary, masked to the column's own. Summing embeddings of width ``embedding_dim`` is a first
+linear layer over the one-hot tokens before the column, computed without its matrix product (the
+cost per token is the rest of the MLP).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class ARNet(nn.Module):
         self.tokens = nn.Embedding(max(sum(sizes), 1), embedding_dim)
         self.queries = nn.Embedding(max(self.n_tokens, 1), embedding_dim)
         nn.init.normal_(self.tokens.weight, std=1.0 / max(self.n_tokens, 1) ** 0.5)
-        layers, dim = [], 2 * embedding_dim
+        layers, dim = [nn.ReLU()], embedding_dim
         for h in hidden:
             layers += [nn.Linear(dim, h), nn.ReLU()]
             dim = h
@@ -53,8 +56,7 @@ class ARNet(nn.Module):
 
     def logits(self, context: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Logits ``[..., width]`` of token columns ``columns [...]`` given ``context [..., d]``, padding -inf."""
-        h = torch.cat([context, self.queries(columns)], dim=-1)
-        return self.head(h) + self.pad_bias[columns]
+        return self.head(context + self.queries(columns)) + self.pad_bias[columns]
 
     def context(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """``[B, K, d]``: per token column, the sum of the embeddings of the tokens before it in

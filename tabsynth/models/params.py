@@ -84,9 +84,10 @@ class Hyperparameters:
                 continue
             if name in self._DEFAULTS:
                 out[name] = self._resolved(name)
-                if out[name] is None and dp is not None:  # sized at fit time: the value used, once known
+                if out[name] is None:  # sized at fit time: the value used, once known
                     fitted = getattr(self, {"epochs": "_fit_epochs", "batch_size": "_fit_batch"}[name], None)
-                    out[name] = fitted if fitted is not None else self._DP_STEPS.describe(name)
+                    if fitted is not None or dp is not None:
+                        out[name] = fitted if fitted is not None else self._DP_STEPS.describe(name)
             elif isinstance(getattr(type(self), f"_{name}", None), property):
                 out[name] = getattr(self, f"_{name}")
         return out
@@ -114,7 +115,7 @@ class Hyperparameters:
         problems = []
         for name in ("epochs", "batch_size"):
             v = self._resolved(name)
-            if v is None and self._private:  # sized by the DP step rule
+            if v is None:  # unset and sized at fit time (the DP step rule, or the family's own rule)
                 continue
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 problems.append(f"{name} must be a positive integer, got {v!r}")
