@@ -1,9 +1,9 @@
 """Early stopping on a validation split, for fits without DP.
 
 A share of the encoded rows is held out before training; after every epoch the model's loss on
-them decides whether to go on. The learning rate halves after ``plateau`` epochs without a new
-best (down to a tenth of its start), training stops after ``patience`` such epochs, and the best
-weights are put back. Under DP nothing here is used: a loss on held-out real rows is a statistic
+them decides whether to go on. The learning rate halves once more than ``plateau`` epochs in a
+row bring no new best (down to a tenth of its start), training stops once more than ``patience``
+do, and the best weights are put back. Under DP nothing here is used: a loss on held-out real rows is a statistic
 of them that no accountant charges (docs/privacy.md rule 14), so DP fits train for the planned
 number of steps.
 """
