@@ -109,7 +109,9 @@ def fit_once(df, model: str, epsilon: float | None, delta: float, epochs: int, b
              synth_rows: int) -> tuple[float, float | None]:
     import tabsynth as ts
 
-    cls = ts.TVAE if model == "tvae" else ts.CTGAN
+    from tabsynth.models.registry import model_class
+
+    cls = model_class(model)
     kw: dict[str, Any] = {"epsilon": epsilon, "delta": delta} if epsilon is not None else {}
     m = cls(epochs=epochs, batch_size=batch_size, seed=seed, verbose=False, device="cpu", **kw)
     with warnings.catch_warnings():
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=16, help="fits per side (canary in / out); default %(default)s")
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--delta", type=float, default=1e-5)
-    ap.add_argument("--model", choices=("tvae", "ctgan"), default="tvae")
+    ap.add_argument("--model", choices=("tvae", "ctgan", "tabularar"), default="tvae")
     ap.add_argument("--rows", type=int, default=999)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=500)

@@ -15,9 +15,10 @@ def _audit_module():
 
 
 @pytest.mark.slow
-def test_canary_audit_lower_bound_stays_below_claimed_epsilon():
+@pytest.mark.parametrize("model", ["tvae", "ctgan", "tabularar"])
+def test_canary_audit_lower_bound_stays_below_claimed_epsilon(model):
     audit = _audit_module()
-    result = audit.run_audit(runs=4, epsilon=1.0, model="tvae", rows=300, epochs=1, batch_size=100,
+    result = audit.run_audit(runs=4, epsilon=1.0, model=model, rows=300, epochs=1, batch_size=100,
                              synth_rows=1000, seed=0)
     assert result["epsilon_spent_max"] <= 1.0 + 1e-9
     assert result["eps_lb"] <= result["epsilon_spent_max"]

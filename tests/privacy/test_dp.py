@@ -254,7 +254,7 @@ def test_dp_step_rule_sizes_small_tables_for_enough_steps(n, batch, epochs):
     assert StepRule(batch=500).batch_for(40) == 16 and StepRule(batch=500).batch_for(10) == 10
 
 
-@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN])
+@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN, ts.TabularAR])
 def test_dp_fit_applies_the_step_rule_to_what_is_left_unset(cls):
     df = ts.datasets.load("adult").head(600)
     with warnings.catch_warnings():
