@@ -11,7 +11,6 @@ rows, and writes the activated rows (one-hot groups, scalars in [-1, 1]) the tra
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -89,13 +88,9 @@ class TabularAR(BaseSynthesizer):
         n = getattr(self, "_n_global", None) or 1
         return int(min(512, max(32, 2 ** int(math.log2(max(n / 64, 1))))))
 
-    def dp_config(self) -> DPConfig | None:
-        """As for every family, but without a marginal release when ``marginal_weight`` is 0 (nothing
-        would use it): its share of epsilon goes to DP-SGD."""
-        config = super().dp_config()
-        if config is not None and not self.marginal_weight and config.marginal_epsilon_share:
-            config = dataclasses.replace(config, marginal_epsilon_share=0.0)
-        return config
+    def _uses_marginals(self) -> bool:
+        """Only the any-order model with ``marginal_weight > 0`` reads them."""
+        return super()._uses_marginals() and self.order == "any"
 
     def _check_params(self) -> list[str]:
         problems = []
@@ -184,7 +179,7 @@ class TabularAR(BaseSynthesizer):
         pulls the model's exact 1- and 2-way marginals (read off the empty and one-token contexts:
         no row is read, the hooks are off) towards the noisy ones: post-processing.
         """
-        use_marginals = marginals is not None and self.marginal_weight > 0 and self.order == "any"
+        use_marginals = marginals is not None and self._uses_marginals()
         opt_m = (torch.optim.Adam(self.net_.parameters(), lr=self._lr * self.marginal_weight)
                  if use_marginals else None)
         targets = _MarginalTargets(self.tokens_, self.layout_, marginals) if use_marginals else None

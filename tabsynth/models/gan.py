@@ -305,7 +305,7 @@ class CTGAN(BaseSynthesizer):
         self.cond_sampler_ = ConditionSampler(self.layout_, None, counts if cond_counts else None)
         opt_g, opt_d = self._make_optimizers(fused=False)
         average = self._weight_average()
-        use_marginals = marginals is not None and self._resolved("marginal_weight") > 0
+        use_marginals = marginals is not None and self._uses_marginals()
 
         def step(dp: DPTrainer, real: torch.Tensor) -> dict[str, torch.Tensor]:
             with dp.isolated():

@@ -62,13 +62,24 @@ class Hyperparameters:
 
     def dp_config(self) -> DPConfig | None:
         """The DP settings of a fit: ``dp`` with the ``epsilon``, ``delta`` and ``max_grad_norm``
-        keywords applied on top; None without DP. Raises :class:`PrivacyConfigError` if invalid."""
+        keywords applied on top, and no marginal release when the family's settings would not use
+        it (its share goes to training); None without DP. Raises :class:`PrivacyConfigError` if invalid."""
         if not self._private:
             return None
         if self.dp is not None and not isinstance(self.dp, DPConfig):
             raise ConfigError(f"dp must be a tabsynth.DPConfig, got {type(self.dp).__name__}")
         given = {k: getattr(self, k) for k in DP_SHORTHAND if getattr(self, k) is not None}
-        return dataclasses.replace(self.dp, **given) if self.dp is not None else DPConfig(**given)
+        config = dataclasses.replace(self.dp, **given) if self.dp is not None else DPConfig(**given)
+        if config.marginal_epsilon_share and not self._uses_marginals():
+            config = dataclasses.replace(config, marginal_epsilon_share=0.0)
+        return config
+
+    def _uses_marginals(self) -> bool:
+        """Whether a DP fit with these settings reads the noisy marginals (measured only if so): when
+        the family's ``marginal_weight`` is positive (an invalid one is reported by validation)."""
+        name = "marginal_weight"
+        weight = self._resolved(name) if name in self._DEFAULTS else getattr(self, name, 0)
+        return isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
 
     def resolved_params(self) -> dict[str, Any]:
         """Constructor arguments with every ``None`` left to a default replaced by the value used

@@ -112,7 +112,7 @@ class TVAE(BaseSynthesizer):
         towards the noisy ones: no real row is read and the per-sample hooks are off, so it is
         post-processing of already-private state.
         """
-        use_marginals = marginals is not None and self.marginal_weight > 0
+        use_marginals = marginals is not None and self._uses_marginals()
         opt_m = (torch.optim.Adam(self.net_.decoder.parameters(), lr=self._lr * self.marginal_weight)
                  if use_marginals else None)
 

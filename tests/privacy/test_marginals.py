@@ -131,3 +131,14 @@ def test_packed_loss_equals_the_sum_over_tables(model):
     total = sum(kl(t, probs[g].mean(0)) for g, t in zip(marg.singles, marg.one_way))
     total += sum(kl(t, probs[g].T @ probs[h] / len(logits)) for (g, h), t in zip(marg.pairs, marg.two_way))
     assert float(marginal_loss(logits, lay, marg)) == pytest.approx(total / marg.n_tables, rel=1e-4)
+
+
+@pytest.mark.parametrize("model, measured", [
+    (ts.CTGAN(epsilon=1.0), True), (ts.CTGAN(epsilon=1.0, marginal_weight=0.0), False),
+    (ts.TVAE(epsilon=1.0), True), (ts.TVAE(epsilon=1.0, marginal_weight=0), False),
+    (ts.TabularAR(epsilon=1.0), False), (ts.TabularAR(epsilon=1.0, marginal_weight=1.0), True),
+    (ts.TabularAR(epsilon=1.0, marginal_weight=1.0, order="fixed"), False),
+])
+def test_marginals_are_measured_only_when_the_fit_reads_them(model, measured):
+    share = model.dp_config().marginal_epsilon_share
+    assert (share > 0) == measured  # unread marginals would spend epsilon on nothing: their share trains
