@@ -3,7 +3,7 @@ forward returns each row's loss (so DP-SGD wraps it as it is; Opacus' ghost clip
 ``nn.Embedding`` and ``nn.Linear`` layers, the only ones it has).
 
 The context of a token column is the sum of the embeddings of the tokens placed before it in the
-row's order: one exclusive cumulative sum over the permuted axis, causal by construction. The head
+row's order: one batched product with a 0/1 "placed before" matrix, causal by construction. The head
 adds the column's query embedding, applies a ReLU and an MLP, and gives logits over the largest
 vocabulary, masked to the column's own. Summing embeddings of width ``embedding_dim`` is a first
 linear layer over the one-hot tokens before the column, computed without its matrix product (the
@@ -17,11 +17,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-
-def _gather_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``t[b, index[b, j], :]`` for ``t [B, K, d]`` and ``index [B, K]``."""
-    return t.gather(1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
 
 
 class ARNet(nn.Module):
@@ -60,10 +55,11 @@ class ARNet(nn.Module):
 
     def context(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """``[B, K, d]``: per token column, the sum of the embeddings of the tokens before it in
-        ``order [B, K]`` (the token column placed at each step)."""
-        e = _gather_rows(self.embed(tokens, self._columns(tokens)), order)
-        before = torch.cat([torch.zeros_like(e[:, :1]), e[:, :-1]], dim=1).cumsum(1)
-        return _gather_rows(before, order.argsort(1))
+        ``order [B, K]`` (the token column placed at each step), as one batched product with the
+        0/1 matrix ``before[b, k, j] = rank_j < rank_k``."""
+        rank = order.argsort(1)
+        before = (rank.unsqueeze(1) < rank.unsqueeze(2)).to(self.tokens.weight.dtype)
+        return torch.bmm(before, self.embed(tokens, self._columns(tokens)))
 
     def all_logits(self, tokens: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """``[B, K, width]`` logits of every token column under ``order``, in one batched pass."""
