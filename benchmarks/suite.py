@@ -10,6 +10,7 @@ peak RSS and the epsilon spent.
 
 Methods: ``ts-ctgan``, ``ts-tvae``, ``ts-ar`` (tabsynth's CTGAN, TVAE and TabularAR, non-DP),
 ``ts-ctgan-dp``, ``ts-tvae-dp``, ``ts-ar-dp`` (epsilon 1, delta 1e-5, the whole pipeline),
+``ts-ar-fixed`` / ``ts-ar-fixed-dp`` (TabularAR trained on the table's column order),
 ``engine`` / ``engine-dp`` (MOSTLY AI's ``mostlyai-engine`` TabularARGN at its defaults; DP with ``max_epsilon`` 1, of which ``value_protection_epsilon`` 0.1,
 delta 1e-5; its validation split is not covered by that budget), ``sdv-gc``, ``sdv-ctgan``,
 ``sdv-tvae`` (SDV's GaussianCopula and ``ctgan`` package, Business Source License: benchmark-only).
@@ -50,7 +51,8 @@ from _common import environment  # noqa: E402
 from suite_merge import TABLES, merge  # noqa: E402
 
 VENVS = {"ts": None, "engine": ".venv-engine", "sdv": ".venv-sdv"}
-METHODS = {"ts-ctgan": "ts", "ts-tvae": "ts", "ts-ar": "ts", "ts-ctgan-dp": "ts", "ts-tvae-dp": "ts", "ts-ar-dp": "ts",
+METHODS = {"ts-ctgan": "ts", "ts-tvae": "ts", "ts-ar": "ts", "ts-ar-fixed": "ts",
+           "ts-ctgan-dp": "ts", "ts-tvae-dp": "ts", "ts-ar-dp": "ts", "ts-ar-fixed-dp": "ts",
            "engine": "engine", "engine-dp": "engine", "sdv-gc": "sdv", "sdv-ctgan": "sdv", "sdv-tvae": "sdv"}
 RESULTS = Path(os.environ.get("SUITE_RESULTS", HERE / "results"))  # smoke runs point it elsewhere
 PARTS = RESULTS / "suite_parts"

@@ -23,8 +23,8 @@ SCORES = [
 #: The suite's tables, in the order the page lists them.
 TABLES = ["adult", "german_credit", "credit_data", "flchain", "hmda", "telco_churn", "nmes1988",
           "rotterdam", "nass_cds", "yrbss"]
-METHOD_ORDER = ["ts-ctgan", "ts-tvae", "ts-ar", "engine", "sdv-gc", "sdv-ctgan", "sdv-tvae",
-                "ts-ctgan-dp", "ts-tvae-dp", "ts-ar-dp", "engine-dp"]
+METHOD_ORDER = ["ts-ctgan", "ts-tvae", "ts-ar", "ts-ar-fixed", "engine", "sdv-gc", "sdv-ctgan", "sdv-tvae",
+                "ts-ctgan-dp", "ts-tvae-dp", "ts-ar-dp", "ts-ar-fixed-dp", "engine-dp"]
 
 
 def load_parts(folder: Path) -> pd.DataFrame:

@@ -40,12 +40,12 @@ def _peak_rss_mb() -> float:
 Fitted = tuple[Callable[[int], pd.DataFrame], float]
 
 
-def _tabsynth(model: str, dp: bool) -> Callable[[pd.DataFrame, argparse.Namespace], Fitted]:
+def _tabsynth(model: str, dp: bool, **params: Any) -> Callable[[pd.DataFrame, argparse.Namespace], Fitted]:
     def fit(train: pd.DataFrame, a: argparse.Namespace) -> Fitted:
         import tabsynth as ts
 
         cls = {"ctgan": ts.CTGAN, "tvae": ts.TVAE, "ar": ts.TabularAR}[model]
-        kw: dict[str, Any] = {"seed": a.seed, "verbose": False}
+        kw: dict[str, Any] = {"seed": a.seed, "verbose": False, **params}
         if dp:
             kw.update(epsilon=a.epsilon, delta=a.delta)
         if a.epochs:
@@ -118,6 +118,7 @@ METHODS: dict[str, Callable[[pd.DataFrame, argparse.Namespace], Fitted]] = {
     "ts-ctgan": _tabsynth("ctgan", dp=False), "ts-tvae": _tabsynth("tvae", dp=False),
     "ts-ctgan-dp": _tabsynth("ctgan", dp=True), "ts-tvae-dp": _tabsynth("tvae", dp=True),
     "ts-ar": _tabsynth("ar", dp=False), "ts-ar-dp": _tabsynth("ar", dp=True),
+    "ts-ar-fixed": _tabsynth("ar", dp=False, order="fixed"), "ts-ar-fixed-dp": _tabsynth("ar", dp=True, order="fixed"),
     "engine": _engine(dp=False), "engine-dp": _engine(dp=True),
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),
 }

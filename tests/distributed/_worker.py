@@ -23,6 +23,10 @@ def main(data: str, out: str) -> None:
                              dp=ts.DPConfig(epsilon=2.0, max_physical_batch_size=40)),
         "ctgan": ts.CTGAN(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
         "tvae": ts.TVAE(epochs=1, batch_size=100, seed=0, verbose=False, device="cpu"),
+        # early stopping on: every rank holds out its share and all take the same decision
+        "ar": ts.TabularAR(epochs=3, seed=0, verbose=False, device="cpu", embedding_dim=16, hidden=(16,)),
+        "dp_ar": ts.TabularAR(epsilon=2.0, epochs=2, batch_size=100, seed=0, verbose=False, device="cpu",
+                              embedding_dim=16, hidden=(16,)),
     }
     for name, model in runs.items():
         with reproducible_noise(0):  # the same noisy row count as the single-process fit of the test

@@ -42,7 +42,7 @@ def torchrun_run(tmp_path_factory) -> tuple[Path, Path]:
     return data, out
 
 
-@pytest.mark.parametrize("name", ["dp_tvae", "dp_ctgan", "ctgan", "tvae"])
+@pytest.mark.parametrize("name", ["dp_tvae", "dp_ctgan", "dp_ar", "ctgan", "tvae", "ar"])
 def test_every_rank_ends_with_the_same_weights(torchrun_run, name):
     _, out = torchrun_run
     states = [torch.load(out / f"{name}.rank{r}.pt", weights_only=True) for r in range(WORLD)]
