@@ -89,13 +89,20 @@ def merge(folder: Path) -> str:
         out.append("")
     env = _environment(ok)
     if env:
-        out += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+        out += ["Environment (newest run): " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+        out += ["Code each method's runs used (git commit): " + "; ".join(
+            f"{m} {', '.join(c)}" for m, c in _commits(ok).items()), ""]
     return "\n".join(out)
 
 
 def _environment(ok: pd.DataFrame) -> dict[str, Any]:
     if "environment" not in ok or ok.empty:
         return {}
-    e = ok["environment"].iloc[-1] or {}
+    e = ok.sort_values("started")["environment"].iloc[-1] or {}
     return {k: e.get(k) for k in ("git_commit", "python", "torch", "sdmetrics", "sklearn", "cpus") if k in e}
+
+
+def _commits(ok: pd.DataFrame) -> dict[str, list[str]]:
+    commits = ok.assign(commit=[(e or {}).get("git_commit", "?") for e in ok["environment"]])
+    return {m: sorted(set(commits.loc[commits.method == m, "commit"])) for m in METHOD_ORDER if m in set(ok.method)}
 
