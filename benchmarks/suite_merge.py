@@ -63,6 +63,27 @@ def score_table(ok: pd.DataFrame, key: str, digits: int, methods: list[str], tab
     return lines
 
 
+def against_engine(ok: pd.DataFrame) -> list[str]:
+    """Each of our methods against MOSTLY AI's engine in the same mode (non-DP against ``engine``,
+    DP against ``engine-dp``), on the tables both finished: tables won on quality and on TSTR,
+    mean differences, and the ratio of mean fit CPU seconds."""
+    per = ok.groupby(["method", "table"])[["quality", "tstr_auc", "fit_cpu_s"]].mean()
+    lines = ["## Against MOSTLY AI's engine (same mode, tables both finished)", "",
+             "| method | against | tables | quality won | TSTR won | quality diff (mean) | TSTR diff (mean) | "
+             "fit CPU ratio (means) |", "|---|---|---|---|---|---|---|---|"]
+    for m in METHOD_ORDER:
+        peer = "engine-dp" if m.endswith("-dp") else "engine"
+        if not m.startswith("ts-") or m not in per.index.get_level_values(0) or peer not in per.index.get_level_values(0):
+            continue
+        both = per.loc[m].join(per.loc[peer], rsuffix="_peer", how="inner").dropna(subset=["quality", "quality_peer"])
+        if both.empty:
+            continue
+        dq, dt = both.quality - both.quality_peer, both.tstr_auc - both.tstr_auc_peer
+        lines.append(f"| {m} | {peer} | {len(both)} | {int((dq > 0).sum())} | {int((dt > 0).sum())} | {dq.mean():+.3f} | "
+                     f"{dt.mean():+.3f} | {both.fit_cpu_s.mean() / both.fit_cpu_s_peer.mean():.2f} |")
+    return lines
+
+
 def merge(folder: Path) -> str:
     """The markdown page for every part in ``folder``."""
     parts = load_parts(folder)
@@ -77,6 +98,7 @@ def merge(folder: Path) -> str:
            f"{len(ok)} of {len(parts)} runs finished; seeds {', '.join(map(str, seeds))}. Each cell is the "
            "mean over seeds with [min, max] when there are several; the mean row averages the tables a "
            "method finished (their count in brackets), so compare means only across equal counts.", ""]
+    out += [*against_engine(ok), ""]
     for key, title, digits in SCORES:
         out += [f"## {title}", "", *score_table(ok, key, digits, methods, tables), ""]
     bad = parts[parts.status != "ok"]
