@@ -10,7 +10,8 @@ peak RSS and the epsilon spent.
 
 Methods: ``ts-ctgan``, ``ts-tvae``, ``ts-ar`` (tabsynth's CTGAN, TVAE and TabularAR, non-DP),
 ``ts-ctgan-dp``, ``ts-tvae-dp``, ``ts-ar-dp`` (epsilon 1, delta 1e-5, the whole pipeline),
-``ts-ar-fixed`` / ``ts-ar-fixed-dp`` (TabularAR trained on the table's column order),
+``ts-ar`` / ``ts-ar-dp`` train TabularAR on random column orders (``order="any"``, its non-DP
+default), ``ts-ar-fixed`` / ``ts-ar-fixed-dp`` on the table's column order (its DP default),
 ``engine`` / ``engine-dp`` (MOSTLY AI's ``mostlyai-engine`` TabularARGN at its defaults; DP with ``max_epsilon`` 1, of which ``value_protection_epsilon`` 0.1,
 delta 1e-5; its validation split is not covered by that budget), ``sdv-gc``, ``sdv-ctgan``,
 ``sdv-tvae`` (SDV's GaussianCopula and ``ctgan`` package, Business Source License: benchmark-only).

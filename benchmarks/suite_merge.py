@@ -67,7 +67,9 @@ def against_engine(ok: pd.DataFrame) -> list[str]:
     """Each of our methods against MOSTLY AI's engine in the same mode (non-DP against ``engine``,
     DP against ``engine-dp``), on the tables both finished: tables won on quality and on TSTR,
     mean differences, and the ratio of mean fit CPU seconds."""
-    per = ok.groupby(["method", "table"])[["quality", "tstr_auc", "fit_cpu_s"]].mean()
+    cols = ["quality", "tstr_auc", "fit_cpu_s"]
+    per = ok.reindex(columns=["method", "table", *cols]).astype({c: float for c in cols}).groupby(
+        ["method", "table"])[cols].mean()
     lines = ["## Against MOSTLY AI's engine (same mode, tables both finished)", "",
              "| method | against | tables | quality won | TSTR won | quality diff (mean) | TSTR diff (mean) | "
              "fit CPU ratio (means) |", "|---|---|---|---|---|---|---|---|"]

@@ -117,7 +117,7 @@ def _one_table(out: pd.DataFrame | dict[str, pd.DataFrame]) -> pd.DataFrame:
 METHODS: dict[str, Callable[[pd.DataFrame, argparse.Namespace], Fitted]] = {
     "ts-ctgan": _tabsynth("ctgan", dp=False), "ts-tvae": _tabsynth("tvae", dp=False),
     "ts-ctgan-dp": _tabsynth("ctgan", dp=True), "ts-tvae-dp": _tabsynth("tvae", dp=True),
-    "ts-ar": _tabsynth("ar", dp=False), "ts-ar-dp": _tabsynth("ar", dp=True),
+    "ts-ar": _tabsynth("ar", dp=False, order="any"), "ts-ar-dp": _tabsynth("ar", dp=True, order="any"),
     "ts-ar-fixed": _tabsynth("ar", dp=False, order="fixed"), "ts-ar-fixed-dp": _tabsynth("ar", dp=True, order="fixed"),
     "engine": _engine(dp=False), "engine-dp": _engine(dp=True),
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),

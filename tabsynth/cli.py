@@ -222,11 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the bundled Adult table",
                        description="Run the main job end to end on bundled UCI Adult: detect metadata, fit a "
-                                   "CTGAN, sample and write the report. Its time grows with the machine's load; "
-                                   "--epochs and --rows make it shorter.")
+                                   "TabularAR, sample and write the report. Its time grows with the machine's "
+                                   "load; --epochs and --rows make it shorter.")
     p.add_argument("--out", default="out/demo", help="folder for the demo's outputs (default: out/demo)")
-    p.add_argument("--epochs", type=positive_int, default=30,
-                   help="CTGAN epochs (default 30; at 10 the rows carried no income signal)")
+    p.add_argument("--epochs", type=positive_int, default=10,
+                   help="TabularAR epochs at most (default 10; early stopping may end sooner)")
     p.add_argument("--rows", type=positive_int, help="use a random sample of this many rows (default: all)")
     add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

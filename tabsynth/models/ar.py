@@ -48,7 +48,9 @@ class TabularAR(BaseSynthesizer):
         hidden: hidden sizes of the MLP head after that first layer.
         bins: bins of each continuous scalar (edges a public function of ``bins`` alone).
         order: ``"any"`` (a random column order per training row; conditions are met directly) or
-            ``"fixed"`` (the table's column order; conditions by rejection).
+            ``"fixed"`` (the table's column order; conditions by rejection); default ``"any"``
+            without DP and ``"fixed"`` under DP, where one order learns much more from the few
+            noisy steps (suite: benchmarks/results/suite.md, ``ts-ar-dp`` against ``ts-ar-fixed-dp``).
         lr: Adam learning rate; default ``1e-3 * sqrt(batch_size / 32)`` (halved on validation
             plateaus), or 1e-2 under DP (few large noisy steps).
         early_stopping: hold out 10% of the rows and stop when their loss has not improved for 4
@@ -64,10 +66,11 @@ class TabularAR(BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
-    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None)}
+    _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None),
+                 "order": ("any", "fixed")}
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 256,
-                 hidden: Sequence[int] = (256,), bins: int = DEFAULT_BINS, order: str = "any",
+                 hidden: Sequence[int] = (256,), bins: int = DEFAULT_BINS, order: str | None = None,
                  lr: float | None = None, l2scale: float = 1e-6, early_stopping: bool | None = None,
                  marginal_weight: float = 0.0,
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto", seed: int | None = None,
@@ -82,6 +85,10 @@ class TabularAR(BaseSynthesizer):
         return 1e-2 if self._private else 1e-3 * math.sqrt(self._batch_size / 32)
 
     @property
+    def _order(self) -> str:
+        return self._resolved("order")
+
+    @property
     def _batch_size(self) -> int | None:
         if self.batch_size is not None or self._private:
             return super()._batch_size
@@ -90,11 +97,11 @@ class TabularAR(BaseSynthesizer):
 
     def _uses_marginals(self) -> bool:
         """Only the any-order model with ``marginal_weight > 0`` reads them."""
-        return super()._uses_marginals() and self.order == "any"
+        return super()._uses_marginals() and self._order == "any"
 
     def _check_params(self) -> list[str]:
         problems = []
-        if self.order not in ORDERS:
+        if self._order not in ORDERS:
             problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
         if not isinstance(self.bins, int) or isinstance(self.bins, bool) or self.bins < 2:
             problems.append(f"bins must be an integer of at least 2, got {self.bins!r}")
@@ -119,7 +126,7 @@ class TabularAR(BaseSynthesizer):
         (``order="any"``; a column's tokens stay together, in their own order), else the fixed one."""
         tok = self.tokens_
         steps = torch.arange(tok.n_tokens, device=self.device_)
-        if self.order == "fixed" or tok.n_columns < 2:
+        if self._order == "fixed" or tok.n_columns < 2:
             return steps.expand(n, -1)
         rank = torch.rand(n, tok.n_columns, device=self.device_, generator=generator).argsort(1).argsort(1)
         return (rank[:, tok.columns] * tok.n_tokens + steps).argsort(1)
@@ -211,7 +218,7 @@ class TabularAR(BaseSynthesizer):
     def _sample_matrix(self, n: int, conds: list, gen: torch.Generator, max_tries: int) -> torch.Tensor:
         """Conditions met directly (any-order model): the conditioned columns come first with their
         tokens fixed, so every row honours them; the fixed-order model uses rejection."""
-        if not conds or self.order != "any":
+        if not conds or self._order != "any":
             return super()._sample_matrix(n, conds, gen, max_tries)
         return self._generate_chunked(n, tuple((group, slot) for _, _, group, slot in conds), gen)
 

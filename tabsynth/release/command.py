@@ -34,7 +34,8 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
     p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
     p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")
-    p.add_argument("--model", choices=model_names(), default="ctgan", help="model family (default ctgan)")
+    p.add_argument("--model", choices=model_names(), default="tabularar",
+                   help="model family (default tabularar: the strongest under DP on the suite)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (model default)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step (model default)")
     p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")

@@ -120,7 +120,7 @@ class _Job:
 
 
 def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledger | str | os.PathLike,
-            out: str | os.PathLike, model: str = "ctgan", *, dataset_id: str, delta: float | None = None,
+            out: str | os.PathLike, model: str = "tabularar", *, dataset_id: str, delta: float | None = None,
             n_rows: int | None = None, epochs: int | None = None, seed: int | None = None,
             holdout: pd.DataFrame | str | os.PathLike | None = None, target: str | None = None,
             metadata: Any = None, report: bool = True, verbose: bool = False,
@@ -130,7 +130,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     1. checks every argument (nothing is spent on a mistake);
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
-    3. fits ``model`` (a registered family: "ctgan", "tvae", "tabularar") in DP mode, samples
+    3. fits ``model`` (a registered family: "tabularar", the default, "ctgan" or "tvae") in DP mode, samples
        ``n_rows`` rows (default: the fit's noisy row count, never the exact one) and writes the bundle folder ``out`` (see
        :mod:`tabsynth.release.bundle`), the internal report from ``holdout``/``target`` included
        unless ``report=False``;

@@ -92,7 +92,8 @@ def test_split_is_seeded_seventy_thirty():
 def test_merge_has_a_row_per_table_a_mean_row_and_seed_ranges(tmp_path):
     for table_name, method, seed, q in [("t1", "ts-ctgan", 0, 0.8), ("t1", "ts-ctgan", 1, 0.9),
                                         ("t2", "ts-ctgan", 0, 0.6), ("t1", "engine", 0, 0.7)]:
-        part = {"table": table_name, "method": method, "seed": seed, "status": "ok", "quality": q, "trtr_auc": 0.9}
+        part = {"table": table_name, "method": method, "seed": seed, "status": "ok", "quality": q, "trtr_auc": 0.9,
+                "tstr_auc": q - 0.1, "fit_cpu_s": 10.0 if method == "engine" else 5.0}
         (tmp_path / f"{table_name}__{method}__s{seed}.json").write_text(json.dumps(part))
     (tmp_path / "t2__engine__s0.json").write_text(json.dumps(
         {"table": "t2", "method": "engine", "seed": 0, "status": "timeout"}))
@@ -100,3 +101,4 @@ def test_merge_has_a_row_per_table_a_mean_row_and_seed_ranges(tmp_path):
     assert "| t1 | 0.850 [0.800, 0.900] | 0.700 |" in text
     assert "| **mean (tables)** | 0.725 (2) | 0.700 (1) |" in text
     assert "| t2 | engine | 0 | timeout |" in text
+    assert "| ts-ctgan | engine | 1 | 1 | 1 | +0.150 | +0.150 | 0.50 |" in text  # t1 only: both finished it

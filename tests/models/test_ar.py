@@ -10,7 +10,7 @@ from tabsynth.errors import ConfigError
 from tabsynth.transform import TableTransformer
 from tabsynth.transform.tokens import Tokenizer, bin_edges
 
-FAST = dict(epochs=3, batch_size=100, seed=0, verbose=False, embedding_dim=32, hidden=(64,))
+FAST = dict(epochs=3, batch_size=100, seed=0, verbose=False, embedding_dim=32, hidden=(64,), order="any")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_any_order_sampling(model):
 
 
 def test_fixed_order_rejects_to_meet_conditions(table):
-    m = ts.TabularAR(**{**FAST, "epochs": 1}, order="fixed").fit(table)
+    m = ts.TabularAR(**{**FAST, "epochs": 1, "order": "fixed"}).fit(table)
     syn = m.sample(100, seed=0, conditions={"Home": "rent", "Status": "good"})
     assert (syn["Home"] == "rent").all() and (syn["Status"] == "good").all()
 
@@ -149,6 +149,6 @@ def test_bad_params(table):
 
 def test_no_marginal_release_unless_the_marginal_steps_use_it():
     assert ts.TabularAR(epsilon=1.0).dp_config().marginal_epsilon_share == 0.0
-    kept = ts.TabularAR(epsilon=1.0, marginal_weight=1.0).dp_config().marginal_epsilon_share
+    kept = ts.TabularAR(epsilon=1.0, marginal_weight=1.0, order="any").dp_config().marginal_epsilon_share
     assert kept == ts.DPConfig(epsilon=1.0).marginal_epsilon_share > 0
     assert ts.TabularAR().dp_config() is None
