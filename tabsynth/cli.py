@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=model_names(), default="tabularar",
                    help="model family (default tabularar: the strongest on the suite, with and without DP)")
     p.add_argument("--epochs", type=positive_int,
-                   help="training epochs (model default: CTGAN and TVAE 300; TabularAR at most 100, stopping early)")
+                   help="training epochs (default without DP: CTGAN and TVAE 300, TabularAR at most 100 with "
+                        "early stopping; under DP: sized by the DP step rule)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
