@@ -40,19 +40,40 @@ class Hyperparameters:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments, as given."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments, as given (scikit-learn's contract). With ``deep``, the parameters of
+        any argument that is itself an estimator follow as ``name__param``."""
+        out = {name: getattr(self, name) for name in self._param_names()}
+        if deep:
+            for name, value in list(out.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    out.update({f"{name}__{k}": v for k, v in value.get_params(deep=True).items()})
+        return out
 
     def set_params(self, **params: Any) -> "Hyperparameters":
+        """Set constructor arguments (``name__param`` for a nested estimator's); returns self. The new
+        values take effect at the next ``fit``."""
+        names = self._param_names()
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
-            if key not in self._param_names():
-                raise ConfigError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
+            name, _, sub = key.partition("__")
+            if name not in names:
+                raise ConfigError(f"{type(self).__name__} has no parameter {name!r}; its parameters are "
+                                  f"{', '.join(names)}")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        for name, sub_params in nested.items():
+            inner = getattr(self, name)
+            if not hasattr(inner, "set_params"):
+                raise ConfigError(f"{type(self).__name__}.{name} is {type(inner).__name__}, which has no "
+                                  f"parameters to set: give {name}= a new value instead")
+            inner.set_params(**sub_params)
         return self
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params(deep=False).items())})"
 
     # --- DP settings --------------------------------------------------------------------------------
     @property
@@ -85,7 +106,7 @@ class Hyperparameters:
         """Constructor arguments with every ``None`` left to a default replaced by the value used
         (e.g. ``batch_size`` and ``pac``, which differ with and without DP); under DP the settings
         of ``dp`` appear as flat keys."""
-        out = self.get_params()
+        out = self.get_params(deep=False)
         dp = self.dp_config()
         out.pop("dp")
         if dp is not None:

@@ -200,7 +200,7 @@ def _write_into(root: Path, model: Any, synthetic: pd.DataFrame, statement: Priv
             _write_text(internal / "report_error.txt", report_error.rstrip() + "\n")
             internal_files.append("report_error.txt")
     if settings is None:
-        settings = model.get_params() if hasattr(model, "get_params") else {}
+        settings = model.get_params(deep=False) if hasattr(model, "get_params") else {}
         settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}
     manifest: dict[str, Any] = {
         "format": FORMAT, "manifest_version": MANIFEST_VERSION,

@@ -329,7 +329,7 @@ def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:
     if hasattr(synth, "resolved_params"):
         settings = synth.resolved_params()
     else:
-        settings = synth.get_params() if hasattr(synth, "get_params") else dict(params)
+        settings = synth.get_params(deep=False) if hasattr(synth, "get_params") else dict(params)
     settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}  # the seed is never published
     out = {}
     for k, v in settings.items():
