@@ -31,7 +31,7 @@ FORMAT_VERSION = 2
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
-    params = model.get_params()
+    params = model.get_params(deep=False)
     if model.privacy_spent().is_dp:
         params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
     if params.get("dp") is not None:
@@ -85,6 +85,18 @@ def _read_file(p: Path) -> tuple[dict[str, Any], bytes]:
     saying what is wrong with the file."""
     if not p.exists():
         raise ModelFileError(f"{p}: model file not found")
+    if p.is_dir():
+        raise ModelFileError(f"{p}: is a folder, not a model file; give the path of the file model.save "
+                             "or `tabsynth fit -o` wrote (e.g. model.tsyn)")
+    try:
+        return _read_zip(p)
+    except PermissionError as exc:
+        raise ModelFileError(f"{p}: cannot be read ({exc.strerror}); check the file's permissions") from exc
+    except OSError as exc:
+        raise ModelFileError(f"{p}: cannot be read as a model file ({exc.strerror or exc})") from exc
+
+
+def _read_zip(p: Path) -> tuple[dict[str, Any], bytes]:
     if not zipfile.is_zipfile(p):
         with open(p, "rb") as fh:
             if fh.read(4) == b"PK\x03\x04":  # a zip's first header without its end

@@ -136,6 +136,12 @@ def test_load_refuses_pickle_payload(fitted, tmp_path, monkeypatch):
         ts.load(tmp_path / "nope.tsyn")
 
 
+def test_load_of_a_folder_is_a_model_file_error(tmp_path):
+    (tmp_path / "release").mkdir()
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        ts.load(tmp_path / "release")
+
+
 def test_conditions_honoured_on_every_row(fitted):
     _, model = fitted
     syn = model.sample(300, seed=0, conditions={"Home": "rent"})
