@@ -19,6 +19,10 @@ MATCH_SHARE = 0.9
 TEXT_MIN_DISTINCT = 50
 TEXT_DISTINCT_SHARE = 0.3
 TEXT_MEAN_LENGTH = 20
+#: Word-like text, flagged however often its values repeat (job titles, diagnoses, reasons): this many
+#: words on average and this share of letters among the non-space characters.
+TEXT_MEAN_WORDS = 3
+TEXT_LETTER_SHARE = 0.7
 #: Rows read to judge a column.
 SAMPLE_ROWS = 5000
 
@@ -47,11 +51,21 @@ def suggest_pii_type(s: pd.Series) -> str | None:
     distinct_share = n_distinct / len(text)
     if n_distinct >= TEXT_MIN_DISTINCT and distinct_share >= 0.5 and text.str.match(_NAME).mean() >= MATCH_SHARE:
         return "name"
+    long = n_distinct >= TEXT_MIN_DISTINCT and text.str.len().mean() >= TEXT_MEAN_LENGTH
     spaced = text.str.contains(r"\s").mean()
-    if (n_distinct >= TEXT_MIN_DISTINCT and distinct_share >= TEXT_DISTINCT_SHARE
-            and text.str.len().mean() >= TEXT_MEAN_LENGTH and spaced >= 0.5):
+    if long and distinct_share >= TEXT_DISTINCT_SHARE and spaced >= 0.5:
+        return "text"
+    if long and _word_like(text):
         return "text"
     return None
+
+
+def _word_like(text: pd.Series) -> bool:
+    """Several words on average, mostly letters: prose, whatever its repetition rate."""
+    words = text.str.count(r"\S+").mean()
+    visible = text.str.count(r"\S").sum()
+    letters = text.str.count(r"[^\W\d_]").sum()
+    return bool(words >= TEXT_MEAN_WORDS and visible and letters / visible >= TEXT_LETTER_SHARE)
 
 
 def apply_text_choice(df: pd.DataFrame, specs: list[ColumnSpec], text: str) -> list[ColumnSpec]:
