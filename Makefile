@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-anonymeter bench-setup bench clean
+.PHONY: setup demo test test-slow refactor-check test-anonymeter bench-setup bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# A refactor must not move a bit: every family's fixed-seed fits hashed in this tree and in REF (a
+# temporary git worktree), both on this machine and one thread (docs/development.md).
+REF ?= main
+refactor-check: setup
+	$(PY) tests/models/bit_exact.py --against $(REF)
 
 # Peers for side-by-side benchmarks only: SDV's ctgan (BSL) in the main venv; benchmarks/suite.py runs
 # MOSTLY AI's engine (Apache-2.0) and SDV (BSL) in venvs of their own. torch goes in first so the
