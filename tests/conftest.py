@@ -16,11 +16,11 @@ def few_dp_steps():
     for cls in MODELS.values():
         cls._DP_STEPS = dataclasses.replace(cls._DP_STEPS, min_steps=20, min_epochs=1)
     yield
-    for name, cls in MODELS.items():
-        if saved[name] is None:
-            del cls._DP_STEPS
+    for name, rule in saved.items():
+        if rule is None:
+            del MODELS[name]._DP_STEPS
         else:
-            cls._DP_STEPS = saved[name]
+            MODELS[name]._DP_STEPS = rule
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import torch
 
 from tabsynth.errors import ModelFileError
 from tabsynth.models.device import resolve_device
-from tabsynth.models.registry import MODELS
+from tabsynth.models.registry import MODELS, family_name
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
 from tabsynth.transform import TableTransformer
@@ -40,7 +40,7 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tabsynth_version": __version__,
-        "class": type(model).__name__,
+        "class": family_name(type(model)),
         "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
         "transformer": model.transformer_.to_dict(),
         "loss_history": model.loss_history_.to_dict(orient="list"),

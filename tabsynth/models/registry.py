@@ -25,6 +25,15 @@ def register(name: str) -> Callable[[type], type]:
     return add
 
 
+def family_name(cls: type) -> str:
+    """The name ``cls`` is registered under (what model files store)."""
+    for name, registered in MODELS.items():
+        if registered is cls:
+            return name
+    raise ConfigError(f"{cls.__name__} is not a registered model family: add register('NAME')({cls.__name__}) "
+                      "to its module")
+
+
 def model_names() -> list[str]:
     """The lowercase names the CLI and ``release(model=...)`` accept."""
     return [name.lower() for name in MODELS]
