@@ -31,7 +31,7 @@ def _cell(values: pd.Series, digits: int) -> str:
 
 def score_table(ok: pd.DataFrame, key: str, digits: int, columns: list[str], tables: list[str]) -> list[str]:
     """One markdown table: tables down, columns (method, or method and mode) across, seeds as mean [min, max]."""
-    extra = key == "tstr_auc"
+    extra = key == "tstr_auc" and "trtr_auc" in ok
     head = ["table", *columns] + (["train-on-real"] if extra else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in tables:

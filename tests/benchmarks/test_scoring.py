@@ -1,18 +1,9 @@
-"""The suite's scores on a tiny table: each must move the way its definition says."""
-
-import json
-import sys
-from pathlib import Path
+"""The benchmarks' scores on a tiny table: each must move the way its definition says."""
 
 import numpy as np
 import pandas as pd
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import suite  # noqa: E402
-import suite_scoring as sc  # noqa: E402
-from suite_merge import merge  # noqa: E402
+import scoring as sc
 
 
 def table(n: int, seed: int) -> pd.DataFrame:
@@ -83,22 +74,10 @@ def test_score_has_every_metric_and_quality_prefers_the_real_table(frames):
     assert good["quality"] > sc.quality(train, shuffled)["quality"] + 0.02
 
 
-def test_split_is_seeded_seventy_thirty():
-    a_train, a_test = suite.split("german_credit")
-    b_train, _ = suite.split("german_credit")
+def test_split_is_seeded_seventy_thirty_and_rows_take_a_sample():
+    a_train, a_test = sc.split("german_credit")
+    b_train, _ = sc.split("german_credit")
     assert (len(a_train), len(a_test)) == (700, 300) and a_train.equals(b_train)
-
-
-def test_merge_has_a_row_per_table_a_mean_row_and_seed_ranges(tmp_path):
-    for table_name, method, seed, q in [("t1", "ts-ctgan", 0, 0.8), ("t1", "ts-ctgan", 1, 0.9),
-                                        ("t2", "ts-ctgan", 0, 0.6), ("t1", "engine", 0, 0.7)]:
-        part = {"table": table_name, "method": method, "seed": seed, "status": "ok", "quality": q, "trtr_auc": 0.9,
-                "tstr_auc": q - 0.1, "fit_cpu_s": 10.0 if method == "engine" else 5.0}
-        (tmp_path / f"{table_name}__{method}__s{seed}.json").write_text(json.dumps(part))
-    (tmp_path / "t2__engine__s0.json").write_text(json.dumps(
-        {"table": "t2", "method": "engine", "seed": 0, "status": "timeout"}))
-    text = merge(tmp_path)
-    assert "| t1 | 0.850 [0.800, 0.900] | 0.700 |" in text
-    assert "| **mean (tables)** | 0.725 (2) | 0.700 (1) |" in text
-    assert "| t2 | engine | 0 | timeout |" in text
-    assert "| ts-ctgan | engine | 1 | 1 | 1 | +0.150 | +0.150 | 0.50 |" in text  # t1 only: both finished it
+    small, small_test = sc.split("german_credit@100")
+    assert len(small) == 100 and small_test.equals(a_test)
+    assert small.merge(a_train, how="left", indicator=True)["_merge"].eq("both").all()
