@@ -24,18 +24,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-
 import report
 import scoring
 from common import ROOT, environment
 from worker import METHODS
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
+    import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
 #: Seed of the 70/30 split of every bundled table but adult (which has its own test file).
 SPLIT_SEED = 0
 TEST_SHARE = 0.3

@@ -1,6 +1,7 @@
 """The benchmark harness: configs, child processes with a time limit, resumable parts, one page per benchmark."""
 
 import json
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -84,7 +85,6 @@ def test_a_task_runs_in_a_child_is_scored_and_resumes_from_its_part_or_the_merge
     saved = json.loads(store.json.read_text())
     assert saved["benchmark"] == "tiny" and [r["seed"] for r in saved["records"]] == [0]
     assert harness.run(cfg, harness.tasks(cfg), store, worker=fake) == 0  # NAME.json alone resumes too
-    assert harness.run(cfg, harness.tasks(cfg), store, force=True, worker=fake) == 1
 
 
 def test_a_failed_fit_and_a_hung_one_are_recorded_and_the_hung_one_killed(tmp_path, fake):
@@ -95,6 +95,8 @@ def test_a_failed_fit_and_a_hung_one_are_recorded_and_the_hung_one_killed(tmp_pa
     assert failed["status"] == "failed" and "the fit broke" in failed["error"]
     assert hung["status"] == "timeout" and _dead(int((tmp_path / "pid").read_text()))
     assert "| flchain@200 | ts-tvae | 2 | timeout |" in store.merge(cfg)
+    assert harness.run(cfg, harness.tasks(cfg)[:1], store, worker=fake) == 0
+    assert harness.run(cfg, harness.tasks(cfg)[:1], store, force=True, worker=fake) == 1
 
 
 def test_the_report_compares_each_of_our_methods_with_its_baseline_in_the_same_mode():
@@ -134,3 +136,13 @@ def test_a_tiny_config_end_to_end_with_a_real_fit(tmp_path):
     assert rec["status"] == "ok" and 0 < rec["quality"] <= 1 and rec["rows_synthetic"] == 200
     assert "# Smoke (`benchmarks/configs/smoke.toml`)" in (tmp_path / "smoke.md").read_text()
     assert (tmp_path / "smoke_parts").is_dir()
+
+
+def test_a_peer_runs_under_its_own_venv_or_is_refused_with_how_to_make_it():
+    exe = harness.ROOT / ".venv-engine" / "bin" / "python"
+    if exe.exists():
+        assert harness.python_for("engine") == str(exe)
+    else:
+        with pytest.raises(SystemExit, match="make bench-setup"):
+            harness.python_for("engine")
+    assert harness.python_for("ts-ar-dp") == sys.executable
