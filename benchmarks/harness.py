@@ -184,8 +184,11 @@ class Store:
         return path
 
     def merge(self, cfg: Config) -> str:
-        """Write ``NAME.json`` (one record a line) and ``NAME.md``; return the page."""
+        """Write ``NAME.json`` (one record a line) and ``NAME.md``; return the page. Without a record
+        nothing is written (a page from before the harness stays until a run replaces it)."""
         recs = sorted(self.records().values(), key=lambda r: (r["seed"], r["table"], r["method"], r.get("mode", "")))
+        if not recs:
+            return report.render(cfg, recs)
         lines = ",\n".join(json.dumps(_clean(r), sort_keys=True) for r in recs)
         self.json.parent.mkdir(parents=True, exist_ok=True)
         self.json.write_text(f'{{"benchmark": {json.dumps(cfg.name)}, "records": [\n{lines}\n]}}\n')
@@ -222,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="redo tasks that have a record")
     p.add_argument("--merge", action="store_true", help="only merge the records into NAME.json and NAME.md")
     a = p.parse_args(argv)
+    if a.epochs and a.results == p.get_default("results"):
+        raise SystemExit("--epochs is for smoke runs: give --results DIR so that they stay out of benchmarks/results")
     cfg = load_config(a.config)
     pick = {k: v for k, v in [("tables", a.tables), ("methods", a.methods), ("seeds", a.seeds)] if v}
     modes = {m: {**o, **({"epochs": a.epochs} if a.epochs else {})} for m, o in cfg.modes.items()

@@ -61,10 +61,12 @@ def against(ok: pd.DataFrame, cfg: Any, columns: list[str]) -> list[str]:
     per = per.groupby(["column", "table"])[cols].mean()
     have = set(per.index.get_level_values(0))
     title = f"## Against {cfg.against_label or ', '.join(cfg.against.values())} (same mode, tables both finished)"
-    lines = [title, "", "| method | against | tables | quality won | TSTR won | quality diff (mean) | "
-             "TSTR diff (mean) | fit CPU ratio (means) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [title, "", ("| method | against | tables | quality won | TSTR won | quality diff (mean) | "
+                         "TSTR diff (mean) | fit CPU ratio (means) |"), "|---|---|---|---|---|---|---|---|"]
     for col in columns:
         method, _, mode = col.partition(" ")
+        if method not in METHODS:
+            continue
         base = cfg.against.get("dp" if METHODS[method].dp else "plain")
         peer = f"{base} {mode}".strip() if base else None
         if METHODS[method].venv is not None or peer not in have or col not in have:
@@ -93,9 +95,9 @@ def render(cfg: Any, records: list[dict[str, Any]]) -> str:
     seen = set(parts.table)
     tables = [t for t in cfg.tables if t in seen] + sorted(seen - set(cfg.tables))
     seeds = sorted(set(parts.seed))
-    out = [*head, f"{len(ok)} of {len(parts)} runs finished; seeds {', '.join(map(str, seeds))}. Each cell is the "
-           "mean over seeds with [min, max] when there are several; the mean row averages the tables a "
-           "method finished (their count in brackets), so compare means only across equal counts.", ""]
+    out = [*head, (f"{len(ok)} of {len(parts)} runs finished; seeds {', '.join(map(str, seeds))}. Each cell is "
+                   "the mean over seeds with [min, max] when there are several; the mean row averages the tables a "
+                   "method finished (their count in brackets), so compare means only across equal counts."), ""]
     if cfg.against:
         out += [*against(ok, cfg, columns), ""]
     for key, title, digits in SCORES:

@@ -146,3 +146,11 @@ def test_a_peer_runs_under_its_own_venv_or_is_refused_with_how_to_make_it():
         with pytest.raises(SystemExit, match="make bench-setup"):
             harness.python_for("engine")
     assert harness.python_for("ts-ar-dp") == sys.executable
+
+
+def test_a_merge_without_records_keeps_the_page_a_script_wrote_before_the_harness(tmp_path):
+    cfg = config()
+    store = harness.Store(cfg, tmp_path)
+    store.md.write_text("# the old script's page\n")
+    assert "No runs yet." in store.merge(cfg)
+    assert store.md.read_text() == "# the old script's page\n" and not store.json.exists()
