@@ -32,12 +32,18 @@ REF ?= main
 refactor-check: setup
 	$(PY) tests/models/bit_exact.py --against $(REF)
 
-# Peers for side-by-side benchmarks only: SDV's ctgan (BSL) in the main venv; benchmarks/suite.py runs
+# Peers for side-by-side benchmarks only: SDV's ctgan (BSL) in the main venv; benchmarks/harness.py runs
 # MOSTLY AI's engine (Apache-2.0) and SDV (BSL) in venvs of their own. torch goes in first so the
 # on-disk CPU build is kept; the engine pulls torchvision/torchaudio built for CUDA torch, which fail
 # to load beside the CPU torch (transformers then cannot import), and it runs without them.
 bench-setup: setup .venv-engine/.installed .venv-sdv/.installed
 	$(PY) -m pip install --quiet $(TORCH) -e ".[bench]"
+
+# One benchmark (benchmarks/configs/NAME.toml; benchmarks/README.md lists them), resumable:
+# make bench CONFIG=suite ARGS="--tables german_credit --methods ts-ar engine"
+CONFIG ?= suite
+bench: setup
+	$(PY) benchmarks/harness.py $(CONFIG) $(ARGS)
 
 .venv-engine/.installed:
 	$(PYTHON) -m venv .venv-engine

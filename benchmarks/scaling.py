@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import RESULTS, environment, fmt, md_table, peak_rss_mb, set_threads, write_results  # noqa: E402
+from common import RESULTS, environment, fmt, md_table, peak_rss_mb, set_threads, write_results
 
 #: Targets of issue 6.
 ROW_RATIO_MAX = 11.0  # epoch seconds at 1M rows over 100k rows

@@ -61,7 +61,7 @@ class TabularAR(BaseSynthesizer):
             marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``;
             default 0: no marginals are measured and their share of epsilon goes to DP-SGD (on Adult
             at epsilon 1, 0.1 lowered quality from 0.79 to 0.73 and 1.0 to 0.54:
-            ``benchmarks/results/ar_quick.md``).
+            the ar_quick benchmark in the git history).
         numerical, max_categories, device, seed, verbose, precision, epsilon, delta, max_grad_norm, dp:
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """

@@ -1,0 +1,128 @@
+"""A benchmark's page from its records: per score, a row per table and a mean row, a column per method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+#: (record key, heading, digits)
+SCORES = [
+    ("quality", "sdmetrics quality (overall)", 3),
+    ("quality_allpairs", "sdmetrics quality, all pairs", 3),
+    ("tstr_auc", "TSTR ROC AUC (HistGradientBoosting; train-on-real in the last column)", 3),
+    ("dcr_share", "DCR share against the holdout (0.5: no copying)", 3),
+    ("validity", "validity (every category seen, every number in range)", 3),
+    ("fit_cpu_s", "fit CPU seconds (one thread)", 0),
+    ("sample_rows_per_s", "sample rows per second", 0),
+    ("peak_rss_mb", "peak RSS (MB)", 0),
+    ("epsilon", "epsilon spent (DP methods)", 3),
+]
+
+
+def _cell(values: pd.Series, digits: int) -> str:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return "-"
+    if len(v) == 1:
+        return f"{v.iloc[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} [{v.min():.{digits}f}, {v.max():.{digits}f}]"
+
+
+def score_table(ok: pd.DataFrame, key: str, digits: int, columns: list[str], tables: list[str]) -> list[str]:
+    """One markdown table: tables down, columns (method, or method and mode) across, seeds as mean [min, max]."""
+    extra = key == "tstr_auc" and "trtr_auc" in ok
+    head = ["table", *columns] + (["train-on-real"] if extra else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in tables:
+        sub = ok[ok.table == t]
+        cells = [_cell(sub[sub.column == c][key], digits) if key in sub else "-" for c in columns]
+        if extra:
+            cells.append(_cell(sub.drop_duplicates("seed")["trtr_auc"], digits))
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    means = []
+    for c in columns:  # mean over the tables every listed column finished, seed-averaged per table
+        per_table = ok[ok.column == c].groupby("table")[key].mean() if key in ok else pd.Series(dtype=float)
+        means.append(f"{per_table.mean():.{digits}f} ({per_table.notna().sum()})" if per_table.notna().any() else "-")
+    if extra:
+        real = ok.drop_duplicates(["table", "seed"]).groupby("table")["trtr_auc"].mean()
+        means.append(f"{real.mean():.{digits}f} ({len(real)})" if len(real) else "-")
+    lines.append("| **mean (tables)** | " + " | ".join(means) + " |")
+    return lines
+
+
+def against(ok: pd.DataFrame, cfg: Any, columns: list[str]) -> list[str]:
+    """Each of our methods against the config's baseline in the same DP mode and run mode, on the
+    tables both finished: tables won on quality and on TSTR, mean differences, fit CPU ratio."""
+    from worker import METHODS
+
+    cols = ["quality", "tstr_auc", "fit_cpu_s"]
+    per = ok.reindex(columns=["column", "method", "mode", "table", *cols]).astype({c: float for c in cols})
+    per = per.groupby(["column", "table"])[cols].mean()
+    have = set(per.index.get_level_values(0))
+    title = f"## Against {cfg.against_label or ', '.join(cfg.against.values())} (same mode, tables both finished)"
+    lines = [title, "", ("| method | against | tables | quality won | TSTR won | quality diff (mean) | "
+                         "TSTR diff (mean) | fit CPU ratio (means) |"), "|---|---|---|---|---|---|---|---|"]
+    for col in columns:
+        method, _, mode = col.partition(" ")
+        if method not in METHODS:
+            continue
+        base = cfg.against.get("dp" if METHODS[method].dp else "plain")
+        peer = f"{base} {mode}".strip() if base else None
+        if METHODS[method].venv is not None or peer not in have or col not in have:
+            continue
+        both = per.loc[col].join(per.loc[peer], rsuffix="_peer", how="inner").dropna(subset=["quality", "quality_peer"])
+        if both.empty:
+            continue
+        dq, dt = both.quality - both.quality_peer, both.tstr_auc - both.tstr_auc_peer
+        lines.append(f"| {col} | {peer} | {len(both)} | {int((dq > 0).sum())} | {int((dt > 0).sum())} | "
+                     f"{dq.mean():+.3f} | {dt.mean():+.3f} | {both.fit_cpu_s.mean() / both.fit_cpu_s_peer.mean():.2f} |")
+    return lines
+
+
+def render(cfg: Any, records: list[dict[str, Any]]) -> str:
+    """The markdown page of a config (``harness.Config``) for its records."""
+    parts = pd.DataFrame(records)
+    head = [f"# {cfg.title} (`benchmarks/configs/{cfg.name}.toml`)", "", cfg.about.strip(), ""]
+    if parts.empty:
+        return "\n".join([*head, "No runs yet.", ""])
+    parts["mode"] = parts.get("mode", pd.Series(["default"] * len(parts))).fillna("default")
+    several = parts["mode"].nunique() > 1
+    parts["column"] = parts.method + (" " + parts["mode"] if several else "")
+    order = {m: i for i, m in enumerate(cfg.methods)}
+    columns = sorted(set(parts.column), key=lambda c: (order.get(c.split(" ")[0], len(order)), c))
+    ok = parts[parts.status == "ok"]
+    seen = set(parts.table)
+    tables = [t for t in cfg.tables if t in seen] + sorted(seen - set(cfg.tables))
+    seeds = sorted(set(parts.seed))
+    out = [*head, (f"{len(ok)} of {len(parts)} runs finished; seeds {', '.join(map(str, seeds))}. Each cell is "
+                   "the mean over seeds with [min, max] when there are several; the mean row averages the tables a "
+                   "method finished (their count in brackets), so compare means only across equal counts."), ""]
+    if cfg.against:
+        out += [*against(ok, cfg, columns), ""]
+    for key, title, digits in SCORES:
+        if not cfg.scores or key in cfg.scores:
+            out += [f"## {title}", "", *score_table(ok, key, digits, columns, tables), ""]
+    return "\n".join(out + _failures(parts) + _environment(ok, columns))
+
+
+def _failures(parts: pd.DataFrame) -> list[str]:
+    bad = parts[parts.status != "ok"]
+    if bad.empty:
+        return []
+    out = ["## Runs that did not finish", "", "| table | method | seed | status | last error line |", "|---|---|---|---|---|"]
+    for _, r in bad.iterrows():
+        err = str(r.get("error") or "").strip().splitlines()
+        out.append(f"| {r.table} | {r.column} | {r.seed} | {r.status} | {(err[-1] if err else '')[:160]} |")
+    return [*out, ""]
+
+
+def _environment(ok: pd.DataFrame, columns: list[str]) -> list[str]:
+    if "environment" not in ok or ok.empty:
+        return []
+    e = ok.sort_values("started")["environment"].iloc[-1] or {}
+    env = {k: e.get(k) for k in ("git_commit", "python", "torch", "sdmetrics", "sklearn", "cpus") if k in e}
+    commits = ok.assign(commit=[(e or {}).get("git_commit", "?") for e in ok["environment"]])
+    per = {c: sorted(set(commits.loc[commits.column == c, "commit"])) for c in columns if c in set(ok.column)}
+    return ["Environment (newest run): " + ", ".join(f"{k} {v}" for k, v in env.items()), "",
+            "Code each method's runs used (git commit): " + "; ".join(f"{m} {', '.join(c)}" for m, c in per.items()), ""]
