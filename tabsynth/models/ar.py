@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.params import Hyperparameters
 from tabsynth.models.registry import register
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
+from tabsynth.models.training import PlainTrainer, shuffled
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
 from tabsynth.errors import PrivacyConfigError
@@ -140,39 +140,27 @@ class TabularAR(BaseSynthesizer):
             tokens, valid = split_validation(tokens, self._n_global)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         scaler = self._grad_scaler()
-        runtime = self._runtime
-        n, bs = len(tokens), min(self._batch_size, len(tokens))
+        bs = min(self._batch_size, len(tokens))
         self._fit_batch = bs
-        steps_per_epoch = math.ceil(self._n_global / bs)
-        stopper = EarlyStopping(self.net_, opt, runtime) if valid is not None else None
+        stopper = EarlyStopping(self.net_, opt, self._runtime) if valid is not None else None
         valid_orders = self._orders(len(valid), torch.Generator(self.device_).manual_seed(0)) if stopper else None
-        history = []
-        bar = tqdm(range(self._epochs), desc="TabularAR", disable=not self.verbose or not runtime.is_main,
-                   unit="epoch")
-        for epoch in bar:
-            total = torch.zeros((), device=self.device_)
-            perm = torch.randperm(n, device=self.device_)
-            chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
-            for idx in chunks:
-                t = tokens.index_select(0, idx)
-                with self._autocast():
-                    loss = self.net_(t, self._orders(len(t))).float()
-                opt.zero_grad(set_to_none=True)
-                self._backward_step(loss.sum() / max(len(t), 1), opt, self.net_, scaler)
-                total += loss.detach().sum() / max(len(t), 1)
-            record = {"epoch": epoch, "loss": float(total) / len(chunks)}
-            history.append(record)
-            stop = False
-            if stopper is not None:
-                rows = torch.arange(len(valid), device=self.device_)
-                summed = validation_loss(lambda i: self.net_(valid[i], valid_orders[i]), rows, 4 * bs)
-                stop = stopper.step(epoch, summed, len(valid))
-                record["val_loss"] = stopper.last
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
-            if stop:
-                break
-        if stopper is not None:
-            stopper.restore()
+
+        def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+            t = tokens.index_select(0, idx)
+            with self._autocast():
+                loss = self.net_(t, self._orders(len(t))).float()
+            opt.zero_grad(set_to_none=True)
+            self._backward_step(loss.sum() / max(len(t), 1), opt, self.net_, scaler)
+            return {"loss": loss.detach().sum() / max(len(t), 1)}
+
+        def validate() -> tuple[float, int]:
+            rows = torch.arange(len(valid), device=self.device_)
+            return validation_loss(lambda i: self.net_(valid[i], valid_orders[i]), rows, 4 * bs), len(valid)
+
+        trainer = PlainTrainer(epochs=self._epochs, desc="TabularAR", verbose=self.verbose, runtime=self._runtime,
+                               stopper=stopper, validate=validate)
+        steps = math.ceil(self._n_global / bs)
+        history = trainer.run(step, shuffled(len(tokens), bs, steps, self._runtime, self.device_))
         self._fit_epochs = len(history)
         return history
 

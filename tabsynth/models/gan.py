@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from tabsynth.errors import ConfigError
 from tabsynth.models.averaging import WeightAverage
@@ -22,6 +21,7 @@ from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.condition import ConditionSampler
 from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
 from tabsynth.models.registry import register
+from tabsynth.models.training import PlainTrainer, repeated
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
 from tabsynth.privacy.trainer import DPTrainer, StepRule
@@ -246,40 +246,34 @@ class CTGAN(BaseSynthesizer):
         world = self._runtime.world_size
         bs = self._batch_size // world  # the batch is global; each rank draws its share
         steps = max(self._n_global // self._batch_size, 1)
-        history = []
-        bar = tqdm(range(self._epochs), desc="CTGAN", disable=not self.verbose or not self._runtime.is_main, unit="epoch")
-        for epoch in bar:
-            g_sum = torch.zeros((), device=self.device_)
-            d_sum = torch.zeros((), device=self.device_)
-            for _ in range(steps):
-                self.discriminator_.requires_grad_(True)
-                for _ in range(self.discriminator_steps):
-                    real, real_cond = self._real_batch(data, bs)
-                    fake_cond, group, slot = self._fake_conditions(bs)
-                    with torch.no_grad():
-                        _, fake = self._fake(fake_cond, cond_index=self._cond_index(group, slot))
-                    with self._autocast():
-                        loss_d = self._critic_loss(torch.cat([real, real_cond], 1),
-                                                   torch.cat([fake, fake_cond], 1)).to(real.dtype)
-                    opt_d.zero_grad(set_to_none=True)
-                    self._backward_step(loss_d, opt_d, self.discriminator_, scaler)
-                self.discriminator_.requires_grad_(False)
-                cond, group, slot = self._fake_conditions(bs)
-                logits, fake = self._fake(cond, cond_index=self._cond_index(group, slot))
+
+        def step(_: int) -> dict[str, torch.Tensor]:
+            self.discriminator_.requires_grad_(True)
+            for _ in range(self.discriminator_steps):
+                real, real_cond = self._real_batch(data, bs)
+                fake_cond, group, slot = self._fake_conditions(bs)
+                with torch.no_grad():
+                    _, fake = self._fake(fake_cond, cond_index=self._cond_index(group, slot))
                 with self._autocast():
-                    loss_g = self._generator_loss(torch.cat([fake, cond], 1)).to(fake.dtype)
-                if self.cond_sampler_.n_groups:
-                    loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
-                opt_g.zero_grad(set_to_none=True)
-                self._backward_step(loss_g, opt_g, self.generator_, scaler)
-                if average is not None:
-                    average.update()
-                g_sum += loss_g.detach()
-                d_sum += loss_d.detach()
-            record = {"epoch": epoch, "generator_loss": float(g_sum) / steps,
-                      "discriminator_loss": float(d_sum) / steps}
-            history.append(record)
-            bar.set_postfix(g=f"{record['generator_loss']:.3f}", d=f"{record['discriminator_loss']:.3f}")
+                    loss_d = self._critic_loss(torch.cat([real, real_cond], 1),
+                                               torch.cat([fake, fake_cond], 1)).to(real.dtype)
+                opt_d.zero_grad(set_to_none=True)
+                self._backward_step(loss_d, opt_d, self.discriminator_, scaler)
+            self.discriminator_.requires_grad_(False)
+            cond, group, slot = self._fake_conditions(bs)
+            logits, fake = self._fake(cond, cond_index=self._cond_index(group, slot))
+            with self._autocast():
+                loss_g = self._generator_loss(torch.cat([fake, cond], 1)).to(fake.dtype)
+            if self.cond_sampler_.n_groups:
+                loss_g = loss_g + self.cond_sampler_.cond_loss(logits, group, slot)
+            opt_g.zero_grad(set_to_none=True)
+            self._backward_step(loss_g, opt_g, self.generator_, scaler)
+            if average is not None:
+                average.update()
+            return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+
+        trainer = PlainTrainer(epochs=self._epochs, desc="CTGAN", verbose=self.verbose, runtime=self._runtime)
+        history = trainer.run(step, repeated(steps))
         self.discriminator_.requires_grad_(True)
         if average is not None:
             average.copy_to_module()

@@ -8,16 +8,15 @@ wrap it in Opacus as it is.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.registry import register
+from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
 from tabsynth.models.vae_networks import VAENet
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
@@ -67,38 +66,31 @@ class TVAE(BaseSynthesizer):
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale, fused=True)
         scaler = self._grad_scaler()
         by_hand = self._PRECISIONS[self.precision] is None  # gradients without autograd (fp32)
-        n, bs = len(data), min(self._batch_size, len(data))
-        runtime = self._runtime
-        # under torchrun every rank takes the same number of steps, each on its share of the batch
-        steps_per_epoch = math.ceil(self._n_global / min(self._batch_size, self._n_global))
-        history = []
-        bar = tqdm(range(self._epochs), desc="TVAE", disable=not self.verbose or not self._runtime.is_main, unit="epoch")
-        for epoch in bar:
-            sums = torch.zeros(2, device=self.device_)  # per-step means of the two terms, summed
-            perm = torch.randperm(n, device=self.device_)
-            steps = 0
-            chunks = perm.tensor_split(steps_per_epoch) if runtime.distributed else perm.split(bs)
-            for idx in chunks:
-                x = data.index_select(0, idx)
-                eps = torch.randn(len(x), self.embedding_dim, device=self.device_)
-                if by_hand:
-                    rec, kl = self.net_.loss_and_grads(x, eps)
-                    self._backward_step(None, opt, self.net_, None)
-                else:
-                    with self._autocast():
-                        rec, kl = self.net_(x, eps, fused=True)
-                    loss = (rec + kl).sum() / max(len(x), 1)
-                    opt.zero_grad(set_to_none=True)
-                    self._backward_step(loss, opt, self.net_, scaler)
-                self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-                sums += torch.stack([rec.detach().sum(), kl.detach().sum()]) / max(len(x), 1)
-                steps += 1
-            rec_sum, kl_sum = sums.tolist()
-            record = {"epoch": epoch, "reconstruction_loss": rec_sum / steps, "kl_loss": kl_sum / steps}
+        bs = min(self._batch_size, len(data))
+
+        def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+            x = data.index_select(0, idx)
+            eps = torch.randn(len(x), self.embedding_dim, device=self.device_)
+            if by_hand:
+                rec, kl = self.net_.loss_and_grads(x, eps)
+                self._backward_step(None, opt, self.net_, None)
+            else:
+                with self._autocast():
+                    rec, kl = self.net_(x, eps, fused=True)
+                loss = (rec + kl).sum() / max(len(x), 1)
+                opt.zero_grad(set_to_none=True)
+                self._backward_step(loss, opt, self.net_, scaler)
+            self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
+            return {"reconstruction_loss": rec.detach().sum() / max(len(x), 1),
+                    "kl_loss": kl.detach().sum() / max(len(x), 1)}
+
+        def total(record: dict[str, float]) -> None:
             record["loss"] = record["reconstruction_loss"] + record["kl_loss"]
-            history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
-        return history
+
+        trainer = PlainTrainer(epochs=self._epochs, desc="TVAE", verbose=self.verbose, runtime=self._runtime,
+                               finish=total)
+        steps = steps_per_epoch(self._n_global, self._batch_size)
+        return trainer.run(step, shuffled(len(data), bs, steps, self._runtime, self.device_))
 
     def _train_private(self, data: torch.Tensor, trainer: DPTrainer, cond_counts: list[list[float]],
                        marginals: NoisyMarginals | None) -> list[dict[str, float]]:

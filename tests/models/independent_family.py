@@ -11,6 +11,7 @@ from torch import nn
 
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.registry import register
+from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
 from tabsynth.privacy.trainer import DPTrainer, StepRule
@@ -70,16 +71,17 @@ class IndependentColumns(BaseSynthesizer):
 
     def _train(self, data: torch.Tensor) -> list[dict[str, float]]:
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
-        history = []
-        for epoch in range(self._epochs):
-            total = 0.0
-            for idx in torch.randperm(len(data), device=self.device_).split(self._batch_size):
-                loss = self._loss(self.net_, data.index_select(0, idx)).mean()
-                opt.zero_grad(set_to_none=True)
-                self._backward_step(loss, opt, self.net_, None)
-                total += float(loss.detach()) * len(idx)
-            history.append({"epoch": epoch, "loss": total / len(data)})
-        return history
+        bs = min(self._batch_size, len(data))
+
+        def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+            loss = self._loss(self.net_, data.index_select(0, idx)).mean()
+            opt.zero_grad(set_to_none=True)
+            self._backward_step(loss, opt, self.net_, None)
+            return {"loss": loss.detach()}
+
+        trainer = PlainTrainer(epochs=self._epochs, desc="Independent", verbose=self.verbose, runtime=self._runtime)
+        return trainer.run(step, shuffled(len(data), bs, steps_per_epoch(self._n_global, bs), self._runtime,
+                                          self.device_))
 
     def _train_private(self, data: torch.Tensor, trainer: DPTrainer, cond_counts: list[list[float]],
                        marginals: NoisyMarginals | None) -> list[dict[str, float]]:
