@@ -20,7 +20,9 @@ from torch import nn
 
 from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.params import Hyperparameters
+from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.registry import register
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.models.training import PlainTrainer, shuffled
@@ -35,7 +37,7 @@ ORDERS = ("any", "fixed")
 
 
 @register("TabularAR")
-class TabularAR(BaseSynthesizer):
+class TabularAR(MarginalMatching, BaseSynthesizer):
     """Autoregressive model over tokenised columns.
 
     Args:
@@ -100,7 +102,7 @@ class TabularAR(BaseSynthesizer):
         return super()._uses_marginals() and self._order == "any"
 
     def _check_params(self) -> list[str]:
-        problems = []
+        problems = super()._check_params()
         if self._order not in ORDERS:
             problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
         if not isinstance(self.bins, int) or isinstance(self.bins, bool) or self.bins < 2:
@@ -203,28 +205,19 @@ class TabularAR(BaseSynthesizer):
         return loss.detach()
 
     # --- sampling -------------------------------------------------------------------------------
-    def _sample_matrix(self, n: int, conds: list, gen: torch.Generator, max_tries: int) -> torch.Tensor:
-        """Conditions met directly (any-order model): the conditioned columns come first with their
-        tokens fixed, so every row honours them; the fixed-order model uses rejection."""
-        if not conds or self._order != "any":
-            return super()._sample_matrix(n, conds, gen, max_tries)
-        return self._generate_chunked(n, tuple((group, slot) for _, _, group, slot in conds), gen)
+    def _direct_conditions(self, conds: list[Requested]) -> list[Requested]:
+        """Every condition met directly by the any-order model (the conditioned columns come first
+        with their tokens fixed); the fixed-order model meets them by rejection."""
+        return list(conds) if self._order == "any" else []
 
-    def _force(self, matrix: torch.Tensor, *pairs: tuple[int, int]) -> torch.Tensor:
-        """Every ``(group, slot)`` condition set in ``matrix`` (already so: their tokens were fixed)."""
-        for group, slot in pairs:
-            matrix = super()._force(matrix, group, slot)
-        return matrix
-
-    def _draws(self, n: int, condition: tuple[tuple[int, int], ...] | None, generator: torch.Generator
-               ) -> dict[str, Any]:
+    def _draws(self, n: int, condition: Condition | None, generator: torch.Generator) -> dict[str, Any]:
         """One uniform per token column (inverse-CDF draw) and per scalar (place in its bin), the
         generation order, and the fixed tokens of ``condition`` (``(group, slot)`` pairs; -1: free)."""
         tok = self.tokens_
         fixed = torch.full((n, tok.n_tokens), -1, dtype=torch.long, device=self.device_)
         first = torch.zeros(tok.n_tokens, dtype=torch.long, device=self.device_)
         spans = self.transformer_.conditional_spans_
-        for group, slot in condition or ():
+        for group, slot in condition.pairs if condition is not None else ():
             k = tok.token_of_span(spans[group].start)
             fixed[:, k] = slot
             first[tok.columns == tok.columns[k]] = -1

@@ -23,7 +23,7 @@ from tabsynth.errors import ConfigError, PrivacyWarning
 from tabsynth.io import read_table
 from tabsynth.metadata import Metadata, check_frame
 from tabsynth.models.device import resolve_device, seeded
-from tabsynth.models.generation import Generation
+from tabsynth.models.generation import Condition, Generation
 from tabsynth.models.params import Hyperparameters
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
@@ -39,8 +39,6 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
     A family implements the abstract hooks below; ``docs/architecture.md`` lists them in order.
     """
 
-    #: Whether the model can be steered by a conditional vector (else conditions use rejection).
-    _conditional_vector = False
     #: The process group of the current fit (one process unless run under torchrun).
     _runtime = Runtime()
     #: How DP-SGD is sized when ``epochs`` / ``batch_size`` are left unset under DP.
@@ -68,9 +66,10 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         """The networks whose ``state_dict`` a model file stores, by name."""
 
     @abc.abstractmethod
-    def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
+    def _draws(self, n: int, condition: Condition | None, generator: torch.Generator) -> dict[str, Any]:
         """Every random number ``n`` generated rows need, drawn in a fixed order: tensors (or lists of
-        tensors, or None) with one row per generated row, which sampling cuts into blocks."""
+        tensors, or None) with one row per generated row, which sampling cuts into blocks.
+        ``condition`` holds the conditions chosen by :meth:`_direct_conditions`, or None."""
 
     @abc.abstractmethod
     def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:

@@ -19,7 +19,9 @@ from tabsynth.errors import ConfigError
 from tabsynth.models.averaging import WeightAverage
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.condition import ConditionSampler
+from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
+from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, repeated
 from tabsynth.privacy.config import DPConfig
@@ -32,7 +34,7 @@ _FAST_ADAM = {"fused": True}
 
 
 @register("CTGAN")
-class CTGAN(BaseSynthesizer):
+class CTGAN(MarginalMatching, BaseSynthesizer):
     """Conditional tabular GAN.
 
     Args:
@@ -70,7 +72,6 @@ class CTGAN(BaseSynthesizer):
     steps, and the generator needs many of them (docs/models.md has the measurements).
     """
 
-    _conditional_vector = True
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).
     _DEFAULTS = {**BaseSynthesizer._DEFAULTS, "discriminator_dim": ((256, 256), (64, 64)),
                  "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0),
@@ -99,7 +100,7 @@ class CTGAN(BaseSynthesizer):
         return self.loss if self.loss is not None else ("bce" if self._private else "wgan-gp")
 
     def _check_params(self) -> list[str]:
-        out = []
+        out = super()._check_params()
         if not isinstance(self._pac, int) or self._pac < 1:
             out.append(f"pac must be a positive integer, got {self.pac!r}")
         elif isinstance(self._batch_size, int) and not self._private and self._batch_size % self._pac:
@@ -361,15 +362,22 @@ class CTGAN(BaseSynthesizer):
         return {"generator_loss": loss_g.detach(), **out}
 
     # --- generation -----------------------------------------------------------------------------
-    def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
+    def _direct_conditions(self, conds: list[Requested]) -> list[Requested]:
+        """The rarest condition steers the conditional vector; the generator honours it without
+        rejection (the others are met by rejection)."""
+        probs = self.cond_sampler_.raw_probs
+        return [min(conds, key=lambda c: float(probs[c.group, c.slot]))]
+
+    def _draws(self, n: int, condition: Condition | None, generator: torch.Generator) -> dict[str, Any]:
         cs = self.cond_sampler_
         index = None
         if cs.n_groups:
             if condition is None:
                 group, slot = cs.sample_slots(n, log_frequency=False, generator=generator)
             else:
-                group = torch.full((n,), condition[0], dtype=torch.long, device=self.device_)
-                slot = torch.full((n,), condition[1], dtype=torch.long, device=self.device_)
+                (g, s), = condition.pairs
+                group = torch.full((n,), g, dtype=torch.long, device=self.device_)
+                slot = torch.full((n,), s, dtype=torch.long, device=self.device_)
             index = self._cond_index(group, slot)
         noise = self._noise(n, generator)
         return {"index": index, "noise": noise, "u": self.layout_.draw_uniforms(n, generator)}

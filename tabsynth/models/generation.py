@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,28 @@ GENERATE_CHUNK = 50_000
 #: buffers in cache (whole chunks spend their time on memory); much smaller ones pay for thread
 #: wake-ups on every op, which hurts most on a loaded machine. A GPU takes whole chunks.
 BLOCK_ROWS = 4_096
+
+
+class Requested(NamedTuple):
+    """One condition a user asked for: ``column == value``, which is slot ``slot`` of the conditional
+    group ``group`` of the encoded row."""
+
+    column: str
+    value: Any
+    group: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The conditions a family's generator is asked to meet directly (the others are met by
+    rejection): ``(group, slot)`` pairs of the encoded row's conditional groups."""
+
+    pairs: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, requested: list[Requested]) -> "Condition":
+        return cls(tuple((r.group, r.slot) for r in requested))
 
 
 def _rows_of(draws: dict[str, Any], rows: slice) -> dict[str, Any]:
@@ -52,7 +75,7 @@ class Generation:
             self._sample_calls += 1
         return make_generator(seed, self.device_), np.random.default_rng(seed)
 
-    def _parse_conditions(self, conditions: dict[str, Any] | None) -> list[tuple[str, Any, int, int]]:
+    def _parse_conditions(self, conditions: dict[str, Any] | None) -> list[Requested]:
         if conditions is None:
             return []
         if not isinstance(conditions, dict):
@@ -64,24 +87,32 @@ class Generation:
                 raise InvalidConditionError(
                     f"cannot condition on unknown column {column!r}; columns: {', '.join(self.metadata_.column_names)}")
             group, slot = self.transformer_.condition_slot(column, value)
-            out.append((column, value, group, slot))
+            out.append(Requested(column, value, group, slot))
         return out
 
-    def _rows_matching(self, matrix: torch.Tensor, conds: list[tuple[str, Any, int, int]]) -> torch.Tensor:
+    def _rows_matching(self, matrix: torch.Tensor, conds: list[Requested]) -> torch.Tensor:
         keep = torch.ones(len(matrix), dtype=torch.bool, device=matrix.device)
         spans = self.transformer_.conditional_spans_
-        for _, _, group, slot in conds:
-            sp = spans[group]
-            keep &= matrix[:, sp.start:sp.end].argmax(1) == slot
+        for c in conds:
+            sp = spans[c.group]
+            keep &= matrix[:, sp.start:sp.end].argmax(1) == c.slot
         return keep
 
-    def _force(self, matrix: torch.Tensor, group: int, slot: int) -> torch.Tensor:
-        sp = self.transformer_.conditional_spans_[group]
-        matrix[:, sp.start:sp.end] = 0.0
-        matrix[:, sp.start + slot] = 1.0
+    def _force(self, matrix: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """Set every condition of ``condition`` in the generated ``matrix`` (one-hot slots)."""
+        spans = self.transformer_.conditional_spans_
+        for group, slot in condition.pairs:
+            sp = spans[group]
+            matrix[:, sp.start:sp.end] = 0.0
+            matrix[:, sp.start + slot] = 1.0
         return matrix
 
-    def _generate_chunked(self, n: int, condition: tuple[int, int] | None, gen: torch.Generator) -> torch.Tensor:
+    def _direct_conditions(self, conds: list[Requested]) -> list[Requested]:
+        """Which of the requested conditions the family's generator meets directly (the others are met
+        by rejection); families override it. By default none: every condition by rejection."""
+        return []
+
+    def _generate_chunked(self, n: int, condition: Condition | None, gen: torch.Generator) -> torch.Tensor:
         out = torch.empty(n, self.transformer_.output_dim_, device=self.device_)
         with torch.no_grad():
             for start in range(0, n, GENERATE_CHUNK):
@@ -92,21 +123,16 @@ class Generation:
                     rows = slice(first, min(first + block, size))
                     m = self._generate_block(_rows_of(draws, rows))
                     if condition is not None:
-                        m = self._force(m, *condition)
+                        m = self._force(m, condition)
                     out[start + rows.start:start + rows.stop] = m
         return out
 
-    def _sample_matrix(self, n: int, conds: list, gen: torch.Generator, max_tries: int) -> torch.Tensor:
+    def _sample_matrix(self, n: int, conds: list[Requested], gen: torch.Generator, max_tries: int) -> torch.Tensor:
         if not conds:
             return self._generate_chunked(n, None, gen)
-        primary = None
-        rest = conds
-        if self._conditional_vector:
-            probs = self.cond_sampler_.raw_probs
-            # steer by the rarest condition; the generator honours it without rejection
-            primary = min(conds, key=lambda c: float(probs[c[2], c[3]]))
-            rest = [c for c in conds if c is not primary]
-        condition = (primary[2], primary[3]) if primary is not None else None
+        direct = self._direct_conditions(conds)
+        condition = Condition.of(direct) if direct else None
+        rest = [c for c in conds if c not in direct]
         if not rest:
             return self._generate_chunked(n, condition, gen)
         found, total, generated, tries = [], 0, 0, 0
@@ -120,7 +146,7 @@ class Generation:
             generated += batch
             tries += 1
         if total < n:
-            asked = ", ".join(f"{c}={v!r}" for c, v, _, _ in conds)
+            asked = ", ".join(f"{c.column}={c.value!r}" for c in conds)
             warnings.warn(
                 f"only {total} of {n} rows honour {asked} after {tries} tries ({generated} rows generated); "
                 "the combination is rare for this model: relax the conditions or raise max_tries",

@@ -96,11 +96,9 @@ class Hyperparameters:
         return config
 
     def _uses_marginals(self) -> bool:
-        """Whether a DP fit with these settings reads the noisy marginals (measured only if so): when
-        the family's ``marginal_weight`` is positive (an invalid one is reported by validation)."""
-        name = "marginal_weight"
-        weight = self._resolved(name) if name in self._DEFAULTS else getattr(self, name, 0)
-        return isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
+        """Whether a DP fit with these settings reads the noisy marginals (measured only if so); a
+        family that pulls towards them says so (:class:`~tabsynth.models.marginal_matching.MarginalMatching`)."""
+        return False
 
     def resolved_params(self) -> dict[str, Any]:
         """Constructor arguments with every ``None`` left to a default replaced by the value used
@@ -153,9 +151,6 @@ class Hyperparameters:
                 problems.append(f"{name} must be a positive integer, got {v!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool)):
             problems.append(f"seed must be an integer or None, got {self.seed!r}")
-        weight = getattr(self, "marginal_weight", None)
-        if weight is not None and (not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0):
-            problems.append(f"marginal_weight must be a non-negative number, got {weight!r}")
         problems += self._check_params()
         if problems:
             raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))

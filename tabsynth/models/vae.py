@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
 from tabsynth.models.vae_networks import VAENet
@@ -24,7 +25,7 @@ from tabsynth.privacy.trainer import DPTrainer
 
 
 @register("TVAE")
-class TVAE(BaseSynthesizer):
+class TVAE(MarginalMatching, BaseSynthesizer):
     """Tabular variational autoencoder.
 
     Args:
