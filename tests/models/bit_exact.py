@@ -122,6 +122,10 @@ def _hashes_of_tree(tree: Path) -> dict[str, dict[str, str]]:
 
 def compare_with(reference: str) -> int:
     """Compare this tree's hashes with those of commit ``reference``; the number of cases that moved."""
+    known = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{reference}^{{commit}}"],
+                           capture_output=True, text=True)
+    if known.returncode:
+        raise SystemExit(f"refactor check: {reference!r} is not a commit of {REPO}; give a branch, tag or commit")
     with tempfile.TemporaryDirectory(prefix="tabsynth-ref-") as tmp:
         ref_tree = Path(tmp) / "ref"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(ref_tree), reference],
