@@ -6,6 +6,10 @@ import tabsynth as ts
 from tabsynth.models.registry import MODELS
 
 
+#: Each family's step rule as the library has it (tests run with a shrunk one).
+LIBRARY_DP_STEPS: dict = {}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def few_dp_steps():
     """DP fits left at their defaults take few steps in tests (the rule's shape is kept; its size is
@@ -13,6 +17,7 @@ def few_dp_steps():
     import dataclasses
 
     saved = {name: cls.__dict__.get("_DP_STEPS") for name, cls in MODELS.items()}
+    LIBRARY_DP_STEPS.update({name: cls._DP_STEPS for name, cls in MODELS.items()})
     for cls in MODELS.values():
         cls._DP_STEPS = dataclasses.replace(cls._DP_STEPS, min_steps=20, min_epochs=1)
     yield

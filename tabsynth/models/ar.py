@@ -41,35 +41,37 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
     """Autoregressive model over tokenised columns.
 
     Args:
-        epochs: passes over the data: at most 100 without DP (early stopping usually ends sooner);
-            under DP sized by the step rule.
-        batch_size: rows per step; default the largest power of two with 64 steps per epoch, between
-            32 and 512; under DP the expected Poisson batch of the step rule.
+        epochs: passes over the data (without DP, early stopping usually ends sooner).
+        batch_size: rows per step (expected Poisson batch under DP).
         embedding_dim: width of the token and query embeddings; the context of a column is the sum of
             the embeddings of the tokens before it, plus its query (the MLP's first layer).
         hidden: hidden sizes of the MLP head after that first layer.
         bins: bins of each continuous scalar (edges a public function of ``bins`` alone).
         order: ``"any"`` (a random column order per training row; conditions are met directly) or
-            ``"fixed"`` (the table's column order; conditions by rejection); default ``"any"``
-            without DP and ``"fixed"`` under DP, where one order learns much more from the few
-            noisy steps (suite: benchmarks/results/suite.md, ``ts-ar-dp`` against ``ts-ar-fixed-dp``).
-        lr: Adam learning rate; default ``1e-3 * sqrt(batch_size / 32)`` (halved on validation
-            plateaus), or 1e-2 under DP (few large noisy steps).
+            ``"fixed"`` (the table's column order; conditions by rejection); under DP one order
+            learns much more from the few noisy steps (suite: benchmarks/results/suite.md,
+            ``ts-ar-dp`` against ``ts-ar-fixed-dp``).
+        lr: Adam learning rate (halved on validation plateaus without DP; larger under DP: few
+            large noisy steps).
         early_stopping: hold out 10% of the rows and stop when their loss has not improved for 4
-            epochs, keeping the best weights; default on without DP. Under DP it is off and cannot be
-            turned on (the held-out loss would be an unaccounted statistic of real rows).
+            epochs, keeping the best weights. Under DP it cannot be turned on (the held-out loss
+            would be an unaccounted statistic of real rows).
         l2scale: Adam weight decay.
         marginal_weight: under DP, learning rate of the marginal-matching steps (exact model
             marginals of the empty and one-token contexts against the noisy ones), relative to ``lr``;
-            default 0: no marginals are measured and their share of epsilon goes to DP-SGD (on Adult
-            at epsilon 1, 0.1 lowered quality from 0.79 to 0.73 and 1.0 to 0.54:
-            the ar_quick benchmark in the git history).
+            at 0 no marginals are measured and their share of epsilon goes to DP-SGD (on Adult at
+            epsilon 1, 0.1 lowered quality from 0.79 to 0.73 and 1.0 to 0.54: the ar_quick
+            benchmark in the git history).
         numerical, max_categories, device, seed, verbose, precision, epsilon, delta, max_grad_norm, dp:
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
     _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None),
                  "order": ("any", "fixed")}
+
+    _RULES = {"batch_size": ("the largest power of two giving 64 steps per epoch, 32 to 512 rows", None),
+              "lr": ("1e-3 * sqrt(batch_size / 32)", None),
+              "early_stopping": ("on (10% of the rows held out)", "off")}
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 256,
                  hidden: Sequence[int] = (256,), bins: int = DEFAULT_BINS, order: str | None = None,

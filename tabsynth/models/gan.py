@@ -38,20 +38,19 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
     """Conditional tabular GAN.
 
     Args:
-        epochs: passes over the data (steps per epoch = rows / batch_size); default 300, or 10 under DP.
-        batch_size: rows per step (expected Poisson batch under DP); a multiple of ``pac``; default 500
-            (under DP too).
+        epochs: passes over the data (steps per epoch = rows / batch_size).
+        batch_size: rows per step (expected Poisson batch under DP); a multiple of ``pac``.
         embedding_dim: size of the generator's noise input.
         generator_dim, discriminator_dim: hidden layer sizes.
         generator_lr, generator_decay, discriminator_lr, discriminator_decay: Adam settings
-            (betas 0.5, 0.9 as in the paper); the learning rates default to 2e-4, or 2e-3 under DP.
+            (betas 0.5, 0.9 as in the paper); the learning rates are larger under DP.
         discriminator_steps: critic updates per generator update.
         pac: rows per PacGAN pack.
-        loss: ``"wgan-gp"`` (the paper) or ``"bce"`` (non-saturating GAN loss; the DP default).
+        loss: ``"wgan-gp"`` (the paper) or ``"bce"`` (non-saturating GAN loss).
         gp_lambda: weight of the gradient penalty.
         log_frequency: draw training conditions by log-frequency (helps rare categories).
         marginal_weight: under DP, weight of the generator's loss term that matches the noisy
-            marginals; default 1, or 5 under DP.
+            marginals.
         generator_average: decay of the exponential moving average of the generator's weights that
             sampling uses (0.99 averages about the last 100 steps; 0: the last step's weights, as in
             the paper). Under DP it is post-processing.
@@ -67,9 +66,9 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
         dp: the other DP settings (:class:`~tabsynth.privacy.config.DPConfig`: budget shares, secure
             mode, clipping mode, physical batch size).
 
-    Under DP the critic is smaller (64, 64), both learning rates are 2e-3 and the expected Poisson
-    batch stays at 500 rows unless given: few noisy critic steps need a small critic and larger
-    steps, and the generator needs many of them (docs/models.md has the measurements).
+    Under DP the critic is smaller (64, 64) and both learning rates are larger: few noisy critic
+    steps need a small critic and larger steps, and the generator needs many of them
+    (docs/models.md has the measurements).
     """
 
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).

@@ -26,8 +26,17 @@ class Hyperparameters:
     #: Defaults of parameters left as None, as (without DP, under DP); families extend it. Under DP,
     #: None: the family's ``_DP_STEPS`` rule sizes them from the noisy row count.
     _DEFAULTS: dict[str, tuple[Any, Any]] = {"epochs": (300, None), "batch_size": (500, None)}
+    #: Defaults sized at fit time, in words, as (without DP, under DP); None where the code's value holds.
+    _RULES: dict[str, tuple[str | None, str | None]] = {}
     #: Mixed-precision choices: autocast dtype (None: full fp32).
     _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not inspect.isabstract(cls) and "__init__" in cls.__dict__:
+            from tabsynth.models.defaults import document_defaults
+
+            document_defaults(cls)
 
     def _store(self, params: dict[str, Any]) -> None:
         """Keep the constructor's arguments as given (sequences as tuples): ``self._store(locals())``."""

@@ -29,13 +29,13 @@ class TVAE(MarginalMatching, BaseSynthesizer):
     """Tabular variational autoencoder.
 
     Args:
-        epochs: passes over the data; default 300, or 10 under DP.
-        batch_size: rows per step (expected Poisson batch under DP); default 500, or 2000 under DP.
+        epochs: passes over the data.
+        batch_size: rows per step (expected Poisson batch under DP).
         embedding_dim: latent size.
         compress_dims, decompress_dims: encoder and decoder hidden sizes.
         l2scale: Adam weight decay.
-        lr: Adam learning rate; default 1e-3, or 1e-2 under DP (few noisy steps need larger ones:
-            on Adult at epsilon 1 TSTR AUC rose from 0.49 at 1e-3 to 0.69).
+        lr: Adam learning rate; larger under DP (few noisy steps need larger ones: on Adult at
+            epsilon 1 TSTR AUC rose from 0.49 at 1e-3 to 0.69).
         loss_factor: weight of the reconstruction term against the KL term.
         marginal_weight: under DP, learning rate of the decoder's marginal-matching steps (one after
             each DP step, on decoded prior draws only), relative to ``lr``.
