@@ -81,7 +81,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     code, runtime = _process(args)
     if runtime is None:
         return code
-    data = args.data if runtime.distributed else read_table(args.data)
+    # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
+    data = args.data if runtime.distributed else read_table(args.data, text=args.epsilon is not None)
     meta = public_metadata(data, args)
     params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
     if args.epochs is not None:

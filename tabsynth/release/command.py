@@ -92,8 +92,8 @@ def run_release(args: argparse.Namespace) -> None:
     budget = None if args.budget_epsilon is None else (args.budget_epsilon, args.budget_delta)
     use_threads(args.threads)
     is_new_file = not Path(args.ledger).exists()
-    df = read_table(args.data)
-    holdout = read_table(args.holdout) if args.holdout else None
+    df = read_table(args.data, text=True)  # a CSV's kinds are declared, never inferred from its cells (DP)
+    holdout = read_table(args.holdout, text=True) if args.holdout else None
     extra = {}
     if args.batch_size is not None:
         extra["batch_size"] = args.batch_size
