@@ -38,9 +38,10 @@ def public_schema(df: pd.DataFrame, metadata: Metadata | None) -> tuple[Metadata
         return metadata, {"schema": _SCHEMAS.get(metadata.source, _SCHEMAS["declared"]),
                           "kinds": {n: s.kind for n, s in metadata.columns.items()}}
     declared = [] if metadata is None else _declared_columns(df, metadata)
-    metadata = metadata if metadata is not None else Metadata.from_dtypes(df)
-    guessed = {n: s.kind for n, s in metadata.columns.items() if s.kind in ("categorical", "numerical")
-               and n not in declared}
+    guessed = {}
+    if metadata is None:  # metadata built on the dtypes by the user: they have chosen what to declare
+        metadata = Metadata.from_dtypes(df)
+        guessed = {n: s.kind for n, s in metadata.columns.items() if s.kind in ("categorical", "numerical")}
     if guessed:
         listing = "; ".join(f"{kind}: " + ", ".join(n for n, k in guessed.items() if k == kind)
                             for kind in ("categorical", "numerical") if kind in guessed.values())
