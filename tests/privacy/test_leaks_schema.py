@@ -181,3 +181,21 @@ def test_a_declared_cell_reader_reads_one_cell_at_a_time():
     assert out["t"][1] == pd.Timestamp("2021-01-03 09:00")
     # each cell alone: the same cell reads the same beside any other rows
     assert declared_values(df.iloc[[1, 4]], meta)["t"].tolist() == out["t"].iloc[[1, 4]].tolist()
+
+
+# --- text columns only ---------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_partition_selection_shares_never_sum_above_delta(k):
+    from tabsynth.privacy.accountant import Accountant
+
+    acc = Accountant(0.5, 5e-6)  # a CSV read as text selects every column: 5 columns overspent by one ulp
+    share = acc.selection_delta(k)
+    for i in range(k):
+        acc.add_selection(f"c{i}", share)
+    assert acc.statement().delta <= 5e-6 and share == pytest.approx(acc.delta_sel / k, rel=1e-12)
+
+
+def test_dp_tvae_fits_a_table_without_numbers():
+    df = pd.DataFrame({"a": list("xyz") * 40, "b": list("ab") * 60})
+    model = _fit_quietly(df)
+    assert not model.net_.sigma.sigma.requires_grad and model.sample(10).shape == (10, 2)
