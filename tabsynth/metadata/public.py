@@ -69,8 +69,8 @@ def _declared_columns(df: pd.DataFrame, metadata: Metadata) -> list[str]:
 def declared_values(df: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
     """``df`` with each column's cells read as its kind, one cell at a time: numbers (an unparseable,
     infinite or too large cell is missing), datetimes (an unparseable cell is missing; without a
-    declared format each cell is parsed on its own), booleans (true/false/1/0, else missing) and the
-    text of an object column's categories. No cell is quoted, counted or refused."""
+    declared format each cell is parsed on its own), booleans (true/false/1/0, else missing), and an
+    object column of any other kind as text. No cell is quoted, counted or refused."""
     out = {}
     for name, spec in metadata.columns.items():
         s = df[name]
@@ -81,7 +81,7 @@ def declared_values(df: pd.DataFrame, metadata: Metadata) -> pd.DataFrame:
             s = _datetimes(s, spec.datetime_format)
         elif spec.kind == "boolean":
             s = _booleans(s, numeric=_numeric_dtype(spec.dtype))
-        elif spec.kind == "categorical" and s.dtype == object and not (spec.is_public and spec.categories):
+        elif spec.kind in ("categorical", "id", "pii") and s.dtype == object and not (spec.is_public and spec.categories):
             s = s.where(s.isna(), s.astype(str))
         out[name] = s
     return pd.DataFrame(out, index=df.index)
