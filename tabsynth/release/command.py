@@ -41,7 +41,9 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")
     p.add_argument("--rows", type=positive_int, help="synthetic rows to release (default: as many as the data)")
     p.add_argument("--seed", type=int, help="seed for a reproducible run")
-    p.add_argument("--metadata", help="metadata JSON (public domains); detected when omitted")
+    p.add_argument("--metadata", help="column kinds and public domains (metadata JSON); when omitted a CSV's cells "
+                                      "are read as text and every column is categorical unless --public-bounds or "
+                                      "--public-domain declares it (DP: no kind is read off the cells)")
     p.add_argument("--holdout", help="real rows not used for training, for the internal report")
     p.add_argument("--target", help="column to predict in the internal report's utility section")
     p.add_argument("--no-report", action="store_true", help="skip the internal report")
