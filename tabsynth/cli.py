@@ -81,7 +81,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     code, runtime = _process(args)
     if runtime is None:
         return code
-    data = args.data if runtime.distributed else read_table(args.data)
+    # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
+    data = args.data if runtime.distributed else read_table(args.data, text=args.epsilon is not None)
     meta = public_metadata(data, args)
     params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
     if args.epochs is not None:
@@ -185,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training epochs (default without DP: CTGAN and TVAE 300, TabularAR at most 100 with "
                         "early stopping; under DP: sized by the DP step rule)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step")
-    p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
+    p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted, or under DP "
+                                      "taken from the dtypes alone (a CSV's cells read as text: every column "
+                                      "categorical unless declared here or by the flags below)")
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
     p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")

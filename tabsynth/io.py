@@ -27,8 +27,13 @@ def table_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV (optionally gzip) or Parquet file, or a directory of Parquet files, into a DataFrame."""
+def read_table(path: str | os.PathLike, text: bool = False) -> pd.DataFrame:
+    """Read a CSV (optionally gzip) or Parquet file, or a directory of Parquet files, into a DataFrame.
+
+    ``text=True`` reads a CSV's cells as text (empty and NA-like cells missing): pandas would infer
+    each column's dtype from every cell, so one cell (a gap in an integer column, ``12a`` among
+    numbers) would change it. DP fits read CSVs so and take kinds from declared metadata. A Parquet
+    file keeps the types stored in it."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{path}: file not found; check the path")
@@ -38,7 +43,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         if fmt == "parquet":
             df = pd.read_parquet(p)
         else:
-            df = pd.read_csv(p, low_memory=False)
+            df = pd.read_csv(p, low_memory=False, dtype=str if text else None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputFileError(f"{path}: could not be read as a {fmt} table ({first})") from exc

@@ -62,20 +62,29 @@ def _bounds(column: str, text: str, kind: str) -> tuple[Any, Any]:
 
 
 def public_metadata(data: Any, args: argparse.Namespace) -> Any:
-    """The metadata of ``--metadata`` (or detected from ``data``, a table or its file) with the flags'
-    public domains; None when neither is given, so the model detects it itself."""
+    """The metadata of ``--metadata`` with the flags' public domains; None when neither is given, so
+    the model finds it itself. Without ``--metadata`` the flags go on top of the schema detected from
+    ``data`` (a table or its file), or under DP (``--epsilon``) of the dtypes alone, never detected
+    (docs/privacy.md rule 4), where a flag declares its column's kind too."""
     from tabsynth.io import read_table
     from tabsynth.metadata import Metadata
 
     domains, bounds = args.public_domain or [], args.public_bounds or []
     if not domains and not bounds:
         return Metadata.from_json(args.metadata) if args.metadata else None
+    private = getattr(args, "epsilon", None) is not None
     if not isinstance(data, pd.DataFrame):
-        data = read_table(data)
-    meta = Metadata.from_json(args.metadata) if args.metadata else Metadata.detect(data)
+        data = read_table(data, text=private)
+    if args.metadata:
+        meta = Metadata.from_json(args.metadata)
+    else:
+        meta = Metadata.from_dtypes(data) if private else Metadata.detect(data)
+    declares = private and not args.metadata
     for item in domains:
         column, values = _split(item, "--public-domain", "COLUMN=A,B,..., e.g. credit=good,bad")
         spec = meta.columns.get(column)
+        if declares and spec is not None and spec.kind not in ("categorical", "boolean"):
+            meta, spec = _declare(meta, column, "categorical")
         observed = {str(v): v for v in (spec.categories or ())} if spec is not None else {}
         series = data[column] if column in data.columns else None
         cats = [_category(t.strip(), observed, series) for t in values.split(",") if t.strip()]
@@ -83,5 +92,22 @@ def public_metadata(data: Any, args: argparse.Namespace) -> Any:
     for item in bounds:
         column, text = _split(item, "--public-bounds", "COLUMN=LOW:HIGH, e.g. year=1990:2010")
         spec = meta.columns.get(column)
+        if declares and spec is not None and spec.kind in ("categorical", "boolean"):
+            meta, spec = _declare(meta, column, "datetime" if _dates_only(column, text) else "numerical")
         meta = meta.with_public_domain(column, bounds=_bounds(column, text, spec.kind if spec else "numerical"))
     return meta
+
+
+def _declare(meta: Any, column: str, kind: str) -> tuple[Any, Any]:
+    """``meta`` with ``column`` declared of ``kind`` (a flag's domain says what the column holds)."""
+    meta = meta.with_column(column, kind=kind, dtype="float64" if kind == "numerical" else meta.columns[column].dtype)
+    return meta, meta.columns[column]
+
+
+def _dates_only(column: str, text: str) -> bool:
+    """Whether ``LOW:HIGH`` holds dates but not numbers."""
+    try:
+        _bounds(column, text, "numerical")
+        return False
+    except ConfigError:
+        return True

@@ -34,23 +34,25 @@ _UNIT_NS = {"D": 86_400 * 10**9, "h": 3600 * 10**9, "min": 60 * 10**9, "s": 10**
 
 
 def dtype_kind(dtype: Any) -> str:
-    """The kind a pandas dtype implies on its own, without looking at a value."""
+    """The kind a pandas dtype implies on its own, without looking at a value. Integer and float
+    dtypes are one kind, ``numerical``: a CSV parser makes an integer column float when one cell is
+    missing, so whether a column holds whole numbers is declared (kind ``integer``), never taken
+    from the dtype."""
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "integer"
     if pd.api.types.is_numeric_dtype(dtype):
         return "numerical"
     return "categorical"
 
 
 def dtype_spec(name: str, dtype: Any) -> ColumnSpec:
-    """A column described by its name and dtype only: nullable, no domain, no format."""
+    """A column described by its name and dtype only: nullable, no domain, no format; every integer
+    or float dtype is written ``float64``, so neither its width nor its integer-ness is published."""
     kind = dtype_kind(dtype)
     tz = getattr(dtype, "tz", None) if kind == "datetime" else None
-    return ColumnSpec(name=name, kind=kind, dtype=str(dtype), nullable=True,
+    return ColumnSpec(name=name, kind=kind, dtype="float64" if kind == "numerical" else str(dtype), nullable=True,
                       timezone=str(tz) if tz is not None else None)
 
 
@@ -169,11 +171,11 @@ def _date_format(text: pd.Series) -> str | None:
     return fmt
 
 
-def parse_datetimes(text: pd.Series, fmt: str) -> pd.Series | None:
-    """Parse strings with ``fmt``; None when any value does not match.
+def parse_datetimes(text: pd.Series, fmt: str, coerce: bool = False) -> pd.Series | None:
+    """Parse strings with ``fmt``; None when any value does not match (``coerce``: NaT for it).
 
     Dates outside pandas' nanosecond range (before 1677 or after 2262) are parsed at second
-    resolution when written in ISO form.
+    resolution when written in ISO form (not when coercing).
     """
     try:
         with warnings.catch_warnings():
@@ -184,8 +186,10 @@ def parse_datetimes(text: pd.Series, fmt: str) -> pd.Series | None:
                 parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
     except (pd.errors.OutOfBoundsDatetime, OverflowError):
         parsed = None
-    if parsed is not None and not parsed.isna().any():
+    if parsed is not None and (coerce or not parsed.isna().any()):
         return parsed
+    if coerce:
+        return pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     if fmt.startswith("%Y-%m-%d"):
         try:
             arr = np.array(text.to_numpy(dtype=str), dtype="datetime64[s]")

@@ -12,8 +12,12 @@ _MIXED = ("mixed", "mixed-integer")
 MAX_MAGNITUDE = 1e150
 
 
-def check_frame(df: object) -> pd.DataFrame:
-    """Raise :class:`DataError` listing every reason ``df`` cannot be modelled; return it otherwise."""
+def check_frame(df: object, values: bool = True) -> pd.DataFrame:
+    """Raise :class:`DataError` listing every reason ``df`` cannot be modelled; return it otherwise.
+
+    ``values=False`` checks the structure alone (type, names, not empty) and reads no cell: under DP
+    a bad cell is read as missing instead (:func:`tabsynth.metadata.public.declared_values`), since
+    refusing the fit or naming the cell would tell whether its row is there."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(
             f"expected a pandas DataFrame, got {type(df).__name__}; "
@@ -34,7 +38,7 @@ def check_frame(df: object) -> pd.DataFrame:
     dups = sorted({str(c) for c in names if names.count(c) > 1})
     if dups:
         problems.append(f"duplicate column names {dups}; give every column a unique name")
-    if not dups:
+    if not dups and values:
         for name in names:
             s = df[name]
             inferred = pd.api.types.infer_dtype(s, skipna=True) if s.dtype == object else None

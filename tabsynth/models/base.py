@@ -99,10 +99,14 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         runtime = current()
         self._runtime = runtime
         # under torchrun a user error on any rank is raised on every rank (none waits forever)
-        df = runtime.agree(lambda: self._checked_input(data, metadata, runtime))
+        df = runtime.agree(lambda: self._checked_input(data, metadata, runtime, private=dp is not None))
         metadata = self._schema(df, metadata, private=dp is not None)
+        if dp is not None:  # a bad cell is missing, never an error that names it (docs/privacy.md rule 4b)
+            from tabsynth.metadata.public import declared_values
+
+            df = declared_values(df, metadata)
         self._n_global = int(runtime.all_reduce_sum(len(df)))
-        device = runtime.agree(lambda: self._checked_setup(df, metadata, runtime))
+        device = runtime.agree(lambda: self._checked_setup(df, metadata, runtime, private=dp is not None))
         if self.verbose and runtime.is_main:
             where = f" in {runtime.world_size} processes ({runtime.backend})" if runtime.distributed else ""
             rows = "a table of" if dp is not None else f"{self._n_global} rows x"  # under DP the count is private
@@ -183,22 +187,22 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         if material(changes) and self._runtime.is_main:
             warnings.warn(warning_text(changes), PrivacyWarning, stacklevel=4)
 
-    def _checked_input(self, data: Any, metadata: Metadata | None, runtime: Any) -> pd.DataFrame:
-        df = self._read_input(data, runtime)
-        check_frame(df)
+    def _checked_input(self, data: Any, metadata: Metadata | None, runtime: Any, private: bool) -> pd.DataFrame:
+        df = self._read_input(data, runtime, private)
+        check_frame(df, values=not private)
         if metadata is not None and not isinstance(metadata, Metadata):
             raise ConfigError(f"metadata must be a tabsynth.Metadata, got {type(metadata).__name__}")
         return df
 
-    def _checked_setup(self, df: pd.DataFrame, metadata: Metadata, runtime: Any) -> torch.device:
-        metadata.check_frame(df)
+    def _checked_setup(self, df: pd.DataFrame, metadata: Metadata, runtime: Any, private: bool) -> torch.device:
+        metadata.check_frame(df, values=not private)
         self._check_distributed(runtime)
         device = rank_device(resolve_device(self.device), runtime)
         self._check_precision(device)
         return device
 
     @staticmethod
-    def _read_input(data: Any, runtime: Any) -> pd.DataFrame:
+    def _read_input(data: Any, runtime: Any, private: bool = False) -> pd.DataFrame:
         if not isinstance(data, (str, os.PathLike)):
             return data
         if runtime.distributed:
@@ -210,7 +214,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
                                   "the rows per process; convert the table to Parquet (tabsynth reads CSV in "
                                   "one process only)")
             return read_shard(data, runtime.rank, runtime.world_size)
-        return read_table(data)
+        return read_table(data, text=private)  # under DP a CSV's kinds are declared, not read off its cells
 
     def _check_distributed(self, runtime: Any) -> None:
         if not runtime.distributed:

@@ -165,6 +165,8 @@ class VAENet(nn.Module):
         dec, dim = _mlp(embedding_dim, decompress_dims)
         self.decoder = nn.Sequential(dec, nn.Linear(dim, data_dim))
         self.sigma = Sigma(max(len(layout.cont_idx), 1))
+        # without scalars no loss reads sigma: frozen, or DP-SGD would find no per-sample gradient for it
+        self.sigma.sigma.requires_grad_(bool(len(layout.cont_idx)))
         self.layout = layout
         self.loss_factor = loss_factor
 

@@ -102,6 +102,14 @@ class Accountant:
     def add(self, release: Release) -> None:
         self.releases.append(release)
 
+    def selection_delta(self, k: int) -> float:
+        """Each of ``k`` partition selections' equal share of ``delta_sel``, rounded down where the float
+        sum of the shares would otherwise put the stated total an ulp above ``delta``."""
+        share = self.delta_sel / max(k, 1)
+        while k and share > 0 and self.delta_rdp + float(sum([share] * k)) > self.delta:
+            share = math.nextafter(share, 0.0)
+        return share
+
     def add_selection(self, name: str, delta: float) -> None:
         """Partition selection that may reveal a value held by one row with probability ``delta``."""
         self.selection[name] = delta

@@ -167,7 +167,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     modelled = _modelled(metadata)
     stds = release.details["noise_stds"] if release is not None else {s.name: [0.0] * len(units(s)) for s in modelled}
     selected = [s.name for s in modelled if _selects(s)]
-    delta_col = accountant.delta_sel / max(len(selected), 1)
+    delta_col = accountant.selection_delta(len(selected))
     tau = {name: 1.0 + stds[name][0] * float(norm.isf(delta_col)) if stds[name][0] else 1.0 for name in selected}
 
     def noisy(counts: Any, std: float) -> np.ndarray:

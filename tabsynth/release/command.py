@@ -41,7 +41,9 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")
     p.add_argument("--rows", type=positive_int, help="synthetic rows to release (default: as many as the data)")
     p.add_argument("--seed", type=int, help="seed for a reproducible run")
-    p.add_argument("--metadata", help="metadata JSON (public domains); detected when omitted")
+    p.add_argument("--metadata", help="column kinds and public domains (metadata JSON); when omitted a CSV's cells "
+                                      "are read as text and every column is categorical unless --public-bounds or "
+                                      "--public-domain declares it (DP: no kind is read off the cells)")
     p.add_argument("--holdout", help="real rows not used for training, for the internal report")
     p.add_argument("--target", help="column to predict in the internal report's utility section")
     p.add_argument("--no-report", action="store_true", help="skip the internal report")
@@ -92,8 +94,8 @@ def run_release(args: argparse.Namespace) -> None:
     budget = None if args.budget_epsilon is None else (args.budget_epsilon, args.budget_delta)
     use_threads(args.threads)
     is_new_file = not Path(args.ledger).exists()
-    df = read_table(args.data)
-    holdout = read_table(args.holdout) if args.holdout else None
+    df = read_table(args.data, text=True)  # a CSV's kinds are declared, never inferred from its cells (DP)
+    holdout = read_table(args.holdout, text=True) if args.holdout else None
     extra = {}
     if args.batch_size is not None:
         extra["batch_size"] = args.batch_size

@@ -142,13 +142,13 @@ def test_detection_flips_on_one_row_but_the_dp_schema_does_not():
     schemas = [m.metadata_.to_dict() for m in fits]
     assert schemas[0] == schemas[1]
     assert {c: s["kind"] for c, s in schemas[0]["columns"].items()} == {
-        "code": "categorical", "bin": "integer", "when": "categorical", "stamp": "datetime", "v": "numerical"}
+        "code": "categorical", "bin": "numerical", "when": "categorical", "stamp": "datetime", "v": "numerical"}
     stated = fits[0].privacy_spent().assumptions
-    assert stated["kinds"]["bin"] == "integer" and "dtypes" in stated["schema"]
+    assert stated["kinds"]["bin"] == "numerical" and "dtypes" in stated["schema"]
 
 
 def test_dp_fit_warns_once_which_kinds_it_took_from_dtypes(table):
-    with pytest.warns(PrivacyWarning, match=r"categorical: c; integer: k") as caught:
+    with pytest.warns(PrivacyWarning, match=r"categorical: c; numerical: x, k") as caught:
         ts.TVAE(epsilon=1.0, **TINY).fit(table)
     assert sum("kinds were taken" in str(w.message) for w in caught) == 1
     meta = ts.Metadata.from_dtypes(table).with_column("k", kind="categorical")
