@@ -59,7 +59,7 @@ def _attack(first: dict, second: dict, folder: str, guess: pd.DataFrame, seqs: l
 def test_two_public_manifests_do_not_let_a_guessed_table_be_tested(table, tmp_path):
     ledger = Ledger(tmp_path / "budget.db")
     ledger.set_budget("d", 2.0, 1e-4)
-    kw = dict(dataset_id="d", epochs=1, batch_size=120, seed=0, report=False, embedding_dim=8, hidden=(8,))
+    kw = dict(dataset_id="d", epochs=1, batch_size=1000, seed=0, report=False, embedding_dim=8, hidden=(8,))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PrivacyWarning)
         first = release(table, 0.5, ledger, tmp_path / "first", **kw).manifest
@@ -106,7 +106,7 @@ def test_a_release_delta_under_the_cap_is_accepted_on_both_neighbours(table, tmp
         ledger.set_budget("d", 2.0, 1e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PrivacyWarning)
-            r = release(df, 0.5, ledger, tmp_path / name, dataset_id="d", delta=1e-5, epochs=1, batch_size=120,
+            r = release(df, 0.5, ledger, tmp_path / name, dataset_id="d", delta=1e-5, epochs=1, batch_size=1000,
                         report=False, embedding_dim=8, hidden=(8,))
         assert r.privacy.delta <= 1e-5 and ledger.history()[0].reserved_delta == 1e-5
 
