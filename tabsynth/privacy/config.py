@@ -21,6 +21,10 @@ PLANNING_DELTA = 1e-5
 #: How DP-SGD clips: Opacus' fast gradient clipping (norms without per-sample gradients) or hooks.
 GRAD_SAMPLE_MODES = ("ghost", "hooks")
 
+#: The largest delta a release may reserve. A constant, checked before anything is read: a cap
+#: of ``1/n`` there would need the exact row count, and whether a delta is refused would tell it.
+MAX_RELEASE_DELTA = PLANNING_DELTA
+
 
 def check_epsilon(epsilon: Any, name: str = "epsilon") -> float:
     """``epsilon`` as a float, or :class:`PrivacyConfigError` unless it is a finite number > 0."""
@@ -59,8 +63,9 @@ def resolve_delta(delta: float | None, n: int | None, cap: float | None = None) 
         raise PrivacyConfigError(f"delta must be in (0, 1), got {delta!r}")
     if n is not None and delta >= 1.0 / n:
         raise PrivacyConfigError(
-            f"delta={delta:g} is not below 1/n for a table of about {n} rows (the noisy count under DP): such a delta "
-            f"allows publishing a whole row. Use delta <= {default_delta(n):.2g} (the default) or leave it unset")
+            f"delta={delta:g} is not below 1/n_hat for the noisy row count n_hat={n} (a DP estimate, not the exact "
+            f"count): such a delta allows publishing a whole row. Use delta <= {default_delta(n):.2g} (the default) "
+            "or leave it unset")
     return float(delta)
 
 

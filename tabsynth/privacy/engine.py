@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tabsynth.errors import PrivacyConfigError
+from tabsynth.privacy.accountant import OPTIMAL_ORDER_NOTICE
 from tabsynth.privacy.randomness import Randomness
 
 
@@ -186,7 +187,7 @@ def quiet_opacus() -> Iterator[None]:
     """Silence Opacus/torch notices that say nothing to a tabsynth user (the model records secure_mode)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
-        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+        warnings.filterwarnings("ignore", message=OPTIMAL_ORDER_NOTICE)
         warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
         yield
 

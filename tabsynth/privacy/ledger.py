@@ -24,6 +24,9 @@ Guarantees
   :class:`~tabsynth.errors.PrivacyError`; the ledger is never silently reset. (The chain has no
   secret key: it catches corruption and hand edits, not a forger who recomputes every hash. Each
   release manifest records its ledger event hash as an outside anchor.)
+* **Nothing to test a table against.** A reservation records the plain SHA-256 of the source
+  table, so every event also holds a secret random nonce kept only in the ledger: an event hash
+  quoted in a public manifest cannot be recomputed from guessed contents (docs/privacy.md rule 17).
 
 Amounts are added as decimals of their shortest ``repr`` so that e.g. 0.1 + 0.2 fits a 0.3 budget
 exactly; no float tolerance is ever granted.

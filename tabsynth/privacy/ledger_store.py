@@ -197,7 +197,7 @@ class LedgerFile:
         key = secrets.token_hex(32)
         meta = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "composition": COMPOSITION,
                 "created_at": now(), "created_by": f"tabsynth {tabsynth_version()}",
-                "integrity": "sha256 hash chain over events; tables are replayed from it",
+                "integrity": "sha256 hash chain over events, each with a secret nonce; tables are replayed from it",
                 "fingerprint_key": key}
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
         init = {k: v for k, v in meta.items() if k != "fingerprint_key"}
@@ -244,10 +244,14 @@ class LedgerFile:
     # --- the hash chain -----------------------------------------------------------------------
     def _append(self, conn: sqlite3.Connection, state: ChainState, kind: str, dataset_id: str | None,
                 payload: dict[str, Any]) -> str:
-        """Add one event to the chain (and the head and count to meta); returns its hash."""
+        """Add one event to the chain (and the head and count to meta); returns its hash.
+
+        Each event carries a secret nonce: its hash, quoted in public manifests, then tells nobody
+        without the ledger anything about its payload (which holds the plain table fingerprint).
+        """
         seq = state.count + 1
         t = payload.get("time") or now()
-        body = canonical(payload)
+        body = canonical({**payload, "nonce": secrets.token_hex(16)})
         h = _event_hash(seq, t, kind, dataset_id, body, state.head)
         conn.execute("INSERT INTO events (seq, time, kind, dataset_id, payload, prev_hash, hash) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, t, kind, dataset_id, body, state.head, h))

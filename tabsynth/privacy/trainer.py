@@ -175,7 +175,8 @@ class DPTrainer:
     def _record(self, run: PrivateTraining, done: int, mechanism: str) -> None:
         """The training release, with Opacus' own RDP epsilon for the steps taken as a cross-check."""
         config = self.config
-        opacus_eps = float(run.opacus_accountant.get_epsilon(delta=self.accountant.delta_rdp)) if done else 0.0
+        with quiet_opacus():
+            opacus_eps = float(run.opacus_accountant.get_epsilon(delta=self.accountant.delta_rdp)) if done else 0.0
         self.accountant.add(Release("training", self.sigma, self.sample_rate, done, mechanism=mechanism, details={
             "max_grad_norm": config.max_grad_norm, "expected_batch_size": self.batch_size, "epochs": self.epochs,
             "poisson_sampling": True, "opacus_rdp_epsilon": opacus_eps, "secure_mode": config.secure_mode,

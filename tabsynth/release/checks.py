@@ -11,7 +11,7 @@ import pandas as pd
 
 from tabsynth.errors import ConfigError, DataError, PrivacyConfigError, PrivacyError
 from tabsynth.models.registry import model_names
-from tabsynth.privacy.config import check_delta, check_epsilon, resolve_delta
+from tabsynth.privacy.config import MAX_RELEASE_DELTA, check_delta, check_epsilon
 from tabsynth.privacy.ledger import Ledger
 from tabsynth.privacy.randomness import reproducible_noise_active
 
@@ -69,13 +69,21 @@ def check_metadata(metadata: Any, df: pd.DataFrame) -> Any:
     return metadata
 
 
-def check_release_delta(delta: Any, n: int) -> float:
-    """A given release delta: above 0 (DP-SGD needs one) and below ``1/n``, checked before any reservation."""
+def check_release_delta(delta: Any) -> float:
+    """A given release delta: above 0 (DP-SGD needs one) and at most :data:`MAX_RELEASE_DELTA`.
+
+    Checked before any reservation against a constant, never the row count (docs/privacy.md rule 3);
+    the fit then refuses a delta at or above ``1/n_hat`` for its noisy row count."""
     delta = check_delta(delta)
     if delta <= 0:
         raise PrivacyConfigError("delta must be greater than 0 for DP-SGD training; leave it unset for the default "
                                  "(the ledger's delta in proportion to epsilon)")
-    return resolve_delta(delta, n)  # refuses delta >= 1/n before anything is reserved
+    if delta > MAX_RELEASE_DELTA:
+        raise PrivacyConfigError(
+            f"delta={delta:g} is above {MAX_RELEASE_DELTA:g}, the most a release may spend (a fixed cap, so that "
+            "whether a delta is refused says nothing about the table). Use a delta of at most "
+            f"{MAX_RELEASE_DELTA:g}, or leave it unset for the budget's share")
+    return delta
 
 
 def check_budget(budget: Any) -> tuple[float, float]:

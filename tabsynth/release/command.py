@@ -29,8 +29,9 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("data", help="the private table (.csv, .csv.gz, .parquet)")
     p.add_argument("--epsilon", type=number, required=True, help="privacy budget this release spends (> 0)")
     p.add_argument("--delta", type=number,
-                   help="delta this release spends (default: the budget's delta in proportion to --epsilon, "
-                        "at most min(1e-5, n^-1.5))")
+                   help="delta this release may spend, at most 1e-5 (default: the budget's delta in proportion to "
+                        "--epsilon, at most 1e-5; the fit spends at most min(that, n_hat^-1.5) for the noisy row "
+                        "count n_hat)")
     p.add_argument("--ledger", required=True, help="privacy ledger file (SQLite, e.g. budget.db)")
     p.add_argument("--dataset-id", required=True, help="name of the source table in the ledger (e.g. adult-2026)")
     p.add_argument("-o", "--output", required=True, help="release folder to create (must not exist or be empty)")

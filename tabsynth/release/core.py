@@ -142,7 +142,9 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     different budget is refused. ``delta`` defaults to the ledger's delta in proportion to
     ``epsilon`` (0.4 of a (1, 1e-5) budget reserves 4e-6), at most 1e-5; the fit then spends at most
     that, ``min(reserved, n_hat ** -1.5)`` with ``n_hat`` the noisy row count, so neither the reserved
-    nor the spent delta is a function of the exact row count (docs/privacy.md rule 3).
+    nor the spent delta is a function of the exact row count (docs/privacy.md rule 3). A ``delta``
+    given may be at most 1e-5, a fixed cap checked before anything is reserved (the fit refuses one
+    at or above ``1/n_hat``).
     ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
     Returns a :class:`Release`.
     """
@@ -171,7 +173,7 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
     epsilon = check_epsilon(epsilon)
     df = read_frame(data, "data")
     if delta is not None:
-        delta = check_release_delta(delta, len(df))
+        delta = check_release_delta(delta)
     budget = None if budget is None else check_budget(budget)
     n_rows = None if n_rows is None else check_positive_int(n_rows, "n_rows")
     epochs = check_positive_int(epochs, "epochs")

@@ -201,7 +201,7 @@ def test_release_reserves_commits_and_writes(small, ledger, tmp_path, fake_model
     ({"dataset_id": "unknown"}, PrivacyBudgetExceeded, "set_budget"),
     ({"epsilon": 0.0}, PrivacyConfigError, "epsilon"),
     ({"epsilon": -1.0}, PrivacyConfigError, "epsilon"),
-    ({"delta": 0.5}, PrivacyConfigError, "1/n"),
+    ({"delta": 0.5}, PrivacyConfigError, "the most a release may spend"),
     ({"target": "nope"}, ConfigError, "not a column"),
     ({"model": "gpt"}, ConfigError, "model must be"),
     ({"n_rows": 0}, ConfigError, "n_rows"),
