@@ -28,16 +28,20 @@ def check_positive_int(value: Any, name: str) -> int | None:
     return int(value)
 
 
-def read_frame(data: Any, name: str) -> pd.DataFrame:
-    """A checked table from a DataFrame or a table file; :class:`DataError` for anything else."""
+def read_frame(data: Any, name: str, private: bool = False) -> pd.DataFrame:
+    """A checked table from a DataFrame or a table file; :class:`DataError` for anything else.
+
+    ``private``: the table a DP fit reads; a CSV's cells are read as text and only the structure is
+    checked, since the fit reads each cell as its declared kind and a bad one as missing
+    (docs/privacy.md rules 4a, 4b): no single row changes a dtype or refuses the release."""
     from tabsynth.io import read_table
     from tabsynth.metadata import check_frame
 
     if isinstance(data, (str, os.PathLike)):
-        data = read_table(data)
+        data = read_table(data, text=private)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"{name} must be a pandas DataFrame or a table file, got {type(data).__name__}")
-    return check_frame(data)
+    return check_frame(data, values=not private)
 
 
 def check_names(dataset_id: Any, model: Any) -> None:

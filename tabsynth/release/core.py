@@ -171,7 +171,7 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
     """Step 1: every check that can fail without touching the budget, then the model and the ledger."""
     check_names(dataset_id, model)
     epsilon = check_epsilon(epsilon)
-    df = read_frame(data, "data")
+    df = read_frame(data, "data", private=True)
     if delta is not None:
         delta = check_release_delta(delta)
     budget = None if budget is None else check_budget(budget)

@@ -4,6 +4,7 @@ domain flags, dtypes a CSV reader infers from cells, and bad cells (docs/privacy
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 import numpy as np
@@ -199,3 +200,23 @@ def test_dp_tvae_fits_a_table_without_numbers():
     df = pd.DataFrame({"a": list("xyz") * 40, "b": list("ab") * 60})
     model = _fit_quietly(df)
     assert not model.net_.sigma.sigma.requires_grad and model.sample(10).shape == (10, 2)
+
+
+def test_release_from_a_csv_reads_no_dtype_off_a_cell_and_refuses_no_bad_cell(tmp_path):
+    """``ts.release`` on a CSV path: the gap, the ``12a`` cell and an infinity neither change the
+    published schema nor refuse the release, and no message quotes them."""
+    d, plus = _dtype_tables()
+    plus = plus.astype({"score": object})
+    plus.loc[len(plus) - 1, "score"] = "inf"
+    schemas = []
+    for i, df in enumerate((d, plus)):
+        path = tmp_path / f"t{i}.csv"
+        df.to_csv(path, index=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rel = ts.release(path, epsilon=1.0, ledger=tmp_path / f"b{i}.db", out=tmp_path / f"r{i}",
+                             dataset_id="t", budget=(2.0, 1e-5), report=False, epochs=1)
+        manifest = rel.manifest
+        schemas.append((manifest["columns"] if "columns" in manifest else None, manifest["privacy"]["assumptions"]))
+        assert "12a" not in json.dumps(manifest) and "inf" not in json.dumps(manifest["privacy"]["assumptions"])
+    assert schemas[0] == schemas[1]
