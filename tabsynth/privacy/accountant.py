@@ -21,6 +21,9 @@ from tabsynth.privacy.spent import PrivacyPart, PrivacySpent
 
 #: Rényi orders; the large ones keep the conversion tight when a release is very noisy.
 ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128, 256, 512, 1024, 4096, 16384, 65536]
+#: The adjacency each privacy unit means, as the statement words it.
+ADJACENCY = {"row": "add/remove-one-row adjacency",
+             "person": "add/remove-one-person adjacency (a person with their subject row and all their events)"}
 #: Largest DP-SGD noise multiplier we accept before calling the budget too small to train.
 MAX_NOISE_MULTIPLIER = 50.0
 
@@ -83,6 +86,9 @@ class Accountant:
         self._selection_share = selection_delta_share
         self.releases: list[Release] = []
         self.selection: dict[str, float] = {}
+        #: The privacy unit neighbouring data sets differ by: "row", or "person" (their subject row
+        #: and all their events, :mod:`tabsynth.privacy.persons`).
+        self.unit = "row"
         self.set_delta(delta)
 
     def set_delta(self, delta: float) -> None:
@@ -178,6 +184,6 @@ class Accountant:
         return PrivacySpent(
             epsilon=eps, delta=total_delta, parts=parts, accountant="rdp",
             composition="Renyi DP composition of all Gaussian parts at delta_rdp, plus the partition-selection "
-                        "delta; add/remove-one-row adjacency",
+                        f"delta; {ADJACENCY[self.unit]}",
             randomness=randomness, assumptions=assumptions,
         )
