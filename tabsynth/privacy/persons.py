@@ -156,6 +156,12 @@ def keep_events(keys: Any, max_events: int, policy: str = "thin", order: Any = N
 
 
 # --- the DP bound --------------------------------------------------------------------------------
+def events_histogram(counts: np.ndarray) -> np.ndarray:
+    """Persons per cell of :func:`count_grid` before noise (a person is in one cell)."""
+    grid = count_grid()
+    return np.bincount(np.searchsorted(grid, counts, side="right") - 1, minlength=len(grid)).astype(np.float64)
+
+
 def _below(k: int) -> np.ndarray:
     """Each cell's share of values at most ``k`` (values spread evenly inside a cell)."""
     grid, tops = count_grid(), _cell_tops(count_grid())
@@ -280,11 +286,8 @@ def bound_contributions(unit: PersonUnit, release: Release, n_hat: float, noise_
 
     Under torchrun each rank holds whole persons: the histogram is summed over ranks, noised once."""
     runtime = runtime or Runtime()
-    counts = events_per_person(unit.keys, unit.subjects)
-    grid = count_grid()
-    cells = np.bincount(np.searchsorted(grid, counts, side="right") - 1, minlength=len(grid)).astype(np.float64)
     std = release.noise_multiplier  # sensitivity 1
-    noisy = _noisy(cells, std, noise_rng, runtime)
+    noisy = _noisy(events_histogram(events_per_person(unit.keys, unit.subjects)), std, noise_rng, runtime)
     declared = unit.max_events is not None
     k = int(unit.max_events) if declared else dp_max_events(noisy, std, n_hat)
     kept = keep_events(unit.keys, k, unit.policy, unit.order, rng)

@@ -252,6 +252,16 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     return PrivateStatistics(transformer, release.details["noise_std"] if release else 0.0, costs, slot_counts)
 
 
+def category_counts(s: pd.Series, domain: list[Any], weights: np.ndarray | None = None) -> np.ndarray:
+    """A categorical statistic before noise: rows (or their weights) per value of ``domain``, then
+    the missing ones (a row is one category or missing)."""
+    if weights is None:
+        counts = s.value_counts(dropna=True).reindex(domain, fill_value=0).to_numpy(dtype=np.float64)
+        return np.append(counts, float(s.isna().sum()))
+    counts = pd.Series(weights, index=s.index).groupby(s, dropna=True).sum().reindex(domain, fill_value=0.0)
+    return np.append(counts.to_numpy(dtype=np.float64), float(weights[s.isna().to_numpy()].sum()))
+
+
 def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, std: float, tau: float | None, n_hat: float,
                          max_categories: int, runtime: Runtime, facts: dict[str, Any],
                          weights: np.ndarray | None = None) -> tuple[CategoricalEncoder, list[float]]:
@@ -263,14 +273,7 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, std: float, tau:
     else:
         seen = runtime.all_gather_object(list(pd.unique(s.dropna())))  # every shard's values, once each
         domain, public = list(dict.fromkeys(v for part in seen for v in part)), False
-    if weights is None:
-        counts = s.value_counts(dropna=True).reindex(domain, fill_value=0).to_numpy(dtype=np.float64)
-        n_missing = float(s.isna().sum())
-    else:
-        counts = pd.Series(weights, index=s.index).groupby(s, dropna=True).sum().reindex(
-            domain, fill_value=0.0).to_numpy(dtype=np.float64)
-        n_missing = float(weights[s.isna().to_numpy()].sum())
-    raw = noisy(np.append(counts, n_missing), std)  # a row is one category or missing
+    raw = noisy(category_counts(s, domain, weights), std)
     noisy_counts, missing = raw[:-1], float(raw[-1])
     keep = np.ones(len(domain), bool) if public else noisy_counts > tau
     order = np.argsort(-noisy_counts)
