@@ -62,8 +62,10 @@ class PrivateFit:
         (:attr:`persons`: pass ``fit.persons.select(df)`` to :meth:`transformer`) and every
         statistic weighs a person's kept events to sum to 1."""
         fit = cls(config, metadata, runtime, persons=persons is not None)
-        count = count_persons(persons) if persons is not None else None
-        fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime, count=count)
+        if persons is None:
+            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
+        else:
+            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime, count=count_persons(persons))
         fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
         if persons is not None:
             window_rng = np.random.default_rng(fit.randomness.secret_seed())
