@@ -45,6 +45,10 @@ UNITS_BOUND = 4.0
 QUANTILE = 0.99
 #: Cells of the events-per-person histogram below this many noise deviations are taken as empty.
 FLOOR_SIGMAS = 4.0
+#: The bound when the noisy histogram says nothing (a table too small for its epsilon).
+FALLBACK_MAX_EVENTS = 64
+#: The largest bound the DP quantile may choose (declare ``max_events`` for longer sequences).
+MAX_DP_EVENTS = 256
 _GRID_TOP = 2 ** 16
 
 
@@ -169,19 +173,25 @@ def _below(k: int) -> np.ndarray:
 
 
 def dp_max_events(noisy_counts: np.ndarray, std: float, n_hat: float, quantile: float = QUANTILE) -> int:
-    """The bound read off the noisy histogram and the noisy person count ``n_hat`` (post-processing):
-    the top of the first cell where the cumulative noisy count (negative cells as 0) reaches
-    ``quantile * n_hat``. Scanning from one event up, noise in the many empty cells at the top
-    never moves it; the clipped noise of the cells below pushes it lower, never higher. When it is
-    never reached, the top of the last cell above :data:`FLOOR_SIGMAS` noise deviations."""
+    """The bound read off the noisy histogram and the noisy person count ``n_hat`` (post-processing).
+
+    Two readings, the smaller wins: the top of the first cell where the cumulative noisy count,
+    scanned from one event up, reaches ``quantile`` of the persons with events (unbiased: the
+    noise of the cells is summed as drawn), and the top of the last cell above
+    :data:`FLOOR_SIGMAS` noise deviations (on a large table the scan can overshoot by the noise of
+    ``n_hat``). Neither: :data:`FALLBACK_MAX_EVENTS`. Never above :data:`MAX_DP_EVENTS`. On a small
+    table the reading is noisy; too high a bound only costs compute (weights keep every statistic
+    per person), too low a one cuts events, so the errors lean high."""
     tops = _cell_tops(count_grid())
-    c = np.clip(np.asarray(noisy_counts, dtype=np.float64), 0, None)
-    c[0] = 0.0  # persons without events need no room
-    reached = np.flatnonzero(np.cumsum(c) >= quantile * max(n_hat - np.asarray(noisy_counts)[0].clip(0), 1.0))
+    raw = np.asarray(noisy_counts, dtype=np.float64)
+    readings = []
+    reached = np.flatnonzero(np.cumsum(raw[1:]) >= quantile * max(n_hat - max(raw[0], 0.0), 1.0)) + 1
     if len(reached):
-        return max(int(tops[reached[0]]), 1)
-    live = np.flatnonzero(c >= FLOOR_SIGMAS * std)
-    return max(int(tops[live[-1]]) if len(live) else int(tops[int(np.argmax(c))]), 1)
+        readings.append(int(tops[reached[0]]))
+    live = np.flatnonzero(raw[1:] >= FLOOR_SIGMAS * std) + 1
+    if len(live):
+        readings.append(int(tops[live[-1]]))
+    return min(max(min(readings), 1) if readings else FALLBACK_MAX_EVENTS, MAX_DP_EVENTS)
 
 
 def noisy_cut_shares(noisy_counts: np.ndarray, std: float, n_hat: float, max_events: int) -> tuple[float, float]:
