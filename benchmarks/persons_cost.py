@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.distributed.runtime import Runtime
-from tabsynth.errors import PrivacyWarning
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.fit import PrivateFit
@@ -72,7 +71,7 @@ def main(data: Path, runs: int) -> None:
         for label, unit in (("per row", None), ("per person", PersonUnit(df[key], order=df[seq]))):
             res = pd.DataFrame([_one(df, meta, unit, categorical) for _ in range(runs)]).mean()
             print(f"  {label}: " + ", ".join(f"{k} {v:.4g}" for k, v in res.items()))
-        k = int(round(res["bound_max_events_per_person"]))
+        k = round(res["bound_max_events_per_person"])
         print(f"  exact at k={k}: cut share events {(sizes - k).clip(0).sum() / sizes.sum():.4f}, "
               f"persons {(sizes > k).mean():.4f}; exact p99 {np.quantile(sizes, 0.99):g}")
 
