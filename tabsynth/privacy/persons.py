@@ -18,7 +18,14 @@ per person:
 
 The events-per-person histogram shares the preprocessing share of epsilon with the preprocessing
 release (:func:`plan_persons`): both are Gaussians and their RDP curves add up to the one
-calibrated to the share.
+calibrated to the share. A model fitting an event table calls::
+
+    fit = PrivateFit.begin(config, events, metadata, runtime, persons=PersonUnit(
+        events[key], order=events[order_by], subjects=subjects[key], max_events=None))
+    kept = fit.persons.select(events)          # at most fit.persons.max_events rows per person
+    transformer, counts = fit.transformer(kept, max_categories=..., seed=...)  # weighted per person
+
+``fit.n_hat`` is then the noisy person count and ``fit.statement()`` names the person as unit.
 """
 
 from __future__ import annotations

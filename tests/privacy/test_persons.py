@@ -126,8 +126,9 @@ def test_one_persons_thirty_events_never_select_their_category(max_events):
         assert tau < 30 - 4 * std  # 30 rows would pass: the threshold allows a 30-person category
         assert "ZZ" not in categories and {"a", "b", "c"} <= set(categories)
     # counted per row, the same 30 events pass partition selection
-    _, per_row = _fit(table, 0, persons=False)
+    row_fit, per_row = _fit(table, 0, persons=False)
     assert "ZZ" in per_row
+    assert "one-row adjacency" in row_fit.statement(None).composition  # and it says it protects a row
 
 
 def test_thirty_persons_with_one_event_each_select_their_category():
