@@ -24,6 +24,10 @@ ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 128,
 #: Opacus' notice that the best order is the first or last one tried: the epsilon is then an upper
 #: bound that is a little loose, still valid; a user can do nothing about it.
 OPTIMAL_ORDER_NOTICE = r".*Optimal order is the (smallest|largest) alpha.*"
+#: The adjacency each privacy unit means, as the statement words it.
+ADJACENCY = {"row": "add/remove-one-row adjacency",
+             "person": "add/remove-one-person adjacency (a person with their subject row and all their events)"}
+>>>>>>> persons-dp
 #: Largest DP-SGD noise multiplier we accept before calling the budget too small to train.
 MAX_NOISE_MULTIPLIER = 50.0
 
@@ -86,6 +90,9 @@ class Accountant:
         self._selection_share = selection_delta_share
         self.releases: list[Release] = []
         self.selection: dict[str, float] = {}
+        #: The privacy unit neighbouring data sets differ by: "row", or "person" (their subject row
+        #: and all their events, :mod:`tabsynth.privacy.persons`).
+        self.unit = "row"
         self.set_delta(delta)
 
     def set_delta(self, delta: float) -> None:
@@ -189,6 +196,6 @@ class Accountant:
         return PrivacySpent(
             epsilon=eps, delta=total_delta, parts=parts, accountant="rdp",
             composition="Renyi DP composition of all Gaussian parts at delta_rdp, plus the partition-selection "
-                        "delta; add/remove-one-row adjacency",
+                        f"delta; {ADJACENCY[self.unit]}",
             randomness=randomness, assumptions=assumptions,
         )

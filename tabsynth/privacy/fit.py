@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tabsynth.errors import PrivacyConfigError
 from tabsynth.metadata import Metadata
 from tabsynth.privacy.accountant import Accountant
 from tabsynth.privacy.config import DPConfig, resolve_delta
 from tabsynth.privacy.marginals import NoisyMarginals, measure_marginals, plan_marginals
+from tabsynth.privacy.persons import ContributionBound, PersonUnit, bound_contributions, count_persons, plan_persons
 from tabsynth.privacy.preprocessing import condition_counts, noisy_row_count, plan, private_transformer
 from tabsynth.privacy.randomness import Randomness
 from tabsynth.privacy.spent import PrivacySpent
@@ -35,20 +37,40 @@ class PrivateFit:
     delta, the sample rate, the steps, the released rows), never the exact count.
     """
 
-    def __init__(self, config: DPConfig, metadata: Metadata, runtime: Any) -> None:
+    def __init__(self, config: DPConfig, metadata: Metadata, runtime: Any, *, persons: bool = False) -> None:
         self.config, self.metadata, self.runtime = config, metadata, runtime
         self.randomness = Randomness.for_fit(config.secure_mode, rank=runtime.rank)
         self.accountant = Accountant(config.epsilon, resolve_delta(config.delta, None, config.max_delta))
-        self._preprocessing = plan(metadata, self.accountant, config.preprocessing_epsilon_share)
+        self._bound_release = None
+        if persons:
+            self.accountant.unit = "person"
+            self._preprocessing, self._bound_release = plan_persons(metadata, self.accountant,
+                                                                    config.preprocessing_epsilon_share)
+        else:
+            self._preprocessing = plan(metadata, self.accountant, config.preprocessing_epsilon_share)
         self._marginals = plan_marginals(self.accountant, config.marginal_epsilon_share)
         self.n_hat: int | None = None
+        self.persons: ContributionBound | None = None
 
     @classmethod
-    def begin(cls, config: DPConfig, df: pd.DataFrame, metadata: Metadata, runtime: Any) -> "PrivateFit":
-        """Plan the releases and measure the noisy row count; the final delta is fixed from it."""
-        fit = cls(config, metadata, runtime)
-        fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
+    def begin(cls, config: DPConfig, df: pd.DataFrame, metadata: Metadata, runtime: Any, *,
+              persons: PersonUnit | None = None) -> "PrivateFit":
+        """Plan the releases and measure the noisy row count; the final delta is fixed from it.
+
+        With ``persons`` (an event table's person key, docs/privacy.md rules 22-25) the unit is the
+        person: ``n_hat`` is the noisy person count, the contribution bound is applied
+        (:attr:`persons`: pass ``fit.persons.select(df)`` to :meth:`transformer`) and every
+        statistic weighs a person's kept events to sum to 1."""
+        fit = cls(config, metadata, runtime, persons=persons is not None)
+        if persons is None:
+            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
+        else:
+            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime, count=count_persons(persons))
         fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
+        if persons is not None:
+            window_rng = np.random.default_rng(fit.randomness.secret_seed())
+            fit.persons = bound_contributions(persons, fit._bound_release, fit.n_hat, fit.randomness, runtime,
+                                              rng=window_rng)
         return fit
 
     def trainer(self, *, epochs: int | None, batch_size: int | None, rule: StepRule,
@@ -61,10 +83,17 @@ class PrivateFit:
     def transformer(self, df: pd.DataFrame, *, max_categories: int, seed: int | None
                     ) -> tuple[TableTransformer, list[list[float]]]:
         """Encoders built from the preprocessing release alone, and the noisy counts of every
-        conditional group's slots; under torchrun, rank 0's for every rank."""
+        conditional group's slots; under torchrun, rank 0's for every rank. Per person, ``df`` is
+        the kept events (``self.persons.select(events)``), weighted by ``self.persons.weights``."""
+        bound = self.persons
+        if bound is not None and len(df) != len(bound.weights):
+            raise PrivacyConfigError(f"the contribution bound kept {len(bound.weights)} events, got {len(df)} rows: "
+                                     "pass fit.persons.select(events)")
         stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self.n_hat,
                                     max_modes=10, max_categories=max_categories, rng=np.random.default_rng(seed),
-                                    noise_rng=self.randomness, runtime=self.runtime)
+                                    noise_rng=self.randomness, runtime=self.runtime,
+                                    weights=None if bound is None else bound.weights,
+                                    max_cells=1 if bound is None else bound.max_events)
         transformer, counts = stats.transformer, condition_counts(stats)
         if self.runtime.distributed:  # their mixture fits draw from rank 0's RNG
             state, counts = self.runtime.broadcast_object((transformer.to_dict(), counts))

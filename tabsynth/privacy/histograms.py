@@ -14,7 +14,8 @@ grows into the neighbouring cells above :data:`GROW_SIGMAS`; a rejected zoom is 
 next round on the same bins and the two are averaged (inverse-variance). Every grid is a function of
 earlier noisy outputs only and every round touches one cell per row (L2 sensitivity 1 at that
 round's noise, fixed before any row was read), so each round is a Gaussian mechanism and the rounds
-compose adaptively in RDP.
+compose adaptively in RDP. With per-row weights (a person's events weighted to sum to at most 1,
+:mod:`tabsynth.privacy.persons`) a person moves a round's vector by at most 1 in L1, hence in L2.
 """
 
 from __future__ import annotations
@@ -77,15 +78,19 @@ class Grid:
     zero_cell: bool
     clip: bool  # round 1 clips every value into the grid; zooms leave values outside uncounted
 
-    def count(self, x: np.ndarray) -> np.ndarray:
+    def count(self, x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Rows per cell, or the sum of their ``weights`` (a person's events weighted to sum to 1)."""
         n_bins = len(self.edges) - 1
         if self.clip:
             x = np.clip(x, self.edges[0], self.edges[-1])
         zero = (x == 0) if self.zero_cell else np.zeros(len(x), bool)
         inside = (x >= self.edges[0]) & (x <= self.edges[-1]) & ~zero
         idx = np.clip(np.searchsorted(self.edges, x[inside], side="right") - 1, 0, n_bins - 1)
-        counts = np.bincount(idx, minlength=n_bins).astype(np.float64)
-        return np.append(counts, float(zero.sum())) if self.zero_cell else counts
+        if weights is None:
+            counts = np.bincount(idx, minlength=n_bins).astype(np.float64)
+            return np.append(counts, float(zero.sum())) if self.zero_cell else counts
+        counts = np.bincount(idx, weights=weights[inside], minlength=n_bins).astype(np.float64)
+        return np.append(counts, float(weights[zero].sum())) if self.zero_cell else counts
 
     def histogram(self, noisy_counts: np.ndarray, std: float) -> Histogram:
         lo, hi, c = self.edges[:-1].copy(), self.edges[1:].copy(), noisy_counts[: len(self.edges) - 1]
@@ -171,14 +176,15 @@ def floored(h: Histogram, sigmas: float) -> Histogram:
 
 
 def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None, stds: list[float],
-                   noisy: Callable[[np.ndarray, float], np.ndarray], missing: float
-                   ) -> tuple[Histogram, float, int]:
+                   noisy: Callable[[np.ndarray, float], np.ndarray], missing: float,
+                   weights: np.ndarray | None = None) -> tuple[Histogram, float, int]:
     """The accepted histogram, the noisy missing count and the number of accepted zooms.
 
     ``noisy(counts, std)`` is the release's Gaussian; round 1's vector carries the missing count
-    as its last cell (a row is missing or present, never both)."""
+    as its last cell (a row is missing or present, never both). With ``weights`` (one per value of
+    ``x``) every cell sums weights instead of counting rows; ``missing`` is then the missing weight."""
     grid = first_grid(kind, public)
-    raw = noisy(np.append(grid.count(x), missing), stds[0])
+    raw = noisy(np.append(grid.count(x, weights), missing), stds[0])
     first = grid.histogram(raw[:-1], stds[0])
     accepted = _as_points(_decades(first)) if kind != "datetime" and public is None else floored(first, EMPTY_SIGMAS)
     missing_hat, zooms, pending = float(raw[-1]), 0, None
@@ -189,7 +195,7 @@ def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None,
             grid, prior = zoom_grid(accepted, kind), None
         else:
             grid, prior = pending
-        h = grid.histogram(noisy(grid.count(x), std), std)
+        h = grid.histogram(noisy(grid.count(x, weights), std), std)
         if prior is not None:  # the same bins measured twice: inverse-variance average
             w, v = 1 / prior.std ** 2, 1 / std ** 2
             h = Histogram(h.lo, h.hi, (prior.counts * w + h.counts * v) / (w + v), float((w + v) ** -0.5))

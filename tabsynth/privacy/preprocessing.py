@@ -35,6 +35,7 @@ from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 
 from tabsynth.distributed.runtime import Runtime
+from tabsynth.errors import PrivacyConfigError
 from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy import histograms as hg
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
@@ -112,11 +113,14 @@ def noise_scales(metadata: Metadata, noise_multiplier: float) -> tuple[float, di
     return scale(UNITS_ROW_COUNT), {name: [scale(u) for u in us] for name, us in per_column.items()}
 
 
-def plan(metadata: Metadata, accountant: Accountant, share: float) -> Release | None:
-    """Record the preprocessing release (its noise depends on the schema only) before any data is read."""
+def plan(metadata: Metadata, accountant: Accountant, share: float, *,
+         noise_multiplier: float | None = None) -> Release | None:
+    """Record the preprocessing release (its noise depends on the schema only) before any data is read.
+
+    ``noise_multiplier`` overrides the one calibrated to ``share`` (when another release shares it)."""
     if not _modelled(metadata):
         return None
-    z = accountant.preprocessing_noise(share, 1.0)
+    z = accountant.preprocessing_noise(share, 1.0) if noise_multiplier is None else noise_multiplier
     row_std, stds = noise_scales(metadata, z)
     ref = max(row_std, *(s for v in stds.values() for s in v))
     sensitivity = ref / z  # the statistics scaled to a common noise std ``ref``
@@ -137,12 +141,15 @@ def _noisy(counts: Any, std: float, noise_rng: Any, runtime: Runtime) -> np.ndar
     return runtime.broadcast_object(total)
 
 
-def noisy_row_count(df: pd.DataFrame, release: Release | None, noise_rng: Any, runtime: Runtime | None = None) -> int:
+def noisy_row_count(df: pd.DataFrame, release: Release | None, noise_rng: Any, runtime: Runtime | None = None, *,
+                    count: int | None = None) -> int:
     """The row count of the preprocessing release, rounded, at least 1: the only row count a DP fit
-    uses (sample rate, steps, default delta and released rows); the exact one is read here alone."""
+    uses (sample rate, steps, default delta and released rows); the exact one is read here alone.
+    ``count`` replaces ``len(df)`` when the unit is not a row (the number of persons)."""
     runtime = runtime or Runtime()
     std = release.details["row_count_noise_std"] if release is not None else 0.0
-    n_hat = max(int(round(float(_noisy(np.array([float(len(df))]), std, noise_rng, runtime)[0]))), 1)
+    exact = float(len(df) if count is None else count)
+    n_hat = max(int(round(float(_noisy(np.array([exact]), std, noise_rng, runtime)[0]))), 1)
     if release is not None:
         release.details["noisy_row_count"] = n_hat
     return n_hat
@@ -153,22 +160,59 @@ def _column_epsilon(stds: list[float], delta: float) -> float:
     return rdp_to_dp(gaussian_rdp(sum(s ** -2 for s in stds) ** -0.5), delta) if all(stds) else 0.0
 
 
+def selection_threshold(std: float, delta: float, cells: int = 1) -> float:
+    """The partition-selection threshold of a column with noise ``std`` charged ``delta``, when one
+    unit holds weight at most 1 in total over at most ``cells`` categories.
+
+    A category only the removed unit holds has a count ``w <= 1``; it passes ``tau = 1 + std * t``
+    with probability ``Q(t + (1 - w) / std)``. The sum over the unit's ``cells`` categories, convex
+    in the weights, is largest with all weight on one: ``Q(t) + (cells - 1) Q(t + 1 / std)``, set
+    to ``delta``. One cell (a row) gives the usual ``1 + std * Phi^-1(1 - delta)``."""
+    if not std:
+        return 1.0
+    if cells <= 1:
+        return 1.0 + std * float(norm.isf(delta))
+    lo, hi = float(norm.isf(delta)), float(norm.isf(delta / cells))
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if norm.sf(mid) + (cells - 1) * norm.sf(mid + 1.0 / std) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return 1.0 + std * hi
+
+
+def _checked_weights(weights: Any, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n,) or not np.all((weights >= 0) & (weights <= 1)):
+        raise PrivacyConfigError(f"weights must hold one value in [0, 1] per row ({n} rows), got shape "
+                                 f"{weights.shape}: use tabsynth.privacy.persons.person_weights(keys)")
+    return weights
+
+
 def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accountant, release: Release | None, *,
                         n_hat: int, max_modes: int, max_categories: int, rng: np.random.Generator,
-                        noise_rng: Any, runtime: Runtime | None = None) -> PrivateStatistics:
+                        noise_rng: Any, runtime: Runtime | None = None, weights: np.ndarray | None = None,
+                        max_cells: int = 1) -> PrivateStatistics:
     """Measure the planned statistics with noise and build every encoder from them alone.
 
     ``n_hat`` is the release's noisy row count (:func:`noisy_row_count`); the accountant's delta is
     final by now. Under torchrun ``df`` is this rank's shard: every count and histogram is summed
     over ranks (exactly: they add) and rank 0 adds the noise once, so the release is the
-    one-process release.
+    one-process release. ``weights`` (one per row, a person's summing to at most 1, from
+    :func:`tabsynth.privacy.persons.person_weights`) make every statistic sum weights instead of
+    counting rows, so its sensitivity holds per person; ``max_cells`` is then the most rows (the
+    contribution bound) one person has, which sets the selection threshold.
     """
     runtime = runtime or Runtime()
     modelled = _modelled(metadata)
     stds = release.details["noise_stds"] if release is not None else {s.name: [0.0] * len(units(s)) for s in modelled}
     selected = [s.name for s in modelled if _selects(s)]
     delta_col = accountant.selection_delta(len(selected))
-    tau = {name: 1.0 + stds[name][0] * float(norm.isf(delta_col)) if stds[name][0] else 1.0 for name in selected}
+    tau = {name: selection_threshold(stds[name][0], delta_col, max_cells) for name in selected}
+    weights = _checked_weights(weights, len(df))
 
     def noisy(counts: Any, std: float) -> np.ndarray:
         return _noisy(counts, std, noise_rng, runtime)
@@ -184,11 +228,12 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         fact = facts.setdefault(spec.name, {"noise_std": stds[spec.name][0]})
         if spec.kind in ("categorical", "boolean"):
             enc, slot_counts[spec.name] = _private_categorical(spec, df[spec.name], noisy, stds[spec.name][0],
-                                                               tau.get(spec.name), n_hat, max_categories, runtime, fact)
+                                                               tau.get(spec.name), n_hat, max_categories, runtime, fact,
+                                                               weights)
             costs[spec.name] = "noisy counts" + (" with partition selection" if spec.name in selected else "")
         else:
             enc, slot_counts[spec.name] = _private_numeric(spec, df[spec.name], noisy, stds[spec.name], max_modes,
-                                                           rng, fact)
+                                                           rng, fact, weights)
             costs[spec.name] = f"noisy histograms in {len(stds[spec.name])} round(s) (bounds, mixture modes, missing rate)"
         encoders.append(enc)
         if spec.name in selected:
@@ -207,9 +252,19 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     return PrivateStatistics(transformer, release.details["noise_std"] if release else 0.0, costs, slot_counts)
 
 
+def category_counts(s: pd.Series, domain: list[Any], weights: np.ndarray | None = None) -> np.ndarray:
+    """A categorical statistic before noise: rows (or their weights) per value of ``domain``, then
+    the missing ones (a row is one category or missing)."""
+    if weights is None:
+        counts = s.value_counts(dropna=True).reindex(domain, fill_value=0).to_numpy(dtype=np.float64)
+        return np.append(counts, float(s.isna().sum()))
+    counts = pd.Series(weights, index=s.index).groupby(s, dropna=True).sum().reindex(domain, fill_value=0.0)
+    return np.append(counts.to_numpy(dtype=np.float64), float(weights[s.isna().to_numpy()].sum()))
+
+
 def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, std: float, tau: float | None, n_hat: float,
-                         max_categories: int, runtime: Runtime, facts: dict[str, Any]
-                         ) -> tuple[CategoricalEncoder, list[float]]:
+                         max_categories: int, runtime: Runtime, facts: dict[str, Any],
+                         weights: np.ndarray | None = None) -> tuple[CategoricalEncoder, list[float]]:
     if spec.is_public and spec.categories is not None:
         domain, public = list(spec.categories), True
     elif spec.kind == "boolean":
@@ -218,8 +273,7 @@ def _private_categorical(spec: ColumnSpec, s: pd.Series, noisy, std: float, tau:
     else:
         seen = runtime.all_gather_object(list(pd.unique(s.dropna())))  # every shard's values, once each
         domain, public = list(dict.fromkeys(v for part in seen for v in part)), False
-    counts = s.value_counts(dropna=True).reindex(domain, fill_value=0).to_numpy(dtype=np.float64)
-    raw = noisy(np.append(counts, float(s.isna().sum())), std)  # a row is one category or missing
+    raw = noisy(category_counts(s, domain, weights), std)
     noisy_counts, missing = raw[:-1], float(raw[-1])
     keep = np.ones(len(domain), bool) if public else noisy_counts > tau
     order = np.argsort(-noisy_counts)
@@ -248,25 +302,27 @@ def _other_label(kept: list[Any]) -> str:
     return label
 
 
-def _values(spec: ColumnSpec, s: pd.Series) -> tuple[np.ndarray, int]:
-    """The present values (days since 1970 for dates) and the number missing."""
+def _values(spec: ColumnSpec, s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The present values (days since 1970 for dates) and which rows are present."""
     if spec.kind == "datetime":
         dt = to_datetime(s, spec.datetime_format)
         ticks = dt.to_numpy().astype("datetime64[ns]").astype("int64")
         present = dt.notna().to_numpy()
-        return ticks[present].astype(np.float64) / _NS_PER_DAY, int((~present).sum())
+        return ticks[present].astype(np.float64) / _NS_PER_DAY, present
     values = pd.to_numeric(s, errors="coerce") if s.dtype == object else s
     arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
     present = ~np.isnan(arr)
-    return arr[present], int((~present).sum())
+    return arr[present], present
 
 
 def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, stds: list[float], max_modes: int,
-                     rng: np.random.Generator, facts: dict[str, Any]
+                     rng: np.random.Generator, facts: dict[str, Any], weights: np.ndarray | None = None
                      ) -> tuple[NumericEncoder | DatetimeEncoder, list[float]]:
-    x, n_missing = _values(spec, s)
+    x, present = _values(spec, s)
+    n_missing = float((~present).sum()) if weights is None else float(weights[~present].sum())
     public = _public_bounds(spec) if _public_bounds_of(spec) else None
-    hist, missing, zooms = hg.measure_rounds(x, spec.kind, public, stds, noisy, float(n_missing))
+    hist, missing, zooms = hg.measure_rounds(x, spec.kind, public, stds, noisy, n_missing,
+                                             None if weights is None else weights[present])
     degenerate = hist.mass <= 0
     if degenerate:  # nothing survives the noise: a degenerate but valid column
         lo = hi = 0.0

@@ -241,6 +241,11 @@ privacy.parts.marginals.details.tables privacy.parts.marginals.details.one_way p
 privacy.parts.marginals.details.max_pair_cells privacy.parts.marginals.details.pairs.[]
 privacy.parts.marginals.details.tables_above_noise
 privacy.parts.training.details.* privacy.parts.partition_selection.details.columns.*
+privacy.parts.events_per_person.details.grid.[] privacy.parts.events_per_person.details.quantile
+privacy.parts.events_per_person.details.noisy_counts.[] privacy.parts.events_per_person.details.max_events_per_person
+privacy.parts.events_per_person.details.declared privacy.parts.events_per_person.details.policy
+privacy.parts.events_per_person.details.noisy_cut_share_events
+privacy.parts.events_per_person.details.noisy_cut_share_persons
 """.split()
 MANIFEST_FIELDS = """
 format manifest_version release_id dataset_id created_at source_fingerprint source_fingerprint_note internal_files
@@ -308,6 +313,23 @@ def test_every_field_of_a_public_manifest_is_on_the_allow_list(table, tmp_path):
     used = r.manifest and r.privacy.parts["training"].details
     assert (settings["batch_size"], settings["epochs"]) == (used["expected_batch_size"], used["epochs"])
     assert settings["order"] == "fixed"  # the release default, TabularAR, under DP
+
+
+def test_every_field_of_a_per_person_statement_is_on_the_allow_list():
+    from tabsynth.distributed.runtime import Runtime
+    from tabsynth.privacy.config import DPConfig
+    from tabsynth.privacy.fit import PrivateFit
+    from tabsynth.privacy.persons import PersonUnit
+
+    rng = np.random.default_rng(0)
+    pid = np.repeat(np.arange(200), rng.integers(1, 6, 200))
+    events = pd.DataFrame({"pid": pid, "c": rng.choice(list("ab"), len(pid)), "x": rng.normal(50, 5, len(pid))})
+    meta = ts.Metadata([ts.ColumnSpec("pid", "id"), ts.ColumnSpec("c", "categorical"), ts.ColumnSpec("x", "numerical")])
+    fit = PrivateFit.begin(DPConfig(1.0), events, meta, Runtime(), persons=PersonUnit(events["pid"]))
+    fit.transformer(fit.persons.select(events), max_categories=10, seed=0)
+    statement = fit.statement({"schema": "given"}).to_dict()
+    assert "events_per_person" in statement["parts"]
+    assert _unlisted({"privacy": statement}, PRIVACY_FIELDS) == []
 
 
 def test_allow_list_catches_a_new_field():
