@@ -27,7 +27,6 @@ OPTIMAL_ORDER_NOTICE = r".*Optimal order is the (smallest|largest) alpha.*"
 #: The adjacency each privacy unit means, as the statement words it.
 ADJACENCY = {"row": "add/remove-one-row adjacency",
              "person": "add/remove-one-person adjacency (a person with their subject row and all their events)"}
->>>>>>> persons-dp
 #: Largest DP-SGD noise multiplier we accept before calling the budget too small to train.
 MAX_NOISE_MULTIPLIER = 50.0
 
