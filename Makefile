@@ -6,13 +6,13 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow refactor-check test-anonymeter bench-setup bench clean
+.PHONY: setup demo test test-slow lint refactor-check test-anonymeter bench-setup bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,6 +25,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# ruff on the package (pyproject.toml's [tool.ruff]); CI runs it before the tests.
+lint: setup
+	$(PY) -m ruff check tabsynth
 
 # A refactor must not move a bit: every family's fixed-seed fits hashed in this tree and in REF (a
 # temporary git worktree), both on this machine and one thread (docs/development.md).

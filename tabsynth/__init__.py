@@ -1,15 +1,17 @@
 """tabsynth: private, useful synthetic tables."""
 
-from tabsynth.version import __version__
-
-from tabsynth import datasets, errors  # noqa: E402
+from tabsynth import (  # noqa: E402
+           datasets,
+           errors,
+           release,  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
+)
 from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, TabularAR, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
 from tabsynth.privacy.config import DPConfig  # noqa: E402
 from tabsynth.privacy.ledger import Ledger  # noqa: E402
-from tabsynth import release  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
 from tabsynth.report import Report, evaluate  # noqa: E402
+from tabsynth.version import __version__
 
 __all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "TabularAR", "datasets",
            "errors",

@@ -7,9 +7,9 @@ import os
 import sys
 import time
 import warnings
-from typing import Any
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tabsynth.argtypes import non_negative_int, positive_int
 from tabsynth.errors import TabsynthError

@@ -55,6 +55,7 @@ def run_demo(out: Path, df: pd.DataFrame, *, epochs: int = 10, holdout: pd.DataF
     report.to_json(out / "report.json")
     scores = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in report.scores.items())
     say(f"report in {time.perf_counter() - t6:.0f} s -> {out / 'report.html'} ({scores})")
-    return {"metadata": meta, "model": model, "synthetic": synthetic, "report": report, "matrix_shape": matrix.shape, "exact": exact,
+    return {"metadata": meta, "model": model, "synthetic": synthetic, "report": report, "matrix_shape": matrix.shape,
+            "exact": exact,
             "seconds": {"detect": t1 - t0, "fit_transform": t2 - t1, "inverse": t3 - t2},
             "max_abs_error": {c: float(np.nanmax(np.abs(df[c] - back[c]))) for c in meta.names_of_kind("numerical")}}

@@ -80,7 +80,7 @@ class TableWriter:
         self._csv = None
         self.rows = 0
 
-    def __enter__(self) -> "TableWriter":
+    def __enter__(self) -> TableWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return self
 

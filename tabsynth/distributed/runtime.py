@@ -9,8 +9,8 @@ whose collectives are no-ops, so model code calls them unconditionally.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np

@@ -84,7 +84,7 @@ class ColumnSpec:
         """True when the user declared this column's domain public."""
         return self.domain_source == "public"
 
-    def with_changes(self, **changes: Any) -> "ColumnSpec":
+    def with_changes(self, **changes: Any) -> ColumnSpec:
         """A copy with some fields replaced."""
         return replace(self, **changes)
 
@@ -109,7 +109,7 @@ class ColumnSpec:
         return d
 
     @classmethod
-    def from_dict(cls, name: str, d: dict[str, Any]) -> "ColumnSpec":
+    def from_dict(cls, name: str, d: dict[str, Any]) -> ColumnSpec:
         """Inverse of :meth:`to_dict`; unknown keys are kept in ``extra``."""
         d = dict(d)
         domain = d.pop("domain", None) or {}

@@ -18,17 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from tabsynth.errors import PrivacyConfigError
 from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.generation import Condition, Requested
-from tabsynth.models.params import Hyperparameters
 from tabsynth.models.marginal_matching import MarginalMatching
+from tabsynth.models.params import Hyperparameters
 from tabsynth.models.registry import register
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.models.training import PlainTrainer, shuffled
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
-from tabsynth.errors import PrivacyConfigError
 from tabsynth.privacy.trainer import DPTrainer
 from tabsynth.transform.tokens import DEFAULT_BINS, Tokenizer
 
@@ -197,7 +197,7 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
                            mechanism="DP-SGD on the whole autoregressive network (Opacus, Poisson sampling, "
                                      "per-sample clipping)")
 
-    def _marginal_step(self, opt_m: torch.optim.Optimizer, targets: "_MarginalTargets") -> torch.Tensor:
+    def _marginal_step(self, opt_m: torch.optim.Optimizer, targets: _MarginalTargets) -> torch.Tensor:
         loss = targets.loss(self.net_)
         opt_m.zero_grad(set_to_none=True)
         loss.backward()

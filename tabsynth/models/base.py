@@ -84,7 +84,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         """Restore what :meth:`_extra_tensors` saved."""
 
     # --- fit ----------------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame | str | os.PathLike, metadata: Metadata | None = None) -> "BaseSynthesizer":
+    def fit(self, data: pd.DataFrame | str | os.PathLike, metadata: Metadata | None = None) -> BaseSynthesizer:
         """Learn the table ``data`` (a DataFrame or a .csv/.parquet path); returns ``self``.
 
         Under ``torchrun`` each process trains on its share of the rows: a Parquet file or directory

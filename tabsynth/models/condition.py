@@ -62,7 +62,7 @@ class ConditionSampler:
             self._row_index = flat
 
     @classmethod
-    def from_matrix(cls, layout: SpanLayout, data: torch.Tensor) -> "ConditionSampler":
+    def from_matrix(cls, layout: SpanLayout, data: torch.Tensor) -> ConditionSampler:
         """Sampler over an encoded matrix (the non-DP path: real frequencies and rows)."""
         return cls(layout, layout.cond_codes(data) if layout.cond_groups else None)
 

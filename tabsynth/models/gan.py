@@ -19,8 +19,8 @@ from tabsynth.errors import ConfigError
 from tabsynth.models.averaging import WeightAverage
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.condition import ConditionSampler
-from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
+from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, repeated

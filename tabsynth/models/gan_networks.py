@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+
 def pair_loss(critic: nn.Module, pairs: torch.Tensor) -> torch.Tensor:
     """Per-pair BCE critic loss for ``[batch, 2, features]`` inputs (real row, its fake partner): one
     per-sample gradient covers both, so a real row's whole influence is clipped together."""
@@ -239,7 +240,7 @@ class Discriminator(nn.Module):
             pre = pre_all[len(packs):]
             for i, (fc, act, drop) in enumerate(blocks):
                 if i:
-                    pre = F.linear(h, fc.weight, fc.bias)
+                    pre = F.linear(h, fc.weight, fc.bias)  # noqa: F821 (h is the previous block's output)
                 h, scale = self._activate(pre, act, drop)
                 scales.append(scale)
         s = mods[-1].weight

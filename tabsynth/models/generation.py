@@ -47,7 +47,7 @@ class Condition:
     pairs: tuple[tuple[int, int], ...]
 
     @classmethod
-    def of(cls, requested: list[Requested]) -> "Condition":
+    def of(cls, requested: list[Requested]) -> Condition:
         return cls(tuple((r.group, r.slot) for r in requested))
 
 

@@ -59,7 +59,7 @@ class Hyperparameters:
                     out.update({f"{name}__{k}": v for k, v in value.get_params(deep=True).items()})
         return out
 
-    def set_params(self, **params: Any) -> "Hyperparameters":
+    def set_params(self, **params: Any) -> Hyperparameters:
         """Set constructor arguments (``name__param`` for a nested estimator's); returns self. The new
         values take effect at the next ``fit``."""
         names = self._param_names()

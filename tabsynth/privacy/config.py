@@ -147,7 +147,7 @@ class DPConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DPConfig":
+    def from_dict(cls, data: dict[str, Any]) -> DPConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

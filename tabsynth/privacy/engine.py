@@ -22,8 +22,6 @@ from tabsynth.privacy.accountant import OPTIMAL_ORDER_NOTICE
 from tabsynth.privacy.randomness import Randomness
 
 
-
-
 def validate_module(module: nn.Module) -> None:
     """Refuse modules Opacus cannot make private (BatchNorm above all), listing every problem."""
     from opacus.validators import ModuleValidator

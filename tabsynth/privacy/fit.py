@@ -54,7 +54,7 @@ class PrivateFit:
 
     @classmethod
     def begin(cls, config: DPConfig, df: pd.DataFrame, metadata: Metadata, runtime: Any, *,
-              persons: PersonUnit | None = None) -> "PrivateFit":
+              persons: PersonUnit | None = None) -> PrivateFit:
         """Plan the releases and measure the noisy row count; the final delta is fixed from it.
 
         With ``persons`` (an event table's person key, docs/privacy.md rules 22-25) the unit is the

@@ -20,8 +20,8 @@ compose adaptively in RDP. With per-row weights (a person's events weighted to s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -39,15 +39,24 @@ import hmac
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tabsynth.errors import PrivacyBudgetExceeded, PrivacyConfigError, PrivacyError
 from tabsynth.privacy.config import check_delta, check_epsilon
-from tabsynth.privacy.ledger_store import (COMPOSITION, SPEND_COLUMNS, ChainState, LedgerFile, LedgerIntegrityError,
-                                           canonical, now, tabsynth_version)
+from tabsynth.privacy.ledger_store import (
+    COMPOSITION,
+    SPEND_COLUMNS,
+    ChainState,
+    LedgerFile,
+    LedgerIntegrityError,
+    canonical,
+    now,
+    tabsynth_version,
+)
 
 __all__ = ["Budget", "Ledger", "LedgerIntegrityError", "Spend", "COMPOSITION"]
 

@@ -96,7 +96,7 @@ def canonical(obj: Any) -> str:
 class _Transaction:
     """One SQLite transaction on a verified ledger: yields ``(connection, replayed state)``."""
 
-    def __init__(self, ledger: "LedgerFile", write: bool) -> None:
+    def __init__(self, ledger: LedgerFile, write: bool) -> None:
         self.ledger, self.write, self.conn = ledger, write, None
 
     def __enter__(self) -> tuple[sqlite3.Connection, ChainState]:

@@ -57,7 +57,7 @@ class NoisyMarginals:
     def n_tables(self) -> int:
         return len(self.singles) + len(self.pairs)
 
-    def pack(self, layout: "SpanLayout") -> "NoisyMarginals":
+    def pack(self, layout: SpanLayout) -> NoisyMarginals:
         spans = layout.disc_spans
         offsets, pos = [], 0
         for sp in spans:
@@ -160,14 +160,14 @@ def measure_marginals(data: torch.Tensor, layout: SpanLayout, release: Release, 
                           [as_t[len(singles) + i] for i in keep2], std).pack(layout)
 
 
-def group_probs(logits: torch.Tensor, layout: "SpanLayout") -> torch.Tensor:
+def group_probs(logits: torch.Tensor, layout: SpanLayout) -> torch.Tensor:
     """Softmax of every discrete group's logits, concatenated: ``[B, D]`` (the model's sampling
     distribution of each row's discrete slots)."""
     parts = [torch.softmax(logits[:, s.start:s.end], dim=1) for s in layout.disc_spans]
     return torch.cat(parts, 1) if parts else logits[:, :0]
 
 
-def marginal_loss(logits: torch.Tensor, layout: "SpanLayout", marginals: NoisyMarginals) -> torch.Tensor:
+def marginal_loss(logits: torch.Tensor, layout: SpanLayout, marginals: NoisyMarginals) -> torch.Tensor:
     """Mean KL(noisy target || model) over the measured tables, the model's tables being the batch
     means of its per-row group probabilities (outer products for pairs: groups are drawn
     independently given the row's latent input). All tables at once: one ``[D, D]`` matmul."""

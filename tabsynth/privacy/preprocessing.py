@@ -12,8 +12,9 @@ so statistic ``j`` has L2 sensitivity 1, and each gets its own noise ``sigma_j``
 
 The units come from the schema alone (kind, declared domain), never from the values: the row count
 :data:`UNITS_ROW_COUNT` (as much as selected categories: it sizes batches, delta and shares);
-booleans and declared categories :data:`UNITS_KNOWN`; categories read off the data :data:`UNITS_SELECTED` (their partition-selection threshold ``1 + sigma_j * Phi^-1(1 -
-delta_col)``, charged ``delta_col``, scales with their noise: the budget buys most there); numeric
+booleans and declared categories :data:`UNITS_KNOWN`; categories read off the data
+:data:`UNITS_SELECTED` (their partition-selection threshold ``1 + sigma_j * Phi^-1(1 - delta_col)``,
+charged ``delta_col``, scales with their noise: the budget buys most there); numeric
 columns :data:`~tabsynth.privacy.histograms.ROUND_UNITS` over their rounds (:data:`UNITS_PUBLIC_BOUNDS`
 for the one round inside public bounds). Later rounds read grids chosen from earlier noisy outputs:
 each round's noise is fixed in advance, so adaptive RDP composition applies. Booleans and declared
@@ -40,8 +41,14 @@ from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.privacy import histograms as hg
 from tabsynth.privacy.accountant import Accountant, Release, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.changes import describe_changes
-from tabsynth.transform import (CategoricalEncoder, DatetimeEncoder, IdEncoder, NumericEncoder, PiiEncoder,
-                                TableTransformer)
+from tabsynth.transform import (
+    CategoricalEncoder,
+    DatetimeEncoder,
+    IdEncoder,
+    NumericEncoder,
+    PiiEncoder,
+    TableTransformer,
+)
 from tabsynth.transform.categorical import plain_value
 from tabsynth.transform.datetime import to_datetime
 from tabsynth.transform.numerical import fit_modes

@@ -101,7 +101,7 @@ class Randomness:
         self._torch: dict[str, torch.Generator] = {}
 
     @classmethod
-    def for_fit(cls, secure: bool, rank: int = 0) -> "Randomness":
+    def for_fit(cls, secure: bool, rank: int = 0) -> Randomness:
         """The source a DP fit uses: secure when asked, reproducible inside :func:`reproducible_noise`,
         else fresh OS entropy. The user's ``seed`` plays no part."""
         seed = _REPRODUCIBLE.get()

@@ -42,7 +42,7 @@ class PrivacySpent:
         return math.isfinite(self.epsilon)
 
     @classmethod
-    def none(cls) -> "PrivacySpent":
+    def none(cls) -> PrivacySpent:
         """The statement of a model trained without differential privacy."""
         return cls(epsilon=math.inf, delta=0.0)
 
@@ -53,7 +53,7 @@ class PrivacySpent:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PrivacySpent":
+    def from_dict(cls, d: dict[str, Any]) -> PrivacySpent:
         eps = math.inf if d.get("epsilon") in ("inf", None) else float(d["epsilon"])
         parts = {k: PrivacyPart(**v) for k, v in (d.get("parts") or {}).items()}
         return cls(epsilon=eps, delta=float(d.get("delta", 0.0)), parts=parts,

@@ -126,7 +126,7 @@ class DPTrainer:
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, data: torch.Tensor,
-            step: Callable[["DPTrainer", torch.Tensor], StepRecord], *, desc: str, mechanism: str,
+            step: Callable[[DPTrainer, torch.Tensor], StepRecord], *, desc: str, mechanism: str,
             verbose: bool = True) -> list[dict[str, float]]:
         """Train ``module`` by DP-SGD on ``data`` for the planned steps; return the per-epoch history.
 

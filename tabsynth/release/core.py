@@ -24,10 +24,25 @@ from tabsynth.models.registry import model_class, model_names
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import check_epsilon, release_delta
 from tabsynth.privacy.ledger import Budget, Ledger
-from tabsynth.release.bundle import INTERNAL, MANIFEST, PUBLIC, check_target_folder, fingerprint_table, \
-    verify, write_bundle
-from tabsynth.release.checks import (check_budget, check_metadata, check_names, check_positive_int,
-                                     check_release_delta, open_ledger, read_frame, read_holdout)
+from tabsynth.release.bundle import (
+    INTERNAL,
+    MANIFEST,
+    PUBLIC,
+    check_target_folder,
+    fingerprint_table,
+    verify,
+    write_bundle,
+)
+from tabsynth.release.checks import (
+    check_budget,
+    check_metadata,
+    check_names,
+    check_positive_int,
+    check_release_delta,
+    open_ledger,
+    read_frame,
+    read_holdout,
+)
 
 __all__ = ["MODELS", "Release", "release"]
 

@@ -13,14 +13,25 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from tabsynth.errors import ConfigError
-from tabsynth.report._common import (DEFAULT_MAX_ROWS, Prepared, check_frame_arg, check_positive_int,
-                                     check_same_columns, fmt, jsonable, prepare, resolve_metadata, subsample)
+from tabsynth.report._common import (
+    DEFAULT_MAX_ROWS,
+    Prepared,
+    check_frame_arg,
+    check_positive_int,
+    check_same_columns,
+    fmt,
+    jsonable,
+    prepare,
+    resolve_metadata,
+    subsample,
+)
 from tabsynth.report.formal import formal_privacy_section, formal_section
 from tabsynth.report.inventory import assign_roles, build_inventory, check_profile, threat_model
 from tabsynth.report.section import Section

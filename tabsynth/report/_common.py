@@ -167,7 +167,7 @@ class Encoder:
         self.prep = prep
         self.columns = list(columns if columns is not None else prep.columns)
 
-    def fit(self, real: pd.DataFrame) -> "Encoder":
+    def fit(self, real: pd.DataFrame) -> Encoder:
         self.scale: dict[str, tuple[float, float]] = {}
         self.cats: dict[str, list[str]] = {}
         for c in self.columns:
@@ -333,7 +333,7 @@ class ModelMatrix:
         self.prep = prep
         self.columns = list(columns)
 
-    def fit(self, *dfs: pd.DataFrame) -> "ModelMatrix":
+    def fit(self, *dfs: pd.DataFrame) -> ModelMatrix:
         self.cats = {}
         for c in self.columns:
             if self.prep.kinds[c] in CATEGORY_KINDS:

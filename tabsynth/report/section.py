@@ -6,8 +6,9 @@ Each section (fidelity, utility, empirical privacy, formal privacy) turns its nu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: The word shown on the card for each light.
 WORDS = {"green": "good", "amber": "fair", "red": "poor", "grey": "not measured"}

@@ -8,7 +8,8 @@ knows no section by name: it reads the :class:`~tabsynth.report.section.Section`
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tabsynth.report.section import Section
 

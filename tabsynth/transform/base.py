@@ -40,7 +40,7 @@ class Span:
         """True for the discrete spans the GAN's conditional vector ranges over."""
         return self.kind == DISCRETE and self.role in ("category", "missing")
 
-    def shifted(self, offset: int) -> "Span":
+    def shifted(self, offset: int) -> Span:
         return replace(self, start=self.start + offset, end=self.end + offset)
 
     def to_dict(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class CategoricalEncoder:
         *,
         max_categories: int = 500,
         categories: list[Any] | None = None,
-    ) -> "CategoricalEncoder":
+    ) -> CategoricalEncoder:
         """Fit on observed values, most frequent first; ``categories`` fixes the list instead."""
         dtype_cats = list(s.dtype.categories) if isinstance(s.dtype, pd.CategoricalDtype) else None
         return cls.from_counts(column, s.value_counts(dropna=True, sort=True), has_missing=bool(s.isna().any()),
@@ -74,7 +74,7 @@ class CategoricalEncoder:
         dtype_categories: list[Any] | None = None,
         max_categories: int = 500,
         categories: list[Any] | None = None,
-    ) -> "CategoricalEncoder":
+    ) -> CategoricalEncoder:
         """Fit on value counts (value -> count), e.g. summed over the shards of a distributed fit."""
         counts = counts.sort_values(ascending=False, kind="stable")
         if categories is None:
@@ -188,7 +188,7 @@ class CategoricalEncoder:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CategoricalEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> CategoricalEncoder:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), d.pop("categories"), **d)
 

@@ -65,7 +65,7 @@ class DatetimeEncoder:
 
     @classmethod
     def fit(cls, column: str, s: pd.Series, *, datetime_format: str | None = None, method: str = "mode",
-            max_modes: int = 10, max_rows: int = 10_000, seed: int | None = 0) -> "DatetimeEncoder":
+            max_modes: int = 10, max_rows: int = 10_000, seed: int | None = 0) -> DatetimeEncoder:
         dtype = str(s.dtype)
         if datetime_format is None and not pd.api.types.is_datetime64_any_dtype(s.dtype):
             s = to_datetimes(s, warn=False).rename(s.name)  # Python datetimes: keep their zone (UTC when mixed)
@@ -128,6 +128,6 @@ class DatetimeEncoder:
                 "datetime_format": self.datetime_format, "dtype": self.dtype}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DatetimeEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> DatetimeEncoder:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), NumericEncoder.from_dict(d.pop("numeric")), **d)

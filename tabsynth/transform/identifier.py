@@ -43,7 +43,7 @@ class IdEncoder:
         self.has_missing = has_missing
 
     @classmethod
-    def fit(cls, column: str, s: pd.Series) -> "IdEncoder":
+    def fit(cls, column: str, s: pd.Series) -> IdEncoder:
         v = s.dropna()
         common = dict(dtype=str(s.dtype), has_missing=bool(s.isna().any()))
         if pd.api.types.is_numeric_dtype(s.dtype):
@@ -107,6 +107,6 @@ class IdEncoder:
                 "dtype": self.dtype, "has_missing": self.has_missing}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "IdEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> IdEncoder:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), d.pop("style"), **d)

@@ -47,7 +47,7 @@ class _SpanActivation(torch.autograd.Function):
     hand-written backward (a few flat ops instead of autograd's graph of gathers and paddings)."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, gumbel: torch.Tensor, layout: "SpanLayout", tau: float) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, gumbel: torch.Tensor, layout: SpanLayout, tau: float) -> torch.Tensor:
         z = (logits + gumbel).div_(tau)
         parts = [torch.softmax(b.grouped(z), dim=-1).view(len(z), -1) for b in layout.buckets]
         padded = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

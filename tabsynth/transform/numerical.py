@@ -78,7 +78,7 @@ class NumericEncoder:
         max_rows: int = 10_000,
         seed: int | None = 0,
         dtype: str | None = None,
-    ) -> "NumericEncoder":
+    ) -> NumericEncoder:
         """Fit on a float Series (nulls allowed); ``bounds`` overrides the observed range."""
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
         present = x[~np.isnan(x)]
@@ -188,7 +188,7 @@ class NumericEncoder:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NumericEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> NumericEncoder:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), d.pop("method"), d.pop("lower"), d.pop("upper"), **d)
 

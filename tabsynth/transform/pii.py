@@ -51,7 +51,7 @@ class PiiEncoder:
 
     @classmethod
     def fit(cls, column: str, s: pd.Series | None, pii_type: str | None = None,
-            locale: str = "en_US") -> "PiiEncoder":
+            locale: str = "en_US") -> PiiEncoder:
         """``s`` gives the missing share; pass None to read nothing (the DP mode)."""
         missing = float(s.isna().mean()) if s is not None and len(s) else 0.0
         dtype = str(s.dtype) if s is not None else "object"
@@ -78,6 +78,6 @@ class PiiEncoder:
                 "missing_share": self.missing_share, "dtype": self.dtype}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PiiEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> PiiEncoder:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(d.pop("column"), **d)

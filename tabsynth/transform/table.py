@@ -47,7 +47,7 @@ class TableTransformer:
     n_jobs: int = 2
 
     # --- fit ------------------------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame, metadata: Metadata | None = None) -> "TableTransformer":
+    def fit(self, df: pd.DataFrame, metadata: Metadata | None = None) -> TableTransformer:
         if self.numerical not in METHODS:
             raise ConfigError(f"numerical={self.numerical!r}: choose one of {', '.join(METHODS)}")
         if self.max_categories < 2:
@@ -83,7 +83,7 @@ class TableTransformer:
         return IdEncoder.fit(spec.name, s)
 
     @classmethod
-    def from_encoders(cls, metadata: Metadata, encoders: list[Encoder], **params: Any) -> "TableTransformer":
+    def from_encoders(cls, metadata: Metadata, encoders: list[Encoder], **params: Any) -> TableTransformer:
         """A fitted transformer from encoders built elsewhere (the DP mode builds them from DP statistics)."""
         out = cls(**params)
         out._set_encoders(metadata, encoders)
@@ -198,7 +198,7 @@ class TableTransformer:
                 "encoders": [enc.to_dict() for enc in self.encoders_]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TableTransformer":
+    def from_dict(cls, d: dict[str, Any]) -> TableTransformer:
         out = cls(**d["params"])
         encoders = [_DECODERS[e["type"]].from_dict(e) for e in d["encoders"]]
         out._set_encoders(Metadata.from_dict(d["metadata"]), encoders)
