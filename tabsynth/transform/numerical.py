@@ -21,6 +21,8 @@ import pandas as pd
 from tabsynth.transform.base import CONTINUOUS, DISCRETE, Slots, Span, one_hot, restore_dtype
 
 METHODS = ("mode", "quantile", "minmax")
+#: A mode-normalised scalar is the value's distance from its mode's mean in this many standard deviations.
+SCALAR_SIGMAS = 4.0
 #: A mixture component is kept when its weight is above this (as in CTGAN).
 MIN_MODE_WEIGHT = 0.005
 #: A value held by this share of rows gets its own point-mass mode.
@@ -159,7 +161,7 @@ class NumericEncoder:
             blocks.append(one_hot(self.assign_modes(x), self.n_modes))
         elif self.method == "mode":
             mode = self.assign_modes(x)
-            scalar = (x - self.means[mode]) / (4.0 * self.stds[mode])
+            scalar = (x - self.means[mode]) / (SCALAR_SIGMAS * self.stds[mode])
             # a value off every broad mode that lands on a point mass (the modes were fitted on a
             # sample or on DP draws that missed it) would get a scalar of 1e5; it decodes to the spike
             point = self.stds[mode] <= self._point_std
@@ -190,7 +192,7 @@ class NumericEncoder:
             if not self.discrete:
                 # Not clipped to [-1, 1]: encoded outliers may lie beyond 4 sigma of their mode, and the
                 # models' tanh heads keep generated scalars inside anyway. A point mass is its value.
-                spread = block[:, 0].astype(np.float64) * 4.0 * self.stds[mode]
+                spread = block[:, 0].astype(np.float64) * SCALAR_SIGMAS * self.stds[mode]
                 x = np.where(self.stds[mode] <= self._point_std, x, self._reflected(x + spread))
         elif self.method == "quantile":
             scalar = block[:, 0].astype(np.float64)
