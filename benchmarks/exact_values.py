@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Do TabularAR's numbers come back exactly? Per numeric column of a few real tables, before/after.
+
+Fits a short non-DP ``TabularAR`` (``--epochs``, one thread, seed 0) on each whole table, samples as
+many rows, and records per numeric column: the share of synthetic values that are among the real
+values, the distinct values of each side, the share of rows holding the column's most frequent real
+value on each side, and sdmetrics' ``KSComplement`` (its column-shape score for numbers); per table
+the mean column shape over all columns (``TVComplement`` for the others) and the fit CPU.
+
+One run measures the checkout it lives in and writes JSON; ``--render`` puts two runs side by side::
+
+    .venv/bin/python benchmarks/exact_values.py --json /tmp/before.json   # in a checkout of the old code
+    .venv/bin/python benchmarks/exact_values.py --json /tmp/after.json
+    .venv/bin/python benchmarks/exact_values.py --render /tmp/before.json /tmp/after.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from _common import environment, set_threads  # noqa: E402
+
+OUT = HERE / "results" / "exact_values.md"
+TABLES = ("nmes1988", "rotterdam", "flchain", "credit_data")
+
+
+def column_stats(real: pd.Series, syn: pd.Series) -> dict[str, float]:
+    from sdmetrics.single_column import KSComplement
+
+    r, s = real.dropna().astype(float), syn.dropna().astype(float)
+    top = r.value_counts().index[0]
+    return {"real_distinct": int(r.nunique()), "syn_distinct": int(s.nunique()),
+            "in_real": float(s.isin(set(r.tolist())).mean()) if len(s) else float("nan"),
+            "top_value": float(top), "top_real": float((r == top).mean()), "top_syn": float((s == top).mean()),
+            "ks": float(KSComplement.compute(r, s))}
+
+
+def shape(real: pd.Series, syn: pd.Series, numeric: bool) -> float:
+    from sdmetrics.single_column import KSComplement, TVComplement
+
+    if numeric:
+        return float(KSComplement.compute(real.dropna().astype(float), syn.dropna().astype(float)))
+    return float(TVComplement.compute(real.astype(str), syn.astype(str)))
+
+
+def measure(name: str, epochs: int) -> dict:
+    import tabsynth as ts
+
+    df = ts.datasets.load(name)
+    md = ts.Metadata.detect(df)
+    t0 = time.process_time()
+    model = ts.TabularAR(epochs=epochs, seed=0, verbose=False).fit(df, md)
+    fit_cpu = time.process_time() - t0
+    syn = model.sample(len(df), seed=0)
+    numeric = [c for c, s in md.columns.items() if s.kind in ("numerical", "integer")]
+    modelled = [c for c, s in md.columns.items() if s.kind not in ("id", "pii")]
+    shapes = [shape(df[c], syn[c], c in numeric) for c in modelled]
+    return {"table": name, "rows": len(df), "fit_cpu_s": fit_cpu, "column_shapes": float(np.mean(shapes)),
+            "columns": {c: {"dtype": str(df[c].dtype), **column_stats(df[c], syn[c])} for c in numeric}}
+
+
+def render(before: dict, after: dict) -> str:
+    lines = ["# Exact values: TabularAR's numbers before and after the exact-value encoding", "",
+             f"Short non-DP fits (`epochs={after['epochs']}`, seed 0, one thread) on each whole table, as many "
+             "rows sampled. `in real`: share of synthetic values that are among the real values; `distinct`: "
+             "distinct values (real / before / after); `top`: share of rows holding the column's most frequent "
+             "real value (real / before / after); `KS`: sdmetrics KSComplement (before -> after). Written by "
+             "`benchmarks/exact_values.py`; commits: before "
+             f"{before['env'].get('git_commit')}, after {after['env'].get('git_commit')}"
+             f"{' (+ uncommitted edits)' if after['env'].get('tabsynth_dirty') else ''}.", ""]
+    for tb, ta in zip(before["tables"], after["tables"]):
+        lines += [f"## {ta['table']} ({ta['rows']} rows)", "",
+                  f"Column shapes (all columns): {tb['column_shapes']:.3f} -> {ta['column_shapes']:.3f}; "
+                  f"fit CPU {tb['fit_cpu_s']:.0f} s -> {ta['fit_cpu_s']:.0f} s.", "",
+                  "| column | dtype | in real (before -> after) | distinct (real / before / after) "
+                  "| top value | top (real / before / after) | KS (before -> after) |",
+                  "|---|---|---|---|---|---|---|"]
+        for col, a in ta["columns"].items():
+            b = tb["columns"][col]
+            lines.append(f"| {col} | {a['dtype']} | {b['in_real']:.3f} -> {a['in_real']:.3f} | "
+                         f"{a['real_distinct']} / {b['syn_distinct']} / {a['syn_distinct']} | {a['top_value']:g} | "
+                         f"{a['top_real']:.3f} / {b['top_syn']:.3f} / {a['top_syn']:.3f} | "
+                         f"{b['ks']:.3f} -> {a['ks']:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tables", nargs="+", default=list(TABLES))
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--json", type=Path, help="write this checkout's measurements here")
+    p.add_argument("--render", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                   help=f"write two runs side by side to {OUT.relative_to(HERE.parent)}")
+    a = p.parse_args()
+    if a.render:
+        before, after = (json.loads(path.read_text()) for path in a.render)
+        OUT.write_text(render(before, after))
+        print(OUT.read_text())
+        return 0
+    set_threads(1)
+    warnings.simplefilter("ignore")
+    tables = []
+    for name in a.tables:
+        tables.append(measure(name, a.epochs))
+        print(json.dumps(tables[-1]), flush=True)
+    if a.json:
+        a.json.write_text(json.dumps({"epochs": a.epochs, "env": environment(), "tables": tables}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
