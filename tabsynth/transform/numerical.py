@@ -42,6 +42,8 @@ BOUND_SHARE = 0.01
 #: Decimals tried when measuring a column's recorded precision; negative decimals are multiples of
 #: 10, 100, ... (amounts recorded in hundreds), tried only while the range spans ten such steps.
 MIN_DECIMALS, MAX_DECIMALS = -6, 8
+#: Share of rows whose values may need more decimals than the recorded precision (they are rounded).
+PRECISION_EXCEPTIONS = 0.001
 _N_QUANTILES = 1000
 
 
@@ -266,18 +268,19 @@ def is_discrete(x: np.ndarray) -> bool:
 
 
 def recorded_decimals(x: np.ndarray, lower: float, upper: float, dtype: str | None = None) -> int | None:
-    """The fewest decimals that write every value of ``x`` exactly (in ``dtype`` when it is float32),
-    from :data:`MIN_DECIMALS` (steps of 10, 100, ...: only while ``[lower, upper]`` spans ten of them)
-    to :data:`MAX_DECIMALS`; None when no such number exists (measured values, logs)."""
-    values = np.unique(x)
+    """The fewest decimals that write the values of ``x`` exactly (in ``dtype`` when it is float32),
+    all but :data:`PRECISION_EXCEPTIONS` of them (one computed value among recorded ones does not make
+    the column full-precision); from :data:`MIN_DECIMALS` (steps of 10, 100, ...: only while
+    ``[lower, upper]`` spans ten of them) to :data:`MAX_DECIMALS`; None when no such number exists."""
+    values, counts = np.unique(x, return_counts=True)
     if len(values) == 0 or not np.isfinite(values).all():
         return None
     cast = np.float32 if dtype == "float32" else np.float64
-    exact = values.astype(cast)
+    exact, allowed = values.astype(cast), PRECISION_EXCEPTIONS * len(x)
     for d in range(MIN_DECIMALS, MAX_DECIMALS + 1):
         if d < 0 and 10.0 ** -d * 10 > upper - lower:
             continue
-        if np.array_equal(np.round(values, d).astype(cast), exact):
+        if counts[np.round(values, d).astype(cast) != exact].sum() <= allowed:
             return d
     return None
 

@@ -87,6 +87,10 @@ def test_recorded_decimals():
     assert recorded_decimals(np.array([100.0, 300.0]), 100.0, 300.0) == -1  # a step of 100 spans it twice only
     assert recorded_decimals(np.array([101.0, 300.0]), 101.0, 300.0) == 0
     assert recorded_decimals(np.log(np.array([2.0, 3.0])), 0.6, 1.1) is None
+    # one computed value among 2,000 recorded at two decimals: still two decimals; two of them: not
+    recorded = np.round(np.linspace(0, 10, 2000), 2)
+    assert recorded_decimals(np.append(recorded, 1 / 3), 0, 10) == 2
+    assert recorded_decimals(np.append(recorded, [1 / 3, 2 / 3, 4 / 3]), 0, 10) is None
     x32 = np.array([0.1, 2.7], dtype=np.float32).astype(np.float64)
     assert recorded_decimals(x32, 0.1, 2.7, "float32") == 1 and recorded_decimals(x32, 0.1, 2.7) is None
 
