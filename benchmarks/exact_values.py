@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Do TabularAR's numbers come back exactly? Per numeric column of a few real tables, before/after.
 
-Fits a short non-DP ``TabularAR`` (``--epochs``, one thread, seed 0) on each whole table, samples as
-many rows, and records per numeric column: the share of synthetic values that are among the real
+Fits a short non-DP ``TabularAR`` (``--epochs``, one thread, seeds 0 and 1) on each whole table,
+samples as many rows, and records per numeric column: the share of synthetic values that are among the real
 values, the distinct values of each side, the share of rows holding the column's most frequent real
 value on each side, and sdmetrics' ``KSComplement`` (its column-shape score for numbers); per table
-the mean column shape over all columns (``TVComplement`` for the others) and the fit CPU.
+the mean column shape over all columns (``TVComplement`` for the others) and the fit CPU; all means
+over the seeds.
 
 One run measures the checkout it lives in and writes JSON; ``--render`` puts two runs side by side::
 
@@ -63,15 +64,15 @@ def shape(real: pd.Series, syn: pd.Series, numeric: bool) -> float:
     return float(TVComplement.compute(real.astype(str), syn.astype(str)))
 
 
-def measure(name: str, epochs: int) -> dict:
+def fit_and_sample(name: str, epochs: int, seed: int) -> dict:
     import tabsynth as ts
 
     df = ts.datasets.load(name)
     md = ts.Metadata.detect(df)
     t0 = time.process_time()
-    model = ts.TabularAR(epochs=epochs, seed=0, verbose=False).fit(df, md)
+    model = ts.TabularAR(epochs=epochs, seed=seed, verbose=False).fit(df, md)
     fit_cpu = time.process_time() - t0
-    syn = model.sample(len(df), seed=0)
+    syn = model.sample(len(df), seed=seed)
     numeric = [c for c, s in md.columns.items() if s.kind in ("numerical", "integer")]
     modelled = [c for c, s in md.columns.items() if s.kind not in ("id", "pii")]
     shapes = [shape(df[c], syn[c], c in numeric) for c in modelled]
@@ -79,41 +80,63 @@ def measure(name: str, epochs: int) -> dict:
             "columns": {c: {"dtype": str(df[c].dtype), **column_stats(df[c], syn[c])} for c in numeric}}
 
 
+def measure(name: str, epochs: int, seeds: list[int]) -> dict:
+    """One fit per seed; every number is the mean over the seeds."""
+    runs = [fit_and_sample(name, epochs, seed) for seed in seeds]
+
+    def mean(values: list) -> object:
+        numbers = isinstance(values[0], (int, float)) and not isinstance(values[0], bool)
+        return float(np.mean(values)) if numbers else values[0]
+
+    out = {k: mean([r[k] for r in runs]) for k in ("table", "rows", "fit_cpu_s", "column_shapes")}
+    out["columns"] = {c: {k: mean([r["columns"][c][k] for r in runs]) for k in stats}
+                      for c, stats in runs[0]["columns"].items()}
+    return {**out, "seeds": seeds}
+
+
 def render(before: dict, after: dict) -> str:
+    commits = f"before {before['env'].get('git_commit')}, after {after['env'].get('git_commit')}"
     lines = ["# Exact values: TabularAR's numbers before and after the exact-value encoding", "",
-             f"Short non-DP fits (`epochs={after['epochs']}`, seed 0, one thread) on each whole table, as many "
-             "rows sampled. `in real`: share of synthetic values that are among the real values; `at dec.`: share "
-             "of synthetic values written exactly at the real column's decimals `d` (the fewest writing 99.9% of "
-             "the real values; `-`: none up to 8); `distinct`: "
-             "distinct values (real / before / after); `top`: share of rows holding the column's most frequent "
-             "real value (real / before / after); `KS`: sdmetrics KSComplement (before -> after). Written by "
-             "`benchmarks/exact_values.py`; commits: before "
-             f"{before['env'].get('git_commit')}, after {after['env'].get('git_commit')}"
-             f"{' (+ uncommitted edits)' if after['env'].get('tabsynth_dirty') else ''}.", ""]
+             f"Short non-DP fits (`epochs={after['epochs']}`, one thread) on each whole table, as many rows sampled; "
+             f"every number is the mean over seeds {after['tables'][0]['seeds']}. Per numeric column: `in real`, the "
+             "share of synthetic values that are among the real values; `at dec.`, the share of synthetic values "
+             "written exactly at the real column's decimals `d` (the fewest writing 99.9% of the real values; `-`: "
+             "none up to 8); `distinct`, distinct values (real / before / after); `top`, the share of rows holding "
+             "the column's most frequent real value (real / before / after); `KS`, sdmetrics KSComplement. "
+             f"Written by `benchmarks/exact_values.py`; commits: {commits}.", "",
+             "| table | column shapes, all columns | mean KS, numeric | mean in real | mean at dec. | fit CPU s |",
+             "|---|---|---|---|---|---|"]
     for tb, ta in zip(before["tables"], after["tables"]):
-        lines += [f"## {ta['table']} ({ta['rows']} rows)", "",
-                  f"Column shapes (all columns): {tb['column_shapes']:.3f} -> {ta['column_shapes']:.3f}; "
-                  f"fit CPU {tb['fit_cpu_s']:.0f} s -> {ta['fit_cpu_s']:.0f} s.", "",
-                  "| column | dtype | in real (before -> after) | d | at dec. (before -> after) "
-                  "| distinct (real / before / after) | top value | top (real / before / after) "
-                  "| KS (before -> after) |",
+        def avg(t: dict, key: str) -> float:
+            return float(np.nanmean([c[key] for c in t["columns"].values()]))
+
+        lines.append(f"| {ta['table']} | {tb['column_shapes']:.3f} -> {ta['column_shapes']:.3f} | "
+                     f"{avg(tb, 'ks'):.3f} -> {avg(ta, 'ks'):.3f} | {avg(tb, 'in_real'):.3f} -> {avg(ta, 'in_real'):.3f} | "
+                     f"{avg(tb, 'at_precision'):.3f} -> {avg(ta, 'at_precision'):.3f} | "
+                     f"{tb['fit_cpu_s']:.0f} -> {ta['fit_cpu_s']:.0f} |")
+    for tb, ta in zip(before["tables"], after["tables"]):
+        lines += ["", f"## {ta['table']} ({ta['rows']} rows)", "",
+                  "| column | dtype | in real | d | at dec. | distinct (real / before / after) | top value "
+                  "| top (real / before / after) | KS |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for col, a in ta["columns"].items():
             b = tb["columns"][col]
-            dec = "-" if a["decimals"] is None else a["decimals"]
+            dec = "-" if a["decimals"] is None else int(a["decimals"])
             lines.append(f"| {col} | {a['dtype']} | {b['in_real']:.3f} -> {a['in_real']:.3f} | {dec} | "
-                         f"{b['at_precision']:.3f} -> {a['at_precision']:.3f} | {a['real_distinct']} / {b['syn_distinct']} / {a['syn_distinct']} | {a['top_value']:g} | "
-                         f"{a['top_real']:.3f} / {b['top_syn']:.3f} / {a['top_syn']:.3f} | "
+                         f"{b['at_precision']:.3f} -> {a['at_precision']:.3f} | "
+                         f"{a['real_distinct']:.0f} / {b['syn_distinct']:.0f} / {a['syn_distinct']:.0f} | "
+                         f"{a['top_value']:g} | {a['top_real']:.3f} / {b['top_syn']:.3f} / {a['top_syn']:.3f} | "
                          f"{b['ks']:.3f} -> {a['ks']:.3f} |")
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", nargs="+", default=list(TABLES))
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one fit per seed; means reported")
     p.add_argument("--json", type=Path, help="write this checkout's measurements here")
+    p.add_argument("--commit", help="the commit measured, where the checkout is not a git repository")
     p.add_argument("--render", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
                    help=f"write two runs side by side to {OUT.relative_to(HERE.parent)}")
     a = p.parse_args()
@@ -126,10 +149,12 @@ def main() -> int:
     warnings.simplefilter("ignore")
     tables = []
     for name in a.tables:
-        tables.append(measure(name, a.epochs))
+        tables.append(measure(name, a.epochs, a.seeds))
         print(json.dumps(tables[-1]), flush=True)
     if a.json:
-        a.json.write_text(json.dumps({"epochs": a.epochs, "env": environment(), "tables": tables}, indent=1))
+        env = environment()
+        env["git_commit"] = a.commit or env.get("git_commit")
+        a.json.write_text(json.dumps({"epochs": a.epochs, "env": env, "tables": tables}, indent=1))
     return 0
 
 
