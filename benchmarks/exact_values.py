@@ -115,7 +115,7 @@ def render(before: dict, after: dict) -> str:
                      f"{avg(tb, 'at_precision'):.3f} -> {avg(ta, 'at_precision'):.3f} | "
                      f"{tb['fit_cpu_s']:.0f} -> {ta['fit_cpu_s']:.0f} |")
     for tb, ta in zip(before["tables"], after["tables"]):
-        lines += ["", f"## {ta['table']} ({ta['rows']} rows)", "",
+        lines += ["", f"## {ta['table']} ({ta['rows']:.0f} rows)", "",
                   "| column | dtype | in real | d | at dec. | distinct (real / before / after) | top value "
                   "| top (real / before / after) | KS |",
                   "|---|---|---|---|---|---|---|---|---|"]
