@@ -32,8 +32,8 @@ class TableTransformer:
 
     Args:
         numerical: ``"mode"`` (CTGAN's mode-specific normalisation), ``"quantile"`` or ``"minmax"``.
-        max_modes: most mixture components per numeric column (a column with at most
-            ``numerical.POINT_VALUES`` distinct values gets one point mass per value instead).
+        max_modes: most mixture components per numeric column (a column of few repeated values,
+            ``numerical.is_discrete``, is a one-hot of its values instead).
         max_categories: widest one-hot; rarer values fold into an ``other`` slot.
         mixture_rows: rows subsampled to fit each mixture (the fit is the slow part).
         seed: seed of the subsampling and mixture fits.

@@ -5,8 +5,10 @@ is one token column whose token is its active slot; every continuous scalar is o
 ``bins`` bins. The bin edges are a public function of ``bins`` and the layout alone: for a scalar
 whose column has a mode span (mode-specific normalisation, roughly N(0, 0.25) within its mode) the
 edges sit at normal quantiles of that law, otherwise (quantile or min-max scalars) they split
-[-1, 1] evenly. A bin decodes to a value drawn uniformly inside it; point masses survive because
-the encoder gives them a mode of their own.
+[-1, 1] evenly. A bin decodes to a value drawn uniformly inside it. Exact values are the encoder's
+part (:mod:`tabsynth.transform.numerical`): a column of few repeated values has no scalar, only its
+value token (a category); a point mass is a mode token of its own and decodes to exactly its value,
+whatever its scalar; every value is rounded to the column's recorded precision.
 
 Token columns follow the table's columns; within a column the missing indicator comes first, then
 the mode or category, then the scalar, so that a column's tokens stay adjacent and each is
@@ -18,11 +20,12 @@ from __future__ import annotations
 import torch
 
 from tabsynth.transform.base import CONTINUOUS, Span
+from tabsynth.transform.numerical import SCALAR_SIGMAS
 
 #: Default number of bins of a continuous scalar.
 DEFAULT_BINS = 32
-#: Spread of a mode-normalised scalar within its mode: the encoder divides by four standard deviations.
-MODE_SCALE = 0.25
+#: Spread of a mode-normalised scalar within its mode (the encoder divides by ``SCALAR_SIGMAS`` deviations).
+MODE_SCALE = 1.0 / SCALAR_SIGMAS
 #: Position of a span's token within its column, by role (lower first).
 _ROLE_RANK = {"missing": 0, "mode": 1, "category": 1, "value": 2}
 

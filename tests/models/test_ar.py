@@ -152,3 +152,54 @@ def test_no_marginal_release_unless_the_marginal_steps_use_it():
     kept = ts.TabularAR(epsilon=1.0, marginal_weight=1.0, order="any").dp_config().marginal_epsilon_share
     assert kept == ts.DPConfig(epsilon=1.0).marginal_epsilon_share > 0
     assert ts.TabularAR().dp_config() is None
+
+
+# --- exact values: what the data repeat exactly comes back exactly -----------------------------------
+
+LOG_CODES = np.log(np.arange(1.0, 15.0))  # 14 log-transformed codes at full float precision
+
+
+@pytest.fixture(scope="module")
+def exact_table():
+    rng = np.random.default_rng(0)
+    n = 1500
+    visits = rng.integers(0, 500, n).astype(float)
+    visits[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame({
+        "hours": np.where(rng.random(n) < 0.7, 45.0, rng.uniform(20, 45, n)),  # 70% at its maximum
+        "bmi": np.round(rng.normal(27, 5, n), 1),
+        "code": rng.choice(LOG_CODES, n),
+        "visits": visits,
+        "group": rng.choice(["a", "b"], n),
+    })
+
+
+@pytest.fixture(scope="module")
+def exact_sample(exact_table):
+    md = ts.Metadata.detect(exact_table).with_column("visits", kind="numerical")  # decimals measured, not declared
+    m = ts.TabularAR(**{**FAST, "epochs": 8, "batch_size": 150}).fit(exact_table, md)
+    return m.sample(3000, seed=0)
+
+
+def test_point_mass_at_the_maximum_comes_back_exactly(exact_table, exact_sample):
+    syn = exact_sample["hours"]
+    assert syn.max() == 45.0 and abs((syn == 45.0).mean() - (exact_table["hours"] == 45.0).mean()) < 0.1
+    assert ((syn == 45.0) | (syn < 45.0 - 1e-5)).all()  # no value a hair below it
+
+
+def test_one_decimal_column_comes_back_at_one_decimal(exact_sample):
+    syn = exact_sample["bmi"]
+    assert np.array_equal(syn.to_numpy(), np.round(syn.to_numpy(), 1)) and syn.nunique() > 50
+
+
+def test_few_valued_floats_come_back_as_their_values(exact_sample):
+    assert set(exact_sample["code"].tolist()) <= set(LOG_CODES.tolist())
+    assert exact_sample["code"].nunique() >= 12
+
+
+def test_integer_valued_floats_come_back_whole(exact_sample):
+    syn = exact_sample["visits"]
+    assert syn.dtype == np.float64 and syn.isna().any()
+    present = syn.dropna().to_numpy()
+    assert np.array_equal(present, np.round(present)) and len(np.unique(present)) > 100
+
