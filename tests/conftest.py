@@ -10,6 +10,12 @@ from tabsynth.models.registry import MODELS
 LIBRARY_DP_STEPS: dict = {}
 
 
+@pytest.fixture(scope="session")
+def library_dp_steps(few_dp_steps) -> dict:
+    """Each registered family's DP step rule as the library has it, by family name."""
+    return LIBRARY_DP_STEPS
+
+
 @pytest.fixture(autouse=True, scope="session")
 def few_dp_steps():
     """DP fits left at their defaults take few steps in tests (the rule's shape is kept; its size is

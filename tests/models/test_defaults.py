@@ -25,11 +25,9 @@ def test_no_default_is_written_by_hand(family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_parameter_is_documented_with_the_codes_default(family, monkeypatch):
-    from conftest import LIBRARY_DP_STEPS
-
+def test_every_parameter_is_documented_with_the_codes_default(family, monkeypatch, library_dp_steps):
     cls = MODELS[family]
-    monkeypatch.setattr(cls, "_DP_STEPS", LIBRARY_DP_STEPS[family])  # the tests' shrunk rule is not the doc's
+    monkeypatch.setattr(cls, "_DP_STEPS", library_dp_steps[family])  # the tests' shrunk rule is not the doc's
     args = _args(cls.__doc__)
     names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     documented = {n.strip() for line in re.findall(r"^ {8}([\w, ]+):", args, re.M) for n in line.split(",")}
