@@ -105,10 +105,11 @@ class Runtime:
         every rank raises it, so no rank is left waiting in a collective for one that gave up."""
         if not self.distributed:
             return fn()
+        failure: tuple[str, str] | None = None
         try:
-            result, failure = fn(), None
+            result = fn()
         except TabsynthError as exc:
-            result, failure = None, (type(exc).__name__, str(exc))
+            failure = (type(exc).__name__, str(exc))
         failures = self.all_gather_object(failure)
         for rank, fail in enumerate(failures):
             if fail is not None:

@@ -89,7 +89,7 @@ class NumericEncoder:
         lo, hi = (float(present.min()), float(present.max())) if bounds is None else map(float, bounds)
         present = np.clip(present, lo, hi)
         fill = float(np.median(present))
-        common = dict(integer=integer, has_missing=has_missing, fill=fill, dtype=dtype)
+        common: dict[str, Any] = dict(integer=integer, has_missing=has_missing, fill=fill, dtype=dtype)
         if method == "minmax" or lo == hi:
             return cls(column, "minmax", lo, hi, **common)
         if method == "quantile":
