@@ -66,6 +66,14 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
+    embedding_dim: int
+    hidden: Sequence[int]
+    bins: int
+    order: str | None
+    lr: float | None
+    l2scale: float
+    early_stopping: bool | None
+
     _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None),
                  "order": ("any", "fixed")}
 

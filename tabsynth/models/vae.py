@@ -43,6 +43,13 @@ class TVAE(MarginalMatching, BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
+    embedding_dim: int
+    compress_dims: Sequence[int]
+    decompress_dims: Sequence[int]
+    l2scale: float
+    lr: float | None
+    loss_factor: float
+
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  compress_dims: Sequence[int] = (128, 128), decompress_dims: Sequence[int] = (128, 128),
                  l2scale: float = 1e-5, lr: float | None = None, loss_factor: float = 2.0,
