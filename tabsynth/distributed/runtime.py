@@ -40,7 +40,7 @@ class Runtime:
         return self.rank == 0
 
     # --- collectives (no-ops in one process) ---------------------------------------------------
-    def all_reduce_sum(self, x: np.ndarray | float) -> np.ndarray:
+    def all_reduce_sum(self, x: np.ndarray | float | list[float]) -> np.ndarray:
         """Element-wise sum over ranks, exact for counts (float64 on the wire)."""
         arr = np.asarray(x, dtype=np.float64)
         if not self.distributed:
