@@ -24,7 +24,7 @@ def default_values(cls: type[Hyperparameters]) -> dict[str, tuple[Any, Any]]:
     """``{parameter: (default without DP, default under DP)}`` for a concrete family, as its code
     resolves them on an unfitted model; rules sized at fit time are given in words."""
     plain = cls().resolved_params()
-    private = cls(epsilon=1.0).resolved_params()
+    private = cls(epsilon=1.0).resolved_params()  # type: ignore[call-arg]  # every concrete family takes epsilon
     rules: dict[str, tuple[str | None, str | None]] = getattr(cls, "_RULES", {})
     out = {}
     for name in cls._param_names():

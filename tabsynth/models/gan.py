@@ -261,7 +261,7 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
         bs = self._batch_size // world  # the batch is global; each rank draws its share
         steps = max(self._n_global // self._batch_size, 1)
 
-        def step(_: int) -> dict[str, torch.Tensor]:
+        def step(_step: int) -> dict[str, torch.Tensor]:
             self.discriminator_.requires_grad_(True)
             for _ in range(self.discriminator_steps):
                 real, real_cond = self._real_batch(data, bs)

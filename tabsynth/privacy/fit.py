@@ -75,7 +75,8 @@ class PrivateFit:
                                               rng=window_rng)
         return fit
 
-    def _rows(self) -> int:
+    def counted_rows(self) -> int:
+        """The noisy row (or person) count measured by :meth:`begin`."""
         if self.n_hat is None:
             raise RuntimeError("start a private fit with PrivateFit.begin, which measures the noisy row count")
         return self.n_hat
@@ -84,7 +85,7 @@ class PrivateFit:
                 device: torch.device) -> DPTrainer:
         """DP-SGD planned over ``n_hat`` rows (``rule`` sizes what is None); sigma is calibrated for the
         whole fit."""
-        return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self._rows(),
+        return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self.counted_rows(),
                          epochs=epochs, batch_size=batch_size, rule=rule, device=device)
 
     def transformer(self, df: pd.DataFrame, *, max_categories: int, seed: int | None
@@ -96,7 +97,7 @@ class PrivateFit:
         if bound is not None and len(df) != len(bound.weights):
             raise PrivacyConfigError(f"the contribution bound kept {len(bound.weights)} events, got {len(df)} rows: "
                                      "pass fit.persons.select(events)")
-        stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self._rows(),
+        stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self.counted_rows(),
                                     max_modes=10, max_categories=max_categories, rng=np.random.default_rng(seed),
                                     noise_rng=self.randomness, runtime=self.runtime,
                                     weights=None if bound is None else bound.weights,
