@@ -10,21 +10,18 @@ drift from what a fit uses, and published settings are read from the same code
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from tabsynth.models.params import Hyperparameters
+from typing import Any
 
 #: Parameters whose defaults are the DP switch itself.
 _SWITCHES = ("epsilon", "delta", "max_grad_norm", "dp")
 _ARG = re.compile(r"^(?P<indent> +)(?P<name>\w+): ")
 
 
-def default_values(cls: type[Hyperparameters]) -> dict[str, tuple[Any, Any]]:
+def default_values(cls: Any) -> dict[str, tuple[Any, Any]]:
     """``{parameter: (default without DP, default under DP)}`` for a concrete family, as its code
     resolves them on an unfitted model; rules sized at fit time are given in words."""
     plain = cls().resolved_params()
-    private = cls(epsilon=1.0).resolved_params()  # type: ignore[call-arg]  # every concrete family takes epsilon
+    private = cls(epsilon=1.0).resolved_params()
     rules: dict[str, tuple[str | None, str | None]] = getattr(cls, "_RULES", {})
     out = {}
     for name in cls._param_names():
@@ -50,7 +47,7 @@ def default_sentence(plain: Any, private: Any) -> str:
     return f"Default: {_render(plain)}; under DP {_render(private)}."
 
 
-def document_defaults(cls: type[Hyperparameters]) -> None:
+def document_defaults(cls: Any) -> None:
     """Append each single-name ``Args`` entry of ``cls``'s docstring with its generated default."""
     doc = cls.__dict__.get("__doc__")
     if not doc or "Args:" not in doc:

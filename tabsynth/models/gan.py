@@ -73,10 +73,7 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
 
     embedding_dim: int
     generator_dim: Sequence[int]
-    discriminator_dim: Sequence[int] | None
-    generator_lr: float | None
     generator_decay: float
-    discriminator_lr: float | None
     discriminator_decay: float
     discriminator_steps: int
     pac: int | None
@@ -84,7 +81,6 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
     gp_lambda: float
     log_frequency: bool
     generator_average: float
-
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).
     _DEFAULTS = {**BaseSynthesizer._DEFAULTS, "discriminator_dim": ((256, 256), (64, 64)),
                  "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0),

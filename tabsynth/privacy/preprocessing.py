@@ -226,9 +226,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
         return _noisy(counts, std, noise_rng, runtime)
 
     encoders: list[ColumnEncoder] = []
-    costs: dict[str, str] = {}
-    facts: dict[str, dict[str, Any]] = {}
-    slot_counts: dict[str, Any] = {}
+    costs, facts, slot_counts = {}, {}, {}  # type: dict[str, str], dict[str, dict[str, Any]], dict[str, Any]
     enc: ColumnEncoder
     for spec in metadata.columns.values():
         if spec.kind == "id":
