@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint refactor-check test-anonymeter bench-setup bench clean
+.PHONY: setup demo test test-slow lint typecheck refactor-check test-anonymeter bench-setup bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-slow: setup
 # ruff on the package (pyproject.toml's [tool.ruff]); CI runs it before the tests.
 lint: setup
 	$(PY) -m ruff check tabsynth
+
+# mypy on the package (pyproject.toml's [tool.mypy]); CI runs it after lint.
+typecheck: setup
+	$(PY) -m mypy tabsynth
 
 # A refactor must not move a bit: every family's fixed-seed fits hashed in this tree and in REF (a
 # temporary git worktree), both on this machine and one thread (docs/development.md).

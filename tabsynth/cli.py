@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tabsynth.argtypes import non_negative_int, positive_int
 from tabsynth.errors import TabsynthError
@@ -24,7 +24,7 @@ class UserError(TabsynthError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + error)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage + error)
         raise UserError(f"{self.prog}: {message} (see --help)")
 
 
@@ -97,7 +97,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     t0 = time.perf_counter()
     model.fit(data, metadata=meta)
     if not runtime.is_main:  # every rank holds the same model; rank 0 writes it
-        return
+        return None
     model.save(args.output)
     where = f" in {runtime.world_size} processes" if runtime.distributed else ""
     rows = (f"about {model.n_rows_} rows (noisy count)" if model.privacy_spent().is_dp  # the exact count is private
@@ -105,6 +105,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     print(f"fitted {args.model} on {rows}{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
     if args.quiet or not model.privacy_spent().is_dp:  # a verbose DP fit has printed it already
         print(f"privacy: {model.privacy_spent()}")
+    return None
 
 
 def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
@@ -134,6 +135,7 @@ def _cmd_sample(args: argparse.Namespace) -> int | None:
     if runtime.is_main:
         parts = f" (one Parquet part per process, {runtime.world_size} parts)" if runtime.distributed else ""
         print(f"wrote {args.num_rows} rows to {path}{parts} in {time.perf_counter() - t0:.1f} s")
+    return None
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

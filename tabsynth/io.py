@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 import pyarrow as pa
@@ -77,7 +78,7 @@ class TableWriter:
         self.columns = columns
         self._parquet: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
-        self._csv = None
+        self._csv: IO[str] | None = None
         self.rows = 0
 
     def __enter__(self) -> TableWriter:

@@ -66,7 +66,7 @@ class _Contract:
         assert self.cls in MODELS.values(), "register the family: register('NAME')(cls) in its module"
 
     def check_constructor_stores_parameters(self) -> None:
-        names = [p for p in inspect.signature(self.cls.__init__).parameters if p != "self"]
+        names = [p for p in inspect.signature(self.cls).parameters if p != "self"]
         missing = [p for p in SHARED_PARAMS if p not in names]
         assert not missing, f"the constructor must take {', '.join(missing)}"
         model = self.make()

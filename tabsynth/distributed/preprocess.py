@@ -9,6 +9,7 @@ rank receives its encoders as JSON, so all ranks encode with the same transforme
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def fit_transformer(df: pd.DataFrame, metadata: Metadata, runtime: Runtime, *, n
                 continue
             total = pd.concat([p["counts"][spec.name] for p in parts]).groupby(level=0, sort=False).sum()
             dtype = parts[0]["dtypes"][spec.name]
-            dtype_cats = encoders[i].dtype_categories
+            dtype_cats = cast(CategoricalEncoder, encoders[i]).dtype_categories
             cats = list(spec.categories) if spec.is_public and spec.categories is not None else None
             encoders[i] = CategoricalEncoder.from_counts(
                 spec.name, total, has_missing=sum(p["nulls"][spec.name] for p in parts) > 0, dtype=dtype,

@@ -40,7 +40,7 @@ class Runtime:
         return self.rank == 0
 
     # --- collectives (no-ops in one process) ---------------------------------------------------
-    def all_reduce_sum(self, x: np.ndarray | float) -> np.ndarray:
+    def all_reduce_sum(self, x: np.ndarray | float | list[float]) -> np.ndarray:
         """Element-wise sum over ranks, exact for counts (float64 on the wire)."""
         arr = np.asarray(x, dtype=np.float64)
         if not self.distributed:
@@ -105,10 +105,11 @@ class Runtime:
         every rank raises it, so no rank is left waiting in a collective for one that gave up."""
         if not self.distributed:
             return fn()
+        failure: tuple[str, str] | None = None
         try:
-            result, failure = fn(), None
+            result = fn()
         except TabsynthError as exc:
-            result, failure = None, (type(exc).__name__, str(exc))
+            failure = (type(exc).__name__, str(exc))
         failures = self.all_gather_object(failure)
         for rank, fail in enumerate(failures):
             if fail is not None:

@@ -123,7 +123,7 @@ class ColumnSpec:
             kind=d.get("kind"),  # type: ignore[arg-type]
             dtype=d.get("dtype"),
             nullable=bool(d.get("nullable", False)),
-            bounds=tuple(bounds) if bounds is not None else None,  # type: ignore[arg-type]
+            bounds=tuple(bounds) if bounds is not None else None,
             categories=tuple(cats) if cats is not None else None,
             domain_source=domain.get("source") if domain else None,
             datetime_format=d.get("datetime_format"),

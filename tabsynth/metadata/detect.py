@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ def detect_column(name: str, s: pd.Series) -> ColumnSpec:
     dtype = str(s.dtype)
     nullable = bool(s.isna().any())
     v = s.dropna()
-    base = dict(name=name, dtype=dtype, nullable=nullable)
+    base: dict[str, Any] = dict(name=name, dtype=dtype, nullable=nullable)
     if len(v) == 0:
         warnings.warn(
             f"column {name!r} is entirely missing; it is kept and generated as all-missing",
@@ -171,6 +171,10 @@ def _date_format(text: pd.Series) -> str | None:
     return fmt
 
 
+@overload
+def parse_datetimes(text: pd.Series, fmt: str, coerce: Literal[True]) -> pd.Series: ...
+@overload
+def parse_datetimes(text: pd.Series, fmt: str, coerce: bool = False) -> pd.Series | None: ...
 def parse_datetimes(text: pd.Series, fmt: str, coerce: bool = False) -> pd.Series | None:
     """Parse strings with ``fmt``; None when any value does not match (``coerce``: NaT for it).
 

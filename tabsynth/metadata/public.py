@@ -126,4 +126,5 @@ def _booleans(s: pd.Series, numeric: bool) -> pd.Series:
     true, false = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
     if numeric:
         return pd.Series(np.where(true, 1.0, np.where(false, 0.0, np.nan)), index=s.index, name=s.name)
-    return pd.Series(np.where(true, True, np.where(false, False, None)), index=s.index, name=s.name, dtype=object)
+    flags = np.where(true, True, np.where(false, False, np.array(None, dtype=object)))
+    return pd.Series(flags, index=s.index, name=s.name, dtype=object)

@@ -30,6 +30,10 @@ class Metadata:
     :attr:`source` says where the kinds came from (not saved; a DP fit states it).
     """
 
+    _columns: Mapping[str, ColumnSpec]
+    _primary_key: str | None
+    _source: str
+
     __slots__ = ("_columns", "_primary_key", "_source")
 
     def __init__(self, columns: Iterable[ColumnSpec], primary_key: str | None = None, *,

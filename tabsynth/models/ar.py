@@ -66,6 +66,14 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
+    embedding_dim: int
+    hidden: Sequence[int]
+    bins: int
+    order: str | None
+    lr: float | None
+    l2scale: float
+    early_stopping: bool | None
+
     _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None),
                  "order": ("any", "fixed")}
 
@@ -93,7 +101,7 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
         return self._resolved("order")
 
     @property
-    def _batch_size(self) -> int | None:
+    def _batch_size(self) -> int:
         if self.batch_size is not None or self._private:
             return super()._batch_size
         n = getattr(self, "_n_global", None) or 1
@@ -147,7 +155,7 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
         bs = min(self._batch_size, len(tokens))
         self._fit_batch = bs
         stopper = EarlyStopping(self.net_, opt, self._runtime) if valid is not None else None
-        valid_orders = self._orders(len(valid), torch.Generator(self.device_).manual_seed(0)) if stopper else None
+        valid_orders = self._orders(len(valid), torch.Generator(self.device_).manual_seed(0)) if stopper else None  # type: ignore[arg-type]  # stopper implies valid
 
         def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
             t = tokens.index_select(0, idx)
@@ -158,8 +166,9 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
             return {"loss": loss.detach().sum() / max(len(t), 1)}
 
         def validate() -> tuple[float, int]:
-            rows = torch.arange(len(valid), device=self.device_)
-            return validation_loss(lambda i: self.net_(valid[i], valid_orders[i]), rows, 4 * bs), len(valid)
+            # only called with the stopper, so with the held-out rows
+            rows = torch.arange(len(valid), device=self.device_)  # type: ignore[arg-type]
+            return validation_loss(lambda i: self.net_(valid[i], valid_orders[i]), rows, 4 * bs), len(valid)  # type: ignore[arg-type,index]
 
         trainer = PlainTrainer(epochs=self._epochs, desc="TabularAR", verbose=self.verbose, runtime=self._runtime,
                                stopper=stopper, validate=validate)
@@ -181,7 +190,7 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
         use_marginals = marginals is not None and self._uses_marginals()
         opt_m = (torch.optim.Adam(self.net_.parameters(), lr=self._lr * self.marginal_weight)
                  if use_marginals else None)
-        targets = _MarginalTargets(self.tokens_, self.layout_, marginals) if use_marginals else None
+        targets = _MarginalTargets(self.tokens_, self.layout_, marginals) if use_marginals else None  # type: ignore[arg-type]  # use_marginals implies marginals
 
         def step(dp: DPTrainer, x: torch.Tensor) -> dict[str, torch.Tensor]:
             with dp.isolated():
@@ -190,7 +199,7 @@ class TabularAR(MarginalMatching, BaseSynthesizer):
             if not use_marginals or not dp.completes:
                 return {}
             with dp.hooks_off():
-                return {"marginal_loss": self._marginal_step(opt_m, targets)}
+                return {"marginal_loss": self._marginal_step(opt_m, targets)}  # type: ignore[arg-type]  # both set with use_marginals
 
         opt = torch.optim.Adam(self.net_.parameters(), lr=self._lr, weight_decay=self.l2scale)
         return trainer.run(self.net_, opt, data, step, desc="DP-TabularAR", verbose=self.verbose,

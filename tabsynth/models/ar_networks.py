@@ -22,6 +22,11 @@ from torch.nn import functional as F
 class ARNet(nn.Module):
     """Autoregressive model over ``len(sizes)`` token columns of vocabularies ``sizes``."""
 
+    # buffers
+    offsets: torch.Tensor
+    positions: torch.Tensor
+    pad_bias: torch.Tensor
+
     def __init__(self, sizes: Sequence[int], embedding_dim: int, hidden: Sequence[int]) -> None:
         super().__init__()
         sizes = [int(s) for s in sizes]
@@ -35,7 +40,8 @@ class ARNet(nn.Module):
         self.tokens = nn.Embedding(max(sum(sizes), 1), embedding_dim)
         self.queries = nn.Embedding(max(self.n_tokens, 1), embedding_dim)
         nn.init.normal_(self.tokens.weight, std=1.0 / max(self.n_tokens, 1) ** 0.5)
-        layers, dim = [nn.ReLU()], embedding_dim
+        layers: list[nn.Module] = [nn.ReLU()]
+        dim = embedding_dim
         for h in hidden:
             layers += [nn.Linear(dim, h), nn.ReLU()]
             dim = h

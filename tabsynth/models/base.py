@@ -44,6 +44,14 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
     #: How DP-SGD is sized when ``epochs`` / ``batch_size`` are left unset under DP.
     _DP_STEPS = StepRule(batch=2000)
 
+    # set by fit
+    privacy_: PrivacySpent | None
+    n_rows_: int
+    layout_: SpanLayout
+    _n_global: int
+    _fit_batch: int | None
+    _fit_epochs: int | None
+
     # --- hooks a family implements ----------------------------------------------------------------
     @abc.abstractmethod
     def _build(self, data_dim: int) -> None:
@@ -143,7 +151,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
     def _fit_plain(self, df: pd.DataFrame, metadata: Metadata, device: torch.device) -> list[dict[str, float]]:
         """Without DP: fit the encoders (combined over ranks under torchrun), encode, train."""
         runtime = self._runtime
-        params = dict(numerical=self.numerical, max_categories=self.max_categories)
+        params: dict[str, Any] = dict(numerical=self.numerical, max_categories=self.max_categories)
         if runtime.distributed:
             from tabsynth.distributed.preprocess import fit_transformer
 
@@ -166,7 +174,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         from tabsynth.privacy.fit import PrivateFit
 
         fit = PrivateFit.begin(dp, df, metadata, self._runtime)
-        self._n_global = fit.n_hat  # from here on only the noisy count is used
+        self._n_global = fit.counted_rows()  # from here on only the noisy count is used
         trainer = fit.trainer(epochs=self._epochs, batch_size=self._batch_size, rule=self._DP_STEPS, device=device)
         self._fit_batch, self._fit_epochs = trainer.batch_size, trainer.epochs
         transformer, counts = fit.transformer(df, max_categories=self.max_categories, seed=self.seed)
@@ -182,6 +190,7 @@ class BaseSynthesizer(Hyperparameters, Generation, abc.ABC):
         """One warning naming every column the DP preprocessing changed materially, with its fix."""
         from tabsynth.privacy.changes import material, warning_text
 
+        assert self.privacy_ is not None, "called after a DP fit"
         part = self.privacy_.parts.get("preprocessing")
         changes = part.details.get("changes", []) if part is not None else []
         if material(changes) and self._runtime.is_main:

@@ -53,6 +53,7 @@ class ConditionSampler:
             self._last = torch.where(self._last < 0, self.widths - 1, self._last)
         self._row_index = None
         if codes is not None and self.n_groups:
+            assert self.counts is not None, "counted from codes above"
             n = codes.shape[0]
             flat = torch.empty(self.n_groups * n, dtype=torch.long, device=device)
             for g in range(self.n_groups):  # one argsort per column, not per row
@@ -104,7 +105,7 @@ class ConditionSampler:
     def sample_rows(self, group: torch.Tensor, slot: torch.Tensor, generator: torch.Generator | None = None
                     ) -> torch.Tensor:
         """Indices of real rows, uniformly among those holding ``slot`` in ``group``."""
-        if self._row_index is None:
+        if self._row_index is None or self.counts is None:
             raise RuntimeError("this sampler holds no row index (frequencies only)")
         count = self.counts[group, slot]
         u = torch.rand(len(group), device=count.device, generator=generator)

@@ -17,7 +17,7 @@ _SWITCHES = ("epsilon", "delta", "max_grad_norm", "dp")
 _ARG = re.compile(r"^(?P<indent> +)(?P<name>\w+): ")
 
 
-def default_values(cls: type) -> dict[str, tuple[Any, Any]]:
+def default_values(cls: Any) -> dict[str, tuple[Any, Any]]:
     """``{parameter: (default without DP, default under DP)}`` for a concrete family, as its code
     resolves them on an unfitted model; rules sized at fit time are given in words."""
     plain = cls().resolved_params()
@@ -47,7 +47,7 @@ def default_sentence(plain: Any, private: Any) -> str:
     return f"Default: {_render(plain)}; under DP {_render(private)}."
 
 
-def document_defaults(cls: type) -> None:
+def document_defaults(cls: Any) -> None:
     """Append each single-name ``Args`` entry of ``cls``'s docstring with its generated default."""
     doc = cls.__dict__.get("__doc__")
     if not doc or "Args:" not in doc:

@@ -71,6 +71,16 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
     (docs/models.md has the measurements).
     """
 
+    embedding_dim: int
+    generator_dim: Sequence[int]
+    generator_decay: float
+    discriminator_decay: float
+    discriminator_steps: int
+    pac: int | None
+    loss: str | None
+    gp_lambda: float
+    log_frequency: bool
+    generator_average: float
     #: (paper / non-DP, DP) defaults of the parameters left as None (DP ones tuned on public Adult).
     _DEFAULTS = {**BaseSynthesizer._DEFAULTS, "discriminator_dim": ((256, 256), (64, 64)),
                  "generator_lr": (2e-4, 2e-3), "discriminator_lr": (2e-4, 2e-3), "marginal_weight": (1.0, 5.0),
@@ -247,7 +257,7 @@ class CTGAN(MarginalMatching, BaseSynthesizer):
         bs = self._batch_size // world  # the batch is global; each rank draws its share
         steps = max(self._n_global // self._batch_size, 1)
 
-        def step(_: int) -> dict[str, torch.Tensor]:
+        def step(_step: int) -> dict[str, torch.Tensor]:
             self.discriminator_.requires_grad_(True)
             for _ in range(self.discriminator_steps):
                 real, real_cond = self._real_batch(data, bs)

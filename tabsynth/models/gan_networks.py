@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -90,7 +91,8 @@ class Residual(nn.Module):
 class Generator(nn.Module):
     def __init__(self, in_dim: int, hidden: Sequence[int], data_dim: int) -> None:
         super().__init__()
-        layers, dim = [], in_dim
+        layers: list[nn.Module] = []
+        dim = in_dim
         for h in hidden:
             layers.append(Residual(dim, h))
             dim += h
@@ -113,7 +115,7 @@ class Generator(nn.Module):
         hs: list[torch.Tensor] = []
         out = noise
         for mod in self.net:
-            fc = mod.fc if isinstance(mod, Residual) else mod
+            fc = mod.fc if isinstance(mod, Residual) else cast(nn.Linear, mod)
             w = fc.weight
             col = sum(h.shape[1] for h in hs)
             pre = F.linear(noise, w[:, col:col + noise.shape[1]], fc.bias)
@@ -140,11 +142,12 @@ class Generator(nn.Module):
             return cached
         ws, bs, hidden = [], [], []
         for mod in self.net:
-            fc = mod.fc if isinstance(mod, Residual) else mod
+            fc = mod.fc if isinstance(mod, Residual) else cast(nn.Linear, mod)
             w, b = fc.weight.detach(), fc.bias.detach()
             if isinstance(mod, Residual):
                 if fold:
                     bn = mod.bn
+                    assert bn.running_var is not None and bn.running_mean is not None, "tracked by Residual's BatchNorm"
                     scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
                     w, b = w * scale[:, None], (b - bn.running_mean) * scale + bn.bias.detach()
                 hidden.append(w.shape[0])
@@ -225,16 +228,23 @@ class Discriminator(nn.Module):
             scale.mul_(mask)
         return h, scale
 
+    def _layers(self) -> tuple[list[tuple[nn.Linear, nn.LeakyReLU, nn.Dropout]], nn.Linear]:
+        """The (linear, activation, dropout) blocks of the network and its output layer."""
+        mods = list(self.net)
+        blocks = [cast(tuple[nn.Linear, nn.LeakyReLU, nn.Dropout], tuple(mods[i:i + 3]))
+                  for i in range(0, len(mods) - 1, 3)]
+        return blocks, cast(nn.Linear, mods[-1])
+
     def wgan_terms(self, packs: torch.Tensor, mixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Critic scores of ``packs`` (``[n, pac * features]``) and the input gradient at ``mixed``
         packs (as :meth:`input_gradient`), with one first-layer matmul for both sets of packs and one
         for the first layer's weight gradient."""
-        mods = list(self.net)
-        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
+        blocks, last = self._layers()
         if not blocks:
-            return self.net(packs), mods[-1].weight.expand(len(mixed), -1)
+            return self.net(packs), last.weight.expand(len(mixed), -1)
         first = blocks[0][0]
         scales = []
+        h: torch.Tensor
         with torch.no_grad():
             pre_all = torch.addmm(first.bias, torch.cat([packs, mixed]), first.weight.t())
             pre = pre_all[len(packs):]
@@ -243,7 +253,7 @@ class Discriminator(nn.Module):
                     pre = F.linear(h, fc.weight, fc.bias)  # noqa: F821 (h is the previous block's output)
                 h, scale = self._activate(pre, act, drop)
                 scales.append(scale)
-        s = mods[-1].weight
+        s = last.weight
         for (fc, _, _), scale in zip(reversed(blocks[1:]), reversed(scales[1:])):
             s = (s * scale) @ fc.weight
         s = s * scales[0]
@@ -252,7 +262,7 @@ class Discriminator(nn.Module):
         out = drop(act(h))
         for fc, act, drop in blocks[1:]:
             out = drop(act(fc(out)))
-        return mods[-1](out), grad
+        return last(out), grad
 
     def input_gradient(self, packs: torch.Tensor) -> torch.Tensor:
         """d(critic output)/d(input) for packed rows ``[n_packs, pac * features]``, with one fresh
@@ -261,15 +271,14 @@ class Discriminator(nn.Module):
         The value ``autograd.grad(critic(x).sum(), x, create_graph=True)`` gives, but the forward pass
         that fixes the LeakyReLU slopes and dropout masks runs without a graph, so backpropagating a
         penalty on it is one ordinary backward pass (the activations' second derivative is zero)."""
-        mods = list(self.net)
-        blocks = [mods[i:i + 3] for i in range(0, len(mods) - 1, 3)]
+        blocks, last = self._layers()
         scales = []
         with torch.no_grad():
             h = packs
             for fc, act, drop in blocks:
                 h, scale = self._activate(F.linear(h, fc.weight, fc.bias), act, drop)
                 scales.append(scale)
-        grad = mods[-1].weight
+        grad = last.weight
         for (fc, _, _), scale in zip(reversed(blocks), reversed(scales)):
             grad = (grad * scale) @ fc.weight
         return grad

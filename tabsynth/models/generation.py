@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,10 @@ import torch
 
 from tabsynth.errors import ConfigError, InvalidConditionError, NotFittedError, SamplingWarning
 from tabsynth.models.device import make_generator
+
+if TYPE_CHECKING:
+    from tabsynth.metadata import Metadata
+    from tabsynth.transform import TableTransformer
 
 #: Rows whose random numbers are drawn together when sampling: this alone fixes the random stream,
 #: so a seed gives the same rows whatever ``BLOCK_ROWS`` is.
@@ -64,13 +68,26 @@ def _rows_of(draws: dict[str, Any], rows: slice) -> dict[str, Any]:
 class Generation:
     """``sample`` and ``sample_to_file`` over the hooks ``_draws`` and ``_generate_block``."""
 
+    # set by the model: its seed and, once fitted, what sampling reads
+    seed: int | None
+    transformer_: TableTransformer
+    metadata_: Metadata
+    device_: torch.device
+    _sample_calls: int
+
+    def _draws(self, n: int, condition: Condition | None, generator: torch.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generate_block(self, draws: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "transformer_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(df) first")
 
     def _seeds(self, seed: int | None) -> tuple[torch.Generator, np.random.Generator]:
         if seed is None:
-            base = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+            base = self.seed if self.seed is not None else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
             seed = int(np.random.default_rng([base, self._sample_calls]).integers(2**31))
             self._sample_calls += 1
         return make_generator(seed, self.device_), np.random.default_rng(seed)

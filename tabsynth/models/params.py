@@ -8,13 +8,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from tabsynth.errors import ConfigError
 from tabsynth.privacy.config import DPConfig
+
+if TYPE_CHECKING:
+    from tabsynth.privacy.trainer import StepRule
 
 #: The DP keywords every model takes as shorthand for fields of its ``dp`` settings.
 DP_SHORTHAND = ("epsilon", "delta", "max_grad_norm")
@@ -30,6 +33,26 @@ class Hyperparameters:
     _RULES: dict[str, tuple[str | None, str | None]] = {}
     #: Mixed-precision choices: autocast dtype (None: full fp32).
     _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    #: Sizes epochs and batch size under DP when they are left as None.
+    _DP_STEPS: StepRule
+    #: The family's docstring before :func:`~tabsynth.models.defaults.document_defaults` added the defaults.
+    _raw_doc: ClassVar[str]
+
+    # Constructor arguments every family takes (``_store`` sets them; each family annotates its own).
+    epochs: int | None
+    batch_size: int | None
+    numerical: str
+    max_categories: int
+    device: str
+    seed: int | None
+    verbose: bool
+    precision: str
+    epsilon: float | None
+    delta: float | None
+    max_grad_norm: float | None
+    dp: DPConfig | None
+    #: The device a fit runs on.
+    device_: torch.device
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -63,7 +63,7 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
 def load(path: str | os.PathLike, device: str | None = None) -> Any:
     """Load a model saved with ``model.save(path)``; never unpickles arbitrary objects."""
     config, raw = _read_file(Path(path))
-    cls = MODELS.get(config.get("class"))
+    cls = MODELS.get(str(config.get("class")))
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {config.get('class')!r}")
     try:
@@ -123,7 +123,7 @@ def _read_zip(p: Path) -> tuple[dict[str, Any], bytes]:
 
 def _restore(cls: type, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
     """A fitted ``cls`` from a model file's config and tensors."""
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
+    params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
     if device is not None:
         params["device"] = device
     if params.get("dp") is not None:

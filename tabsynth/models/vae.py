@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from tabsynth.models.base import BaseSynthesizer
+from tabsynth.models.generation import Condition
 from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
@@ -42,6 +43,13 @@ class TVAE(MarginalMatching, BaseSynthesizer):
         numerical, max_categories, device, seed, verbose, precision, epsilon, delta, max_grad_norm, dp:
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
+
+    embedding_dim: int
+    compress_dims: Sequence[int]
+    decompress_dims: Sequence[int]
+    l2scale: float
+    lr: float | None
+    loss_factor: float
 
     def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 128,
                  compress_dims: Sequence[int] = (128, 128), decompress_dims: Sequence[int] = (128, 128),
@@ -114,7 +122,7 @@ class TVAE(MarginalMatching, BaseSynthesizer):
                 rec, kl = dp.module(x, torch.randn(len(x), self.embedding_dim, device=self.device_))
                 dp.update(rec + kl)
             self.net_.sigma.sigma.data.clamp_(0.01, 1.0)
-            if not use_marginals or not dp.completes:  # marginals once per logical batch
+            if opt_m is None or marginals is None or not dp.completes:  # marginals once per logical batch
                 return {}
             with dp.hooks_off():
                 return {"marginal_loss": self._marginal_step(opt_m, marginals)}
@@ -134,7 +142,7 @@ class TVAE(MarginalMatching, BaseSynthesizer):
         opt_m.zero_grad(set_to_none=True)
         return loss_m.detach()
 
-    def _draws(self, n: int, condition: tuple[int, int] | None, generator: torch.Generator) -> dict[str, Any]:
+    def _draws(self, n: int, condition: Condition | None, generator: torch.Generator) -> dict[str, Any]:
         n_cont = len(self.layout_.cont_idx)
         return {"z": torch.randn(n, self.embedding_dim, device=self.device_, generator=generator),
                 "u": self.layout_.draw_uniforms(n, generator),

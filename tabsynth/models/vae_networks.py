@@ -6,6 +6,7 @@ plain fp32 loop that gives autograd's values bit for bit in fewer ops.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, cast, overload
 
 import torch
 from torch import nn
@@ -144,6 +145,11 @@ def _relu_layers(linears: Sequence[nn.Linear], h: torch.Tensor) -> list[torch.Te
     return acts
 
 
+@overload
+def _linear_grads(layer: nn.Linear, grad: torch.Tensor, inp: torch.Tensor, input_grad: Literal[True] = True
+                  ) -> torch.Tensor: ...
+@overload
+def _linear_grads(layer: nn.Linear, grad: torch.Tensor, inp: torch.Tensor, input_grad: bool) -> torch.Tensor | None: ...
 def _linear_grads(layer: nn.Linear, grad: torch.Tensor, inp: torch.Tensor, input_grad: bool = True
                   ) -> torch.Tensor | None:
     """Set ``layer``'s weight and bias gradients for output gradient ``grad`` and input ``inp``, as
@@ -170,6 +176,10 @@ class VAENet(nn.Module):
         self.layout = layout
         self.loss_factor = loss_factor
 
+    def _decoder_layers(self) -> tuple[nn.Sequential, nn.Linear]:
+        """The decoder's hidden stack and its output layer."""
+        return cast(nn.Sequential, self.decoder[0]), cast(nn.Linear, self.decoder[1])
+
     def _linears(self, stack: nn.Sequential) -> list[nn.Linear]:
         return [m for m in stack if isinstance(m, nn.Linear)]
 
@@ -177,8 +187,9 @@ class VAENet(nn.Module):
         if torch.is_grad_enabled():
             return self.decoder(z)
         # sampling: the same products, ReLU in place (no second large buffer per layer)
-        h = _relu_layers(self._linears(self.decoder[0]), z)[-1]
-        return torch.addmm(self.decoder[1].bias, h, self.decoder[1].weight.t())
+        hidden, out_layer = self._decoder_layers()
+        h = _relu_layers(self._linears(hidden), z)[-1]
+        return torch.addmm(out_layer.bias, h, out_layer.weight.t())
 
     @torch.no_grad()
     def loss_and_grads(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,8 +197,8 @@ class VAENet(nn.Module):
         parameter's ``.grad`` by hand: the same ops as autograd's backward of that pass (the same
         values, bit for bit), without building or walking its graph (fp32 training without DP)."""
         lay = self.layout
-        enc, dec = self._linears(self.encoder), self._linears(self.decoder[0])
-        out_layer = self.decoder[1]
+        hidden, out_layer = self._decoder_layers()
+        enc, dec = self._linears(self.encoder), self._linears(hidden)
         acts = _relu_layers(enc, x)
         w = torch.cat([self.mu.weight, self.logvar.weight])
         mu, logvar = torch.addmm(torch.cat([self.mu.bias, self.logvar.bias]), acts[-1], w.t()).chunk(2, dim=1)
@@ -212,7 +223,9 @@ class VAENet(nn.Module):
         if enc:
             grad = grad.mm(w)
         for i in reversed(range(len(enc))):
-            grad = _linear_grads(enc[i], torch.ops.aten.threshold_backward(grad, acts[i + 1], 0), acts[i], i > 0)
+            grad_in = _linear_grads(enc[i], torch.ops.aten.threshold_backward(grad, acts[i + 1], 0), acts[i], i > 0)
+            if grad_in is not None:  # None for the first layer, whose input is the data
+                grad = grad_in
         if grad_sigma is not None:
             full = torch.zeros_like(sigma_param)
             full[: len(grad_sigma)] = grad_sigma

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,13 +124,13 @@ class Accountant:
         """Partition selection that may reveal a value held by one row with probability ``delta``."""
         self.selection[name] = delta
 
-    def rdp(self, extra: list[Release] = ()) -> list[float]:
+    def rdp(self, extra: Sequence[Release] = ()) -> list[float]:
         total = [0.0] * len(ORDERS)
         for r in [*self.releases, *extra]:
             total = [a + b for a, b in zip(total, r.rdp())]
         return total
 
-    def spent_epsilon(self, extra: list[Release] = ()) -> float:
+    def spent_epsilon(self, extra: Sequence[Release] = ()) -> float:
         return rdp_to_dp(self.rdp(extra), self.delta_rdp)
 
     # --- calibration ----------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _noised_by(opt_cls: type, randomness: Randomness, rank: int) -> type:
     return Noised
 
 
-def _as_batch(rows: torch.Tensor) -> tuple[torch.Tensor]:
+def _as_batch(rows: Any) -> tuple[torch.Tensor]:
     return (rows,)
 
 
@@ -118,7 +118,7 @@ class PrivateTraining:
     @property
     def completes(self) -> bool:
         """Whether the physical batch last handed out by :attr:`loader` ends its logical batch."""
-        return self.loader.batch_sampler.completes
+        return self.loader.batch_sampler.completes  # type: ignore[union-attr]  # make_private's Poisson sampler
 
     def close(self) -> None:
         """Remove Opacus' hooks and per-sample state from the module (it is then a plain module)."""

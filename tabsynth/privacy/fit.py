@@ -17,7 +17,7 @@ import torch
 
 from tabsynth.errors import PrivacyConfigError
 from tabsynth.metadata import Metadata
-from tabsynth.privacy.accountant import Accountant
+from tabsynth.privacy.accountant import Accountant, Release
 from tabsynth.privacy.config import DPConfig, resolve_delta
 from tabsynth.privacy.marginals import NoisyMarginals, measure_marginals, plan_marginals
 from tabsynth.privacy.persons import ContributionBound, PersonUnit, bound_contributions, count_persons, plan_persons
@@ -41,7 +41,7 @@ class PrivateFit:
         self.config, self.metadata, self.runtime = config, metadata, runtime
         self.randomness = Randomness.for_fit(config.secure_mode, rank=runtime.rank)
         self.accountant = Accountant(config.epsilon, resolve_delta(config.delta, None, config.max_delta))
-        self._bound_release = None
+        self._bound_release: Release | None = None
         if persons:
             self.accountant.unit = "person"
             self._preprocessing, self._bound_release = plan_persons(metadata, self.accountant,
@@ -63,21 +63,29 @@ class PrivateFit:
         statistic weighs a person's kept events to sum to 1."""
         fit = cls(config, metadata, runtime, persons=persons is not None)
         if persons is None:
-            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
+            n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime)
         else:
-            fit.n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime, count=count_persons(persons))
-        fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
+            n_hat = noisy_row_count(df, fit._preprocessing, fit.randomness, runtime, count=count_persons(persons))
+        fit.n_hat = n_hat
+        fit.accountant.set_delta(resolve_delta(config.delta, n_hat, config.max_delta))
         if persons is not None:
+            assert fit._bound_release is not None, "planned by plan_persons"
             window_rng = np.random.default_rng(fit.randomness.secret_seed())
-            fit.persons = bound_contributions(persons, fit._bound_release, fit.n_hat, fit.randomness, runtime,
+            fit.persons = bound_contributions(persons, fit._bound_release, n_hat, fit.randomness, runtime,
                                               rng=window_rng)
         return fit
+
+    def counted_rows(self) -> int:
+        """The noisy row (or person) count measured by :meth:`begin`."""
+        if self.n_hat is None:
+            raise RuntimeError("start a private fit with PrivateFit.begin, which measures the noisy row count")
+        return self.n_hat
 
     def trainer(self, *, epochs: int | None, batch_size: int | None, rule: StepRule,
                 device: torch.device) -> DPTrainer:
         """DP-SGD planned over ``n_hat`` rows (``rule`` sizes what is None); sigma is calibrated for the
         whole fit."""
-        return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self.n_hat,
+        return DPTrainer(self.accountant, self.config, self.randomness, self.runtime, n_hat=self.counted_rows(),
                          epochs=epochs, batch_size=batch_size, rule=rule, device=device)
 
     def transformer(self, df: pd.DataFrame, *, max_categories: int, seed: int | None
@@ -89,7 +97,7 @@ class PrivateFit:
         if bound is not None and len(df) != len(bound.weights):
             raise PrivacyConfigError(f"the contribution bound kept {len(bound.weights)} events, got {len(df)} rows: "
                                      "pass fit.persons.select(events)")
-        stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self.n_hat,
+        stats = private_transformer(df, self.metadata, self.accountant, self._preprocessing, n_hat=self.counted_rows(),
                                     max_modes=10, max_categories=max_categories, rng=np.random.default_rng(seed),
                                     noise_rng=self.randomness, runtime=self.runtime,
                                     weights=None if bound is None else bound.weights,

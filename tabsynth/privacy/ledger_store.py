@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tabsynth.errors import PrivacyError
 
@@ -61,7 +61,7 @@ class LedgerIntegrityError(PrivacyError):
 class ChainState:
     """What replaying the hash chain yields: meta, budgets, spends, the head hash and the event count."""
 
-    meta: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     spends: dict[int, dict[str, Any]] = field(default_factory=dict)
     head: str = GENESIS
@@ -97,27 +97,30 @@ class _Transaction:
     """One SQLite transaction on a verified ledger: yields ``(connection, replayed state)``."""
 
     def __init__(self, ledger: LedgerFile, write: bool) -> None:
-        self.ledger, self.write, self.conn = ledger, write, None
+        self.ledger, self.write = ledger, write
+        self.conn: sqlite3.Connection | None = None
 
     def __enter__(self) -> tuple[sqlite3.Connection, ChainState]:
         try:
-            self.conn = self.ledger._connect()
-            self.conn.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
-            state = self.ledger._verified_state(self.conn)
+            self.conn = conn = self.ledger._connect()
+            conn.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+            state = self.ledger._verified_state(conn)
         except sqlite3.Error as exc:
             self._close()
             raise self.ledger._translate(exc) from exc
         except BaseException:
             self._close()
             raise
-        return self.conn, state
+        return conn, state
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+        conn = self.conn
+        assert conn is not None, "__exit__ without a successful __enter__"
         try:
             if exc_type is None:
-                self.conn.execute("COMMIT")
+                conn.execute("COMMIT")
             else:
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
         except sqlite3.Error as err:
             if exc_type is None:
                 raise self.ledger._translate(err) from err
@@ -311,6 +314,8 @@ class LedgerFile:
             elif seq == 1:
                 raise fail("the first event is not a tabsynth ledger creation")
             elif kind == "budget":
+                if ds is None:
+                    raise fail(f"event {seq} sets a budget for no dataset")
                 state.budgets[ds] = (float(p["epsilon"]), float(p["delta"]), t)
             elif kind == "reserve":
                 sid = int(p["id"])

@@ -140,7 +140,7 @@ def measure_marginals(data: torch.Tensor, layout: SpanLayout, release: Release, 
     if runtime is not None and runtime.distributed:
         counts = [runtime.all_reduce_sum(c) for c in counts]
     is_main = runtime is None or runtime.is_main
-    noisy_counts = [c + noise_rng.normal(0.0, std, size=c.shape) if is_main else None for c in counts]
+    noisy_counts: list[Any] = [c + noise_rng.normal(0.0, std, size=c.shape) if is_main else None for c in counts]
     if runtime is not None and runtime.distributed:
         noisy_counts = runtime.broadcast_object(noisy_counts)
     cleaned = []
@@ -155,7 +155,7 @@ def measure_marginals(data: torch.Tensor, layout: SpanLayout, release: Release, 
     if not keep1 and not keep2:
         return None
     dev = layout.device
-    as_t = [None if t is None else torch.tensor(t, dtype=torch.float32, device=dev) for t in cleaned]
+    as_t = {i: torch.tensor(t, dtype=torch.float32, device=dev) for i, t in enumerate(cleaned) if t is not None}
     return NoisyMarginals([singles[i] for i in keep1], [pairs[i] for i in keep2], [as_t[i] for i in keep1],
                           [as_t[len(singles) + i] for i in keep2], std).pack(layout)
 
@@ -171,6 +171,7 @@ def marginal_loss(logits: torch.Tensor, layout: SpanLayout, marginals: NoisyMarg
     """Mean KL(noisy target || model) over the measured tables, the model's tables being the batch
     means of its per-row group probabilities (outer products for pairs: groups are drawn
     independently given the row's latent input). All tables at once: one ``[D, D]`` matmul."""
+    assert marginals.target1 is not None and marginals.target2 is not None, "marginals are packed on creation"
     probs = group_probs(logits, layout)
     n = max(len(logits), 1)
     one = probs.mean(0)

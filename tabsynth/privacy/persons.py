@@ -273,7 +273,7 @@ def total_units(metadata: Metadata) -> float:
     return UNITS_ROW_COUNT + sum(sum(units(s)) for s in metadata.columns.values() if s.kind not in ("id", "pii"))
 
 
-def plan_persons(metadata: Metadata, accountant: Accountant, share: float) -> tuple[Release, Release]:
+def plan_persons(metadata: Metadata, accountant: Accountant, share: float) -> tuple[Release | None, Release]:
     """Record the preprocessing release and the events-per-person histogram, which share ``share``:
     with ``z`` calibrated to it and ``U`` the release's units, the release gets multiplier
     ``z sqrt((U + b) / U)`` and the histogram ``z sqrt((U + b) / b)`` for ``b =``
@@ -306,7 +306,7 @@ def bound_contributions(unit: PersonUnit, release: Release, n_hat: float, noise_
     std = release.noise_multiplier  # sensitivity 1
     noisy = _noisy(events_histogram(events_per_person(unit.keys, unit.subjects)), std, noise_rng, runtime)
     declared = unit.max_events is not None
-    k = int(unit.max_events) if declared else dp_max_events(noisy, std, n_hat)
+    k = int(unit.max_events) if unit.max_events is not None else dp_max_events(noisy, std, n_hat)
     kept = keep_events(unit.keys, k, unit.policy, unit.order, rng)
     events_share, persons_share = noisy_cut_shares(noisy, std, n_hat, k)
     bound = ContributionBound(k, declared, unit.policy, kept, person_weights(np.asarray(unit.keys)[kept]),

@@ -49,6 +49,7 @@ from tabsynth.transform import (
     PiiEncoder,
     TableTransformer,
 )
+from tabsynth.transform.base import ColumnEncoder
 from tabsynth.transform.categorical import plain_value
 from tabsynth.transform.datetime import to_datetime
 from tabsynth.transform.numerical import fit_modes
@@ -224,7 +225,9 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     def noisy(counts: Any, std: float) -> np.ndarray:
         return _noisy(counts, std, noise_rng, runtime)
 
-    encoders, costs, facts, slot_counts = [], {}, {}, {}
+    encoders: list[ColumnEncoder] = []
+    costs, facts, slot_counts = {}, {}, {}  # type: dict[str, str], dict[str, dict[str, Any]], dict[str, Any]
+    enc: ColumnEncoder
     for spec in metadata.columns.values():
         if spec.kind == "id":
             encoders.append(_private_id(spec, df[spec.name]))
@@ -346,10 +349,10 @@ def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, stds: list[float], m
         draws = np.round(draws)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        means, stds_, weights = fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
+        means, stds_, mode_weights = fit_modes(draws, max_modes, _MIXTURE_DRAWS, seed=int(rng.integers(2**31)))
     has_missing = missing > MISSING_SIGMAS * stds[0]
-    common = dict(integer=integer, has_missing=has_missing, fill=float(np.median(draws)),
-                  means=means, stds=stds_, weights=weights)
+    common: dict[str, Any] = dict(integer=integer, has_missing=has_missing, fill=float(np.median(draws)),
+                                  means=means, stds=stds_, weights=mode_weights)
     counts = [max(hist.mass, 0.0), max(missing, 0.0)]
     if spec.kind != "datetime":
         return NumericEncoder(spec.name, "mode", lo, hi, dtype=spec.dtype, **common), counts
@@ -366,6 +369,7 @@ def condition_counts(stats: PrivateStatistics) -> list[list[float]]:
 
 
 def _public_bounds(spec: ColumnSpec) -> tuple[float, float]:
+    assert spec.bounds is not None, "called for a column with public bounds"
     lo, hi = spec.bounds
     if spec.kind == "datetime":
         return (pd.Timestamp(lo).value / _NS_PER_DAY, pd.Timestamp(hi).value / _NS_PER_DAY)

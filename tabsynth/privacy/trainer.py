@@ -151,7 +151,7 @@ class DPTrainer:
         return history
 
     def _epochs(self, step: Callable, desc: str, verbose: bool) -> tuple[list[dict[str, float]], int]:
-        run, history, done = self._run, [], 0
+        run, history, done = self._active(), [], 0
         with quiet_opacus():
             bar = tqdm(range(self.epochs), desc=desc, disable=not verbose or not self.runtime.is_main, unit="epoch")
             for epoch in bar:

@@ -214,7 +214,7 @@ def _build_model(model: str, epsilon: float, delta: float | None, seed: int | No
                  epochs: int | None, model_params: dict[str, Any]) -> tuple[type, Any, dict[str, Any]]:
     """The model family's class, an unfitted DP model with checked parameters, and those parameters."""
     cls = model_class(model)
-    if "epsilon" not in inspect.signature(cls.__init__).parameters:
+    if "epsilon" not in inspect.signature(cls).parameters:
         raise PrivacyConfigError(f"this tabsynth build has no DP mode for {cls.__name__} (no epsilon parameter); "
                                  "a release needs differentially private training")
     params: dict[str, Any] = {"epsilon": epsilon, "delta": delta, "seed": seed, "verbose": verbose, **model_params}

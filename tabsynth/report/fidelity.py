@@ -8,7 +8,7 @@ real table). The reference tells what "as good as new real data" looks like.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -169,7 +169,7 @@ def _association(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, ref: pd.
     worst_pairs = sorted(
         ({"columns": [prep.columns[i], prep.columns[j]], "real": float(mats[0][i, j]),
           "synthetic": float(mats[1][i, j]), "abs_diff": float(diff_syn[i, j])} for i, j in zip(*iu)),
-        key=lambda d: -d["abs_diff"])[:10]
+        key=lambda d: -cast(float, d["abs_diff"]))[:10]
     return {"method": "Cramér's V for every column pair (numbers in 10 quantile bins, missing as its own value)",
             "synthetic_similarity": float(1 - diff_syn[iu].mean()) if iu[0].size else None,
             "reference_similarity": float(1 - diff_ref[iu].mean()) if iu[0].size else None,

@@ -34,8 +34,8 @@ def column_plot(name: str, numeric: bool, real: pd.Series, synthetic: pd.Series,
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         bins = np.linspace(lo, hi, 31)
-        ax.hist(np.clip(r, lo, hi), bins=bins, density=True, alpha=0.55, color=REAL_COLOUR, label="real")
-        ax.hist(np.clip(s, lo, hi), bins=bins, density=True, alpha=0.55, color=SYN_COLOUR, label="synthetic")
+        ax.hist(np.clip(r, lo, hi), bins=bins.tolist(), density=True, alpha=0.55, color=REAL_COLOUR, label="real")
+        ax.hist(np.clip(s, lo, hi), bins=bins.tolist(), density=True, alpha=0.55, color=SYN_COLOUR, label="synthetic")
         ax.set_ylabel("density")
     else:
         rf = real.fillna("(missing)").value_counts(normalize=True)
@@ -77,8 +77,8 @@ def distance_plot(to_train: np.ndarray, to_holdout: np.ndarray) -> str:
     both = np.concatenate([to_train, to_holdout])
     hi = float(np.quantile(both, 0.99)) if both.size else 1.0
     bins = np.linspace(0, hi if hi > 0 else 1.0, 40)
-    ax.hist(np.clip(to_train, 0, bins[-1]), bins=bins, alpha=0.55, color="#d62728", label="to closest training row")
-    ax.hist(np.clip(to_holdout, 0, bins[-1]), bins=bins, alpha=0.55, color="#2ca02c", label="to closest holdout row")
+    ax.hist(np.clip(to_train, 0, bins[-1]), bins=bins.tolist(), alpha=0.55, color="#d62728", label="to closest training row")
+    ax.hist(np.clip(to_holdout, 0, bins[-1]), bins=bins.tolist(), alpha=0.55, color="#2ca02c", label="to closest holdout row")
     ax.set_xlabel("distance (0 = identical)", fontsize=8)
     ax.set_ylabel("synthetic rows", fontsize=8)
     ax.set_title("Distance to closest record", fontsize=9)

@@ -70,7 +70,8 @@ def _total_copied(by_column: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _copied_values(columns: list[str], real: pd.DataFrame | None, syn: pd.DataFrame | None,
                    holdout: pd.DataFrame | None) -> dict[str, Any]:
     """Per column, the synthetic non-missing cells that repeat a real cell verbatim (ids, free text)."""
-    share, by_column = {}, {}
+    share: dict[str, Any] = {}
+    by_column: dict[str, Any] = {}
     if real is None or syn is None:
         return {"share": share, "by_column": by_column}
     for c in columns:

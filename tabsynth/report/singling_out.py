@@ -79,6 +79,7 @@ def count_matches(X: np.ndarray, cols: np.ndarray, vals: np.ndarray, ops: np.nda
             x = XT[c[:, t]]
             cond = (x >= lo[:, t:t + 1]) & (x <= hi[:, t:t + 1])
             mask = cond if mask is None else mask & cond
+        assert mask is not None, "a combination has at least one column"
         counts[s:s + block] = mask.sum(1)
     return counts
 

@@ -211,7 +211,7 @@ def evaluate_utility(prep: Prepared, real: pd.DataFrame, syn: pd.DataFrame, hold
         return {"skipped": f"the real table or the holdout has a single value of {target!r}; utility needs two"}
     trtr = _scores(d.task, m_real, d.Xt, d.yt, d.classes)
     if m_syn is None:
-        tstr = {k: None for k in trtr}
+        tstr: dict[str, float | None] = {k: None for k in trtr}
         caveats.append(f"the synthetic table has only one value of {target!r}: no model can be trained on it")
     else:
         tstr = _scores(d.task, m_syn, d.Xt, d.yt, d.classes)

@@ -56,6 +56,10 @@ class ColumnEncoder(Protocol):
     column: str
 
     @property
+    def width(self) -> int:
+        """Columns of this encoder's block."""
+
+    @property
     def spans(self) -> list[Span]:
         """Spans local to this encoder's block (starting at 0)."""
 
@@ -67,6 +71,9 @@ class ColumnEncoder(Protocol):
         for blocks whose groups are exactly one-hot (then no argmax is needed)."""
 
     def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnEncoder: ...
 
 
 def one_hot(codes: np.ndarray, width: int) -> np.ndarray:

@@ -45,7 +45,7 @@ class IdEncoder:
     @classmethod
     def fit(cls, column: str, s: pd.Series) -> IdEncoder:
         v = s.dropna()
-        common = dict(dtype=str(s.dtype), has_missing=bool(s.isna().any()))
+        common: dict[str, Any] = dict(dtype=str(s.dtype), has_missing=bool(s.isna().any()))
         if pd.api.types.is_numeric_dtype(s.dtype):
             return cls(column, "integer", start=int(v.min()) if len(v) else 0, **common)
         text = v.astype(str)

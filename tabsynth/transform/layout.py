@@ -134,6 +134,7 @@ class SpanLayout:
         for work done in place on the buffer (TVAE's loss turns it into the softmax). An out-of-place
         kernel such as ``torch.softmax`` copies a strided view first, so there each bucket's contiguous
         :meth:`_Bucket.grouped` is cheaper (TVAE sampling: 7%)."""
+        assert self.pad_index is not None and self.pad_bias is not None, "a layout without discrete groups has none to gather"
         flat = x.index_select(1, self.pad_index).add_(self.pad_bias)
         views, start = [], 0
         for b in self.buckets:

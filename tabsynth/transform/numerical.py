@@ -116,7 +116,8 @@ class NumericEncoder:
         decimals = recorded_decimals(present, lo, hi, dtype)
         present = np.clip(present, lo, hi)
         fill = float(np.median(present))
-        common = dict(integer=integer, has_missing=has_missing, fill=fill, dtype=dtype, decimals=decimals)
+        common: dict[str, Any] = dict(integer=integer, has_missing=has_missing, fill=fill, dtype=dtype,
+                                      decimals=decimals)
         if method == "minmax" or lo == hi:
             return cls(column, "minmax", lo, hi, **common)
         if method == "quantile":

@@ -70,7 +70,7 @@ class PiiEncoder:
         make = getattr(fake, self.provider)
         pool = np.array([str(make()).replace("\n", ", ") for _ in range(min(n, POOL))], dtype=object)
         values = pool[rng.integers(0, len(pool), n)] if n > len(pool) else pool
-        values = np.where(rng.random(n) < self.missing_share, None, values)
+        values = np.where(rng.random(n) < self.missing_share, np.array(None, dtype=object), values)
         return restore_dtype(pd.Series(values, name=self.column, dtype=object), self.dtype)
 
     def to_dict(self) -> dict[str, Any]:

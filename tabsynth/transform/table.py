@@ -22,7 +22,7 @@ from tabsynth.transform.pii import PiiEncoder
 
 #: Every encoder satisfies :class:`~tabsynth.transform.base.ColumnEncoder`.
 Encoder = ColumnEncoder
-_DECODERS = {"numeric": NumericEncoder, "categorical": CategoricalEncoder,
+_DECODERS: dict[str, type[ColumnEncoder]] = {"numeric": NumericEncoder, "categorical": CategoricalEncoder,
              "datetime": DatetimeEncoder, "id": IdEncoder, "pii": PiiEncoder}
 
 
@@ -140,7 +140,8 @@ class TableTransformer:
     def _hot_slots(self, matrix: np.ndarray) -> list[dict[str, np.ndarray]]:
         """Per encoder, the active slot of each discrete span of one-hot rows, by role: the product of
         the matrix with each span's slot numbers (exact, as each row has one 1 per span)."""
-        per_encoder, discrete = [], []
+        per_encoder: list[dict[str, int]] = []
+        discrete: list[Span] = []
         for enc, sl in zip(self.encoders_, self.slices_):
             roles = {}
             for sp in enc.spans:

@@ -92,9 +92,9 @@ class Tokenizer:
         out = torch.zeros(len(x), self.n_tokens, dtype=torch.long, device=x.device)
         if self.disc_tokens:
             # active slot per discrete span (rows are one-hot): the slot numbers of hot entries, summed per span
-            hot = x.index_select(1, self._disc_pos) > 0.5
+            hot = x.index_select(1, self._disc_pos) > 0.5  # type: ignore[arg-type]  # set when disc_tokens
             slot = torch.zeros(len(x), len(self.disc_tokens), dtype=torch.long, device=x.device)
-            slot.index_add_(1, self._disc_owner, hot.long() * self._disc_slot)
+            slot.index_add_(1, self._disc_owner, hot.long() * self._disc_slot)  # type: ignore[arg-type,operator]  # as above
             out[:, self.disc_tokens] = slot
         if self.cont_tokens:
             scalars = x.index_select(1, self.cont_pos).clamp(-1.0, 1.0)
@@ -112,5 +112,5 @@ class Tokenizer:
             b = tokens[:, self.cont_tokens]
             idx = torch.arange(len(self.cont_tokens), device=tokens.device)
             lo, hi = self.edges[idx, b], self.edges[idx, b + 1]
-            out[:, self.cont_pos] = lo + within * (hi - lo)
+            out[:, self.cont_pos] = lo + within * (hi - lo)  # type: ignore[operator]  # given when cont_tokens
         return out
