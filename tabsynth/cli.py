@@ -215,11 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "early stopping; under DP: sized by the DP step rule)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
-    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
-    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
-    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
-    p.add_argument("--max-events", type=positive_int,
-                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
+    _add_two_table_args(p)
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
     p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")
@@ -257,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_parser(sub)
     return parser
+
+
+def _add_two_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
+    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
+    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
+    p.add_argument("--max-events", type=positive_int,
+                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
 
 
 def _add_demo_parser(sub) -> None:
