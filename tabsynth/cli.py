@@ -192,6 +192,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 }
 
 
+_SAMPLE_OUTPUT = ("output table (.csv, .csv.gz, .parquet); a model of a person table and its events writes "
+                  "OUT_subjects and OUT_events beside it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tabsynth.version import __version__
 
@@ -233,11 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
                        description="Stream synthetic rows from a saved model to a file.")
     p.add_argument("model", help="model file written by tabsynth fit")
-    p.add_argument("-n", "--num-rows", type=non_negative_int, required=True,
-                   help="rows to generate (persons, for a model of a person table and its events)")
-    p.add_argument("-o", "--output", required=True,
-                   help="output table (.csv, .csv.gz, .parquet); for two tables OUT_subjects and OUT_events are "
-                        "written beside it")
+    p.add_argument("-n", "--num-rows", type=non_negative_int, required=True, help="rows (or persons) to generate")
+    p.add_argument("-o", "--output", required=True, help=_SAMPLE_OUTPUT)
     p.add_argument("--condition", action="append", metavar="COLUMN=VALUE",
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
