@@ -83,6 +83,13 @@ class Sequences(tuple):
         """One row per event, linked to ``subjects`` by ``key``."""
         return self[1]
 
+    def joined(self) -> pd.DataFrame:
+        """One long table: each event with its person's columns (persons without events left out)."""
+        subjects, events = self
+        person = [c for c in subjects.columns if c != self.key]
+        return events.merge(subjects, on=self.key, how="left", sort=False)[
+            [self.key, *[c for c in events.columns if c != self.key], *person]]
+
     def __repr__(self) -> str:
         return (f"Sequences(subjects={len(self[0])} rows, events={len(self[1])} rows, key={self.key!r}, "
                 f"order_by={self.order_by!r})")

@@ -5,6 +5,7 @@ model file of a two-table fit. A model fitted on one table is untouched by all o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +19,27 @@ from tabsynth.io import read_table
 from tabsynth.models.device import resolve_device, seeded
 from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
 from tabsynth.models.sequence import TwoTables
-from tabsynth.models.sequence_data import SequenceColumn, check_tables
+from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
 
 
 class TwoTableMixin:
     """Adds the two-table mode to a flat model family (TabularAR)."""
 
     def fit(self, data: Any, metadata: Any = None, *, subjects: pd.DataFrame | str | os.PathLike | None = None,
-            key: str | None = None, order_by: str | None = None, max_events: int | None = None) -> Any:
+            key: str | None = None, order_by: str | None = None, max_events: int | None = None,
+            subject_columns: Sequence[str] | str | None = None) -> Any:
         """Learn ``data``; with ``key`` it is an event table (several rows per person), learned with the
         person table ``subjects`` (one row per person; None: persons without attributes), the events
         of a person in ``order_by`` order (None: their row order), at most ``max_events`` per person
-        (default: the 99th percentile). Returns ``self``."""
-        if key is None and subjects is None and order_by is None and max_events is None:
+        (default: the 99th percentile). A single long table with the person columns repeated on every
+        event names them in ``subject_columns`` (``"auto"``: those constant within every person).
+        Returns ``self``."""
+        two = (subjects, order_by, max_events, subject_columns)
+        if key is None and all(v is None for v in two):
             self.__dict__.pop("two_tables_", None)
             return super().fit(data, metadata)
         if key is None:
-            raise ConfigError("subjects, order_by and max_events describe an event table: name its person id "
+            raise ConfigError("subjects, subject_columns, order_by and max_events describe an event table: name its person id "
                               "column with key=..., e.g. fit(events, subjects=persons, key='id')")
         if self._private:
             raise PrivacyConfigError("differential privacy per person (a person and all their events as the unit) "
@@ -46,6 +51,11 @@ class TwoTableMixin:
         self._validate_params()
         events = read_table(data) if isinstance(data, (str, os.PathLike)) else data
         subjects = read_table(subjects) if isinstance(subjects, (str, os.PathLike)) else subjects
+        if subject_columns is not None:
+            if subjects is not None:
+                raise ConfigError("give the person table as subjects=... or name its columns in a long table "
+                                  "with subject_columns=..., not both")
+            subjects, events = split_long(events, key, order_by, subject_columns)
         persons = check_tables(events, subjects, key, order_by)
         self._fit_two_tables(events, persons, key, order_by, max_events)
         return self

@@ -128,6 +128,32 @@ def check_tables(events: Any, subjects: Any, key: Any, order_by: Any) -> pd.Data
     return subjects
 
 
+def split_long(data: pd.DataFrame, key: str, order_by: str | None, person_columns: Any
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(persons, events)`` of one long table whose ``person_columns`` repeat a person's attributes
+    on each of their events (``"auto"``: the columns constant within every person)."""
+    if not isinstance(data, pd.DataFrame) or key not in data.columns:
+        raise DataError(f"a long table needs a DataFrame with the key column {key!r}")
+    _check_key(data[key], "table")
+    others = [c for c in data.columns if c not in (key, order_by)]
+    varies = data.groupby(key, sort=False)[others].nunique(dropna=False).max() > 1 if len(data) else \
+        pd.Series(False, index=others)
+    if isinstance(person_columns, str) and person_columns == "auto":
+        person_columns = [c for c in others if not varies[c]]
+    elif isinstance(person_columns, str) or not all(isinstance(c, str) for c in person_columns):
+        raise DataError(f"subject_columns must be a list of column names or 'auto', got {person_columns!r}")
+    person_columns = list(person_columns)
+    unknown = [c for c in person_columns if c not in others]
+    if unknown:
+        raise DataError(f"subject_columns {unknown} are not columns of the table besides the key and order_by")
+    changing = [c for c in person_columns if varies[c]]
+    if changing:
+        raise DataError(f"subject_columns {changing} change within a person; a person column holds one value per "
+                        "person: leave them out of subject_columns (they stay event columns)")
+    persons = data.drop_duplicates(key)[[key, *person_columns]].reset_index(drop=True)
+    return persons, data.drop(columns=person_columns)
+
+
 def _check_key(s: pd.Series, where: str) -> None:
     if s.isna().any():
         raise DataError(f"key column {s.name!r} of the {where} has {int(s.isna().sum())} missing values; every row "

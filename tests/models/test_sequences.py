@@ -160,3 +160,18 @@ def test_sample_to_file_writes_both_tables(fitted, tmp_path):
     assert paths.subjects.name == "out_subjects.csv" and paths.events.name == "out_events.csv"
     assert len(subjects) == 25 and subjects["id"].is_unique
     assert set(ev["id"]) <= set(subjects["id"]) and _ordered(ev, "id", "day")
+
+
+def test_one_long_table_with_person_columns():
+    persons, events = _tables(n=30)
+    long = events.merge(persons, on="id")
+    model = _fit(long, order_by="day", subject_columns=["sex", "age"])
+    pair = model.sample(n_subjects=20, seed=0)
+    assert list(pair.subjects.columns) == ["id", "sex", "age"] and "sex" not in pair.events.columns
+    joined = pair.joined()
+    assert len(joined) == len(pair.events) and set(joined.columns) == set(long.columns)
+    assert (joined.groupby("id")["sex"].nunique() == 1).all()
+    auto = _fit(long, order_by="day", subject_columns="auto")
+    assert set(auto.two_tables_.person_columns) == {"id", "sex", "age"}
+    with pytest.raises(DataError, match="change within a person"):
+        _fit(long, order_by="day", subject_columns=["sex", "lab"])
