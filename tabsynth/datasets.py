@@ -83,6 +83,11 @@ class Sequences(tuple):
         """One row per event, linked to ``subjects`` by ``key``."""
         return self[1]
 
+    def head(self, n: int = 5) -> "Sequences":
+        """The first ``n`` persons and their events."""
+        subjects = self[0].head(n)
+        return Sequences(subjects, self[1][self[1][self.key].isin(subjects[self.key])], self.key, self.order_by)
+
     def joined(self) -> pd.DataFrame:
         """One long table: each event with its person's columns (persons without events left out)."""
         subjects, events = self

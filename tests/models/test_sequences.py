@@ -175,3 +175,16 @@ def test_one_long_table_with_person_columns():
     assert set(auto.two_tables_.person_columns) == {"id", "sex", "age"}
     with pytest.raises(DataError, match="change within a person"):
         _fit(long, order_by="day", subject_columns=["sex", "lab"])
+
+
+@pytest.mark.slow
+def test_docs_page_blocks_run(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sequences.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for body in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S):
+        exec(compile(body, "docs/sequences.md", "exec"), namespace)  # noqa: S102 - the page's own code
+    assert namespace["long_syn"]["id"].isin(namespace["persons_syn"]["id"]).all()
