@@ -96,7 +96,10 @@ class Sequences(tuple):
             [self.key, *[c for c in events.columns if c != self.key], *person]]
 
     def __repr__(self) -> str:
-        return (f"Sequences(subjects={len(self[0])} rows, events={len(self[1])} rows, key={self.key!r}, "
+        def part(x: object) -> str:
+            return f"<{len(x)} rows>" if isinstance(x, pd.DataFrame) else repr(x)
+
+        return (f"Sequences(subjects={part(self[0])}, events={part(self[1])}, key={self.key!r}, "
                 f"order_by={self.order_by!r})")
 
 

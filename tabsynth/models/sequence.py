@@ -23,7 +23,7 @@ from tabsynth.errors import ConfigError, DataError, InvalidConditionError
 from tabsynth.models.device import make_generator
 from tabsynth.models.sequence_data import Prepared, SequenceColumn, assemble, prepare
 from tabsynth.models.sequence_networks import SequenceNet
-from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
+from tabsynth.models.stopping import VALIDATION_SHARE, EarlyStopping, validation_loss
 from tabsynth.transform import TableTransformer
 from tabsynth.transform.identifier import IdEncoder
 from tabsynth.transform.tokens import Tokenizer
@@ -65,7 +65,8 @@ class TwoTables:
         self.tokens = Tokenizer(self.transformer.spans_, self.device, owner.bins)
         person_tokens = self.person_tokens(subjects)
         sizes = self.persons.tokens_.sizes.tolist() if self.persons is not None else []
-        self.net = SequenceNet(sizes, self.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden).to(self.device)
+        self.net = SequenceNet(sizes, self.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, self.cap).to(
+            self.device)
         if owner.verbose and data.cut:
             print(f"tabsynth TabularAR: {data.cut} events of {data.cut_persons} persons are over the cap of "
                   f"{data.cap} events per person and were left out")
@@ -95,8 +96,9 @@ class TwoTables:
 
     def person_tokens(self, subjects: pd.DataFrame) -> torch.Tensor:
         """``[P, Kp]`` tokens of person rows as the person model tokenises them (``Kp = 0`` without one)."""
-        if self.persons is None:
-            return torch.zeros(len(subjects), 0, dtype=torch.long, device=self.device)
+        if self.persons is None or not len(subjects):
+            width = self.persons.tokens_.n_tokens if self.persons is not None else 0
+            return torch.zeros(len(subjects), width, dtype=torch.long, device=self.device)
         attrs = subjects[self.persons.metadata_.column_names]
         encoded = torch.from_numpy(self.persons.transformer_.transform(attrs)).to(self.device)
         return self.persons.tokens_.encode(encoded)
@@ -182,11 +184,24 @@ class TwoTables:
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
         sizes = persons.tokens_.sizes.tolist() if persons is not None else []
-        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden)
+        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, out.cap)
         out.net.load_state_dict(state)
         out.net.to(out.device)
         out.loss_history = pd.DataFrame(d.get("loss_history") or {})
         return out
+
+
+#: Fewest held-out persons for early stopping (each brings all their events' tokens).
+MIN_VALIDATION_PERSONS = 10
+
+
+def _split_persons(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(train, validation)`` persons: 10% held out when that is at least :data:`MIN_VALIDATION_PERSONS`."""
+    n_valid = int(len(index) * VALIDATION_SHARE)
+    if n_valid < MIN_VALIDATION_PERSONS:
+        return index, None
+    perm = index[torch.randperm(len(index), device=index.device)]
+    return perm[n_valid:], perm[:n_valid]
 
 
 class _Trainer:
@@ -207,7 +222,7 @@ class _Trainer:
     def run(self, person: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> pd.DataFrame:
         owner = self.owner
         index = torch.arange(len(lengths), device=self.device)
-        train, valid = (index, None) if owner.early_stopping is False else split_validation(index, len(index))
+        train, valid = (index, None) if owner.early_stopping is False else _split_persons(index)
         bs = min(self._batch_size(len(index)), len(train))
         lr = owner.lr if owner.lr is not None else 1e-3 * math.sqrt(bs / 32)
         opt = torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=owner.l2scale)

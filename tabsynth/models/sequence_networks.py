@@ -3,7 +3,7 @@
 A person is their row (its tokens, as the flat model tokenises the person table) and their events
 (the event table's tokens). Event ``t`` is predicted from a history vector: a GRU over the previous
 events (each the sum of its tokens' embeddings) started from the person's vector, plus the person's
-vector itself, so nothing is forgotten with a fixed window. Within the event, token column 0 says
+vector itself and an embedding of the position ``t``, so nothing is forgotten with a fixed window. Within the event, token column 0 says
 whether the person has another event (0) or ends here (1), then the event's tokens follow in the
 table's column order, each predicted from the history plus the embeddings of the tokens before it
 (TabularAR's head, :class:`~tabsynth.models.ar_networks.ARNet`). The forward pass returns one loss
@@ -25,7 +25,7 @@ class SequenceNet(nn.Module):
     """Events of ``event_sizes`` token vocabularies, conditioned on persons of ``person_sizes``."""
 
     def __init__(self, person_sizes: Sequence[int], event_sizes: Sequence[int], embedding_dim: int,
-                 hidden: Sequence[int]) -> None:
+                 hidden: Sequence[int], max_events: int) -> None:
         super().__init__()
         person_sizes = [int(s) for s in person_sizes]
         self.n_event_tokens = len(event_sizes)
@@ -36,6 +36,9 @@ class SequenceNet(nn.Module):
         nn.init.normal_(self.person.weight, std=1.0 / max(len(person_sizes), 1) ** 0.5)
         self.person_bias = nn.Parameter(torch.zeros(embedding_dim))
         self.start = nn.Parameter(torch.zeros(embedding_dim))
+        # the event's position within the person: the GRU alone counts long histories poorly
+        self.positions = nn.Embedding(max_events + 1, embedding_dim)
+        nn.init.zeros_(self.positions.weight)
         self.init = nn.Linear(embedding_dim, embedding_dim)
         self.rnn = nn.GRU(embedding_dim, embedding_dim, batch_first=True)
         self.register_buffer("columns", torch.arange(self.n_event_tokens + 1))
@@ -69,7 +72,8 @@ class SequenceNet(nn.Module):
         person = self.person_vector(person_tokens)
         inputs = torch.cat([self.start.expand(b, 1, -1), events[:, :-1]], 1)
         history, _ = self.rnn(inputs, self.initial_state(person))
-        context = torch.matmul(self.before, emb) + (history + person[:, None])[rows].unsqueeze(1)
+        history = history + person[:, None] + self.positions(pos)[None]
+        context = torch.matmul(self.before, emb) + history[rows].unsqueeze(1)
         valid = torch.ones_like(full, dtype=torch.bool)
         valid[:, 1:] = (end[rows] == 0).unsqueeze(1)
         logits = self.events.logits(context[valid], cols[valid])
@@ -112,7 +116,8 @@ class SequenceNet(nn.Module):
         lengths = torch.zeros(b, dtype=torch.long, device=u.device)
         for t in range(steps):
             out, state = self.rnn(x.unsqueeze(1), state)
-            drawn, x = self.draw_event(out[:, 0] + person, u[:, t], sizes, last=t == steps - 1)
+            history = out[:, 0] + person + self.positions.weight[t]
+            drawn, x = self.draw_event(history, u[:, t], sizes, last=t == steps - 1)
             alive &= drawn[:, 0] == 0
             if not alive.any():
                 break

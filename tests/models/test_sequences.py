@@ -52,6 +52,8 @@ def test_sample_returns_a_named_pair(fitted):
     pair = fitted[0].sample(n_subjects=5, seed=1)
     assert pair.subjects is pair[0] and pair.events is pair[1]
     assert pair.key == "id" and pair.order_by == "day"
+    subjects, events = fitted[0].sample(n_subjects=0, seed=1)
+    assert len(subjects) == len(events) == 0 and list(events.columns) == list(fitted[2].columns)
 
 
 def test_person_conditions_are_honoured(fitted):
