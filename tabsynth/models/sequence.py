@@ -166,7 +166,7 @@ class TwoTables:
         decoded = pd.concat(frames, ignore_index=True) if frames else self.transformer.inverse_transform(
             np.zeros((0, self.transformer.output_dim_), dtype=np.float32), rng=rng, one_hot=True)
         counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
-        return assemble(decoded, counts, persons[self.key], self.key, self.column, self.event_columns)
+        return assemble(decoded, counts, persons, self.key, self.column, self.event_columns)
 
     # --- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -27,14 +27,17 @@ class TwoTableMixin:
 
     def fit(self, data: Any, metadata: Any = None, *, subjects: pd.DataFrame | str | os.PathLike | None = None,
             key: str | None = None, order_by: str | None = None, max_events: int | None = None,
-            subject_columns: Sequence[str] | str | None = None) -> Any:
+            subject_columns: Sequence[str] | str | None = None,
+            order_bounds: tuple[str | None, str | None] | None = None) -> Any:
         """Learn ``data``; with ``key`` it is an event table (several rows per person), learned with the
         person table ``subjects`` (one row per person; None: persons without attributes), the events
         of a person in ``order_by`` order (None: their row order), at most ``max_events`` per person
         (default: the 99th percentile). A single long table with the person columns repeated on every
         event names them in ``subject_columns`` (``"auto"``: those constant within every person).
+        ``order_bounds=(lower, upper)`` names person columns (either may be None) that every event's
+        ``order_by`` value lies between (e.g. no visit after ``death_date``); generated events meet them.
         Returns ``self``."""
-        two = (subjects, order_by, max_events, subject_columns)
+        two = (subjects, order_by, max_events, subject_columns, order_bounds)
         if key is None and all(v is None for v in two):
             self.__dict__.pop("two_tables_", None)
             return super().fit(data, metadata)
@@ -57,10 +60,11 @@ class TwoTableMixin:
                                   "with subject_columns=..., not both")
             subjects, events = split_long(events, key, order_by, subject_columns)
         persons = check_tables(events, subjects, key, order_by)
-        self._fit_two_tables(events, persons, key, order_by, max_events)
+        column = SequenceColumn(order_by, **_bounds(order_bounds, order_by, persons, key))
+        self._fit_two_tables(events, persons, key, column, max_events)
         return self
 
-    def _fit_two_tables(self, events: pd.DataFrame, persons: pd.DataFrame, key: str, order_by: str | None,
+    def _fit_two_tables(self, events: pd.DataFrame, persons: pd.DataFrame, key: str, column: SequenceColumn,
                         max_events: int | None) -> None:
         attrs = persons.drop(columns=[key])
         person_model = type(self)(**self.get_params()).fit(attrs) if attrs.shape[1] else None
@@ -68,7 +72,7 @@ class TwoTableMixin:
         if self.verbose:
             print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
                   f"{events.shape[1]} columns) on {self.device_}")
-        tables = TwoTables(self, person_model, key, SequenceColumn(order_by), list(persons.columns),
+        tables = TwoTables(self, person_model, key, column, list(persons.columns),
                            list(events.columns))
         with seeded(self.seed, self.device_):
             tables.fit(events, persons, max_events)
@@ -182,6 +186,21 @@ class TwoTableMixin:
         model.privacy_ = None
         model._sample_calls = 0
         return model
+
+
+def _bounds(order_bounds: Any, order_by: str | None, persons: pd.DataFrame, key: str) -> dict[str, str | None]:
+    """``lower`` and ``upper`` person columns of ``order_bounds``, or a :class:`ConfigError`."""
+    if order_bounds is None:
+        return {}
+    if order_by is None:
+        raise ConfigError("order_bounds bound the sequence column: name it with order_by=...")
+    if not isinstance(order_bounds, (tuple, list)) or len(order_bounds) != 2:
+        raise ConfigError(f"order_bounds must be a pair (lower, upper) of person columns or None, got {order_bounds!r}")
+    for name in order_bounds:
+        if name is not None and (name not in persons.columns or name == key):
+            raise ConfigError(f"order_bounds names {name!r}, which is not a column of the person table; columns: "
+                              f"{', '.join(c for c in persons.columns if c != key)}")
+    return {"lower": order_bounds[0], "upper": order_bounds[1]}
 
 
 def two_table_paths(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -28,13 +28,16 @@ _NS_PER_DAY = 86_400 * 10**9
 class SequenceColumn:
     """How the sequence column maps to gaps and back: its name (None: row order), ``kind``
     (``"number"`` or ``"datetime"``), the origin of first gaps (datetimes in days since the epoch),
-    whether gaps are whole numbers, and the column's dtype."""
+    whether gaps are whole numbers, the column's dtype, and the person columns it must not fall
+    below (``lower``: also the origin of the person's first gap) or rise above (``upper``)."""
 
     name: str | None
     kind: str | None = None
     origin: float = 0.0
     integer: bool = False
     dtype: str | None = None
+    lower: str | None = None
+    upper: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,14 +78,27 @@ class SequenceColumn:
         self.integer = bool(np.all(values == np.round(values)))
         self.dtype = str(s.dtype)
 
-    def restore(self, offsets: np.ndarray) -> pd.Series | np.ndarray:
-        """Values of the column from cumulated gaps ``offsets`` (float64)."""
-        x = self.origin + offsets
+    def bound(self, persons: pd.DataFrame, name: str | None) -> np.ndarray:
+        """``[P]`` float values of the person column ``name`` (NaN where missing or undeclared)."""
+        if name is None:
+            return np.full(len(persons), np.nan)
+        s = persons[name]
+        if self.kind == "datetime":
+            t = pd.to_datetime(s, errors="coerce")
+            out = _days(t.fillna(pd.Timestamp(0)))
+            return np.where(t.isna().to_numpy(), np.nan, out)
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
+
+    def origins(self, persons: pd.DataFrame) -> np.ndarray:
+        """``[P]`` origin of each person's first gap: their ``lower`` value, else the data's smallest."""
+        lower = self.bound(persons, self.lower)
+        return np.where(np.isnan(lower), self.origin, lower)
+
+    def restore(self, x: np.ndarray) -> pd.Series:
+        """The column from its float values ``x`` (datetimes in days since the epoch)."""
         if self.kind == "datetime":
             ns = np.round(x * _NS_PER_DAY).astype("int64")
             return pd.Series(pd.to_datetime(ns, unit="ns"))
-        if self.integer:
-            x = np.round(x)
         try:
             return pd.Series(x).astype(self.dtype)
         except (TypeError, ValueError):
@@ -201,13 +217,27 @@ def prepare(events: pd.DataFrame, subjects: pd.DataFrame, key: str, column: Sequ
     frame = events.iloc[rows].drop(columns=[key]).reset_index(drop=True)
     if values is not None:
         v = values[rows]
-        previous = np.where(position > 0, np.roll(v, 1), column.origin)
+        _check_bounds(v, person, subjects, column)
+        previous = np.where(position > 0, np.roll(v, 1), column.origins(subjects)[person])
         gaps = np.maximum(v - previous, 0.0)
         frame = frame.drop(columns=[column.name])
         frame.insert(0, column.name, gaps.round().astype("int64") if column.integer else gaps)
     lengths = np.minimum(counts, cap)
     return Prepared(frame[keep].reset_index(drop=True), person[keep], position[keep], lengths, cap,
                     int((~keep).sum()), int((counts > cap).sum()))
+
+
+def _check_bounds(v: np.ndarray, person: np.ndarray, subjects: pd.DataFrame, column: SequenceColumn) -> None:
+    for name, outside in ((column.lower, lambda b: v < b), (column.upper, lambda b: v > b)):
+        if name is None:
+            continue
+        bound = column.bound(subjects, name)[person]
+        bad = outside(np.where(np.isnan(bound), v, bound))
+        if bad.any():
+            side = "before" if name == column.lower else "after"
+            raise DataError(f"{int(bad.sum())} events have {column.name!r} {side} their person's {name!r}, against "
+                            f"the declared order_bounds; correct or drop those events, or leave {name!r} out of "
+                            "order_bounds")
 
 
 def _cap(counts: np.ndarray, max_events: int | None) -> int:
@@ -218,11 +248,11 @@ def _cap(counts: np.ndarray, max_events: int | None) -> int:
     return max(1, int(math.ceil(np.quantile(counts, CAP_QUANTILE)))) if len(counts) else 1
 
 
-def assemble(decoded: pd.DataFrame, lengths: np.ndarray, keys: pd.Series, key: str, column: SequenceColumn,
+def assemble(decoded: pd.DataFrame, lengths: np.ndarray, persons: pd.DataFrame, key: str, column: SequenceColumn,
              columns: list[str]) -> pd.DataFrame:
     """The event table from decoded events (person-major, ``lengths[p]`` events of person ``p``): the
-    key of each event's person first, the sequence column cumulated from its gaps, then ``columns``'
-    order of the training table."""
+    key of each event's person first, the sequence column cumulated from its gaps (a person's events
+    past their ``upper`` bound left out: their sequence ends there), then ``columns``' order."""
     owner = np.repeat(np.arange(len(lengths)), lengths)
     out = decoded.copy()
     if column.name is not None:
@@ -230,6 +260,12 @@ def assemble(decoded: pd.DataFrame, lengths: np.ndarray, keys: pd.Series, key: s
         total = np.cumsum(gaps)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         before = np.where(lengths[owner] > 0, total[starts[owner]] - gaps[starts[owner]], 0.0)
-        out[column.name] = np.asarray(column.restore(total - before))
-    out.insert(0, key, keys.to_numpy()[owner])
+        x = column.origins(persons)[owner] + (total - before)
+        if column.integer:
+            x = np.round(x)
+        upper = column.bound(persons, column.upper)[owner]
+        keep = ~(x > upper)
+        out[column.name] = column.restore(x).to_numpy()
+        out, owner = out[keep], owner[keep]
+    out.insert(0, key, persons[key].to_numpy()[owner])
     return out[[key] + [c for c in columns if c != key]].reset_index(drop=True)

@@ -190,3 +190,19 @@ def test_docs_page_blocks_run(tmp_path, monkeypatch):
     for body in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S):
         exec(compile(body, "docs/sequences.md", "exec"), namespace)  # noqa: S102 - the page's own code
     assert namespace["long_syn"]["id"].isin(namespace["persons_syn"]["id"]).all()
+
+
+def test_order_bounds_from_person_columns_are_met():
+    persons, events = _tables(n=60)
+    persons["start"] = np.random.default_rng(0).integers(-20, 0, len(persons))
+    persons["end"] = events.groupby("id")["day"].max().reindex(persons["id"]).to_numpy() + 5
+    model = _fit(events, persons, order_by="day", order_bounds=("start", "end"))
+    subjects, ev = model.sample(n_subjects=200, seed=0)
+    both = ev.merge(subjects, on="id")
+    assert len(both) and (both["day"] >= both["start"]).all() and (both["day"] <= both["end"]).all()
+    assert _ordered(ev, "id", "day")
+    late = events.assign(day=events["day"] + 1000)
+    with pytest.raises(DataError, match="after their person's 'end'"):
+        _fit(late, persons, order_by="day", order_bounds=(None, "end"))
+    with pytest.raises(ts.errors.ConfigError, match="not a column of the person table"):
+        _fit(events, persons, order_by="day", order_bounds=("birth", None))
