@@ -125,8 +125,14 @@ def _fit_two_tables(args: argparse.Namespace, params: dict) -> None:
     model = model_class(args.model)(**params)
     t0 = time.perf_counter()
     subjects = read_table(args.subjects) if args.subjects is not None else None
+    bounds = None
+    if args.order_bounds is not None:
+        if ":" not in args.order_bounds:
+            raise UserError(f"--order-bounds {args.order_bounds!r}: write LOWER:UPPER person columns, either side "
+                            "may be empty, e.g. --order-bounds :death_date")
+        bounds = tuple(part or None for part in args.order_bounds.split(":", 1))
     model.fit(read_table(args.data), subjects=subjects, key=args.key, order_by=args.order_by,
-              max_events=args.max_events)
+              max_events=args.max_events, order_bounds=bounds)
     model.save(args.output)
     print(f"fitted {args.model} on {model.n_subjects_} persons and {model.n_rows_} events in "
           f"{time.perf_counter() - t0:.1f} s -> {args.output}")
@@ -262,6 +268,8 @@ def _add_two_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
     p.add_argument("--max-events", type=positive_int,
                    help="most events per person learned (default: the 99th percentile; the rest are left out)")
+    p.add_argument("--order-bounds", metavar="LOWER:UPPER",
+                   help="person columns the --order-by value of every event stays between (either may be empty)")
 
 
 def _add_demo_parser(sub) -> None:
