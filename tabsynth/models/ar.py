@@ -25,6 +25,7 @@ from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.params import Hyperparameters
 from tabsynth.models.registry import register
+from tabsynth.models.sequence_api import TwoTableMixin
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.models.training import PlainTrainer, shuffled
 from tabsynth.privacy.config import DPConfig
@@ -37,8 +38,9 @@ ORDERS = ("any", "fixed")
 
 
 @register("TabularAR")
-class TabularAR(MarginalMatching, BaseSynthesizer):
-    """Autoregressive model over tokenised columns.
+class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
+    """Autoregressive model over tokenised columns; with ``fit(events, subjects=..., key=...)`` a person
+    table and its event table together (:mod:`tabsynth.models.sequence_api`).
 
     Args:
         epochs: passes over the data (without DP, early stopping usually ends sooner).
