@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,13 @@ from tabsynth.models.sequence import TwoTables
 from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
 
 
-class TwoTableMixin:
+if TYPE_CHECKING:  # the mixin sits before BaseSynthesizer in the family's bases
+    from tabsynth.models.base import BaseSynthesizer as _Family
+else:
+    _Family = object
+
+
+class TwoTableMixin(_Family):
     """Adds the two-table mode to a flat model family (TabularAR)."""
 
     def fit(self, data: Any, metadata: Any = None, *, subjects: pd.DataFrame | str | os.PathLike | None = None,
