@@ -81,18 +81,11 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     code, runtime = _process(args)
     if runtime is None:
         return code
+    if args.key is not None or args.subjects is not None or args.order_by is not None:
+        return _fit_two_tables(args, _fit_params(args))
     data = args.data if runtime.distributed else read_table(args.data)
     meta = public_metadata(data, args)
-    params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
-    if args.epochs is not None:
-        params["epochs"] = args.epochs
-    if args.batch_size is not None:
-        params["batch_size"] = args.batch_size
-    if args.epsilon is not None:
-        params.update(epsilon=args.epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
-    elif args.delta is not None:
-        raise UserError("--delta needs --epsilon (differential privacy is on only when epsilon is set)")
-    model = model_class(args.model)(**params)
+    model = model_class(args.model)(**_fit_params(args))
     t0 = time.perf_counter()
     model.fit(data, metadata=meta)
     if not runtime.is_main:  # every rank holds the same model; rank 0 writes it
@@ -104,6 +97,39 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     print(f"fitted {args.model} on {rows}{where} in {time.perf_counter() - t0:.1f} s -> {args.output}")
     if args.quiet or not model.privacy_spent().is_dp:  # a verbose DP fit has printed it already
         print(f"privacy: {model.privacy_spent()}")
+
+
+def _fit_params(args: argparse.Namespace) -> dict:
+    params: dict = {"seed": args.seed, "verbose": not args.quiet, "device": args.device, "precision": args.precision}
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    if args.batch_size is not None:
+        params["batch_size"] = args.batch_size
+    if args.epsilon is not None:
+        params.update(epsilon=args.epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
+    elif args.delta is not None:
+        raise UserError("--delta needs --epsilon (differential privacy is on only when epsilon is set)")
+    return params
+
+
+def _fit_two_tables(args: argparse.Namespace, params: dict) -> None:
+    """``tabsynth fit events.csv --subjects persons.csv --key id --order-by day``: both tables, one model."""
+    from tabsynth.io import read_table
+
+    if args.key is None:
+        raise UserError("--subjects and --order-by describe an event table: name its person id column with --key")
+    if args.model != "tabularar":
+        raise UserError("a person table with its event table is fitted by --model tabularar (the default)")
+    if args.metadata is not None:
+        raise UserError("--metadata is not yet taken with --key (the columns' kinds are detected)")
+    model = model_class(args.model)(**params)
+    t0 = time.perf_counter()
+    subjects = read_table(args.subjects) if args.subjects is not None else None
+    model.fit(read_table(args.data), subjects=subjects, key=args.key, order_by=args.order_by,
+              max_events=args.max_events)
+    model.save(args.output)
+    print(f"fitted {args.model} on {model.n_subjects_} persons and {model.n_rows_} events in "
+          f"{time.perf_counter() - t0:.1f} s -> {args.output}")
 
 
 def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
@@ -130,7 +156,10 @@ def _cmd_sample(args: argparse.Namespace) -> int | None:
     t0 = time.perf_counter()
     path = model.sample_to_file(args.num_rows, args.output, batch_rows=args.batch_rows, seed=args.seed,
                                 conditions=_parse_conditions(args.condition))
-    if runtime.is_main:
+    if hasattr(model, "two_tables_"):
+        print(f"wrote {args.num_rows} persons to {path.subjects} and their events to {path.events} in "
+              f"{time.perf_counter() - t0:.1f} s")
+    elif runtime.is_main:
         parts = f" (one Parquet part per process, {runtime.world_size} parts)" if runtime.distributed else ""
         print(f"wrote {args.num_rows} rows to {path}{parts} in {time.perf_counter() - t0:.1f} s")
 
@@ -163,6 +192,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 }
 
 
+_SAMPLE_OUTPUT = ("output table (.csv, .csv.gz, .parquet); a model of a person table and its events writes "
+                  "OUT_subjects and OUT_events beside it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tabsynth.version import __version__
 
@@ -186,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "early stopping; under DP: sized by the DP step rule)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step")
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted")
+    _add_two_table_args(p)
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
     p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")
@@ -203,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
                        description="Stream synthetic rows from a saved model to a file.")
     p.add_argument("model", help="model file written by tabsynth fit")
-    p.add_argument("-n", "--num-rows", type=non_negative_int, required=True, help="rows to generate")
-    p.add_argument("-o", "--output", required=True, help="output table (.csv, .csv.gz, .parquet)")
+    p.add_argument("-n", "--num-rows", type=non_negative_int, required=True, help="rows (or persons) to generate")
+    p.add_argument("-o", "--output", required=True, help=_SAMPLE_OUTPUT)
     p.add_argument("--condition", action="append", metavar="COLUMN=VALUE",
                    help="fix a categorical/boolean column; repeat for several")
     p.add_argument("--seed", type=int, help="seed for reproducible samples")
@@ -220,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_demo_parser(sub)
     return parser
+
+
+def _add_two_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
+    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
+    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
+    p.add_argument("--max-events", type=positive_int,
+                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
 
 
 def _add_demo_parser(sub) -> None:

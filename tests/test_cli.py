@@ -61,3 +61,24 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "synthetic.csv").exists() and (tmp_path / "model.tsyn").exists()
     assert (tmp_path / "metadata.json").exists() and (tmp_path / "report.html").exists()
     assert "no formal" in (tmp_path / "report.html").read_text().lower()
+
+
+def test_fit_and_sample_a_person_table_with_its_events(tmp_path, capsys):
+    import pandas as pd
+
+    import tabsynth as ts
+
+    persons, events = ts.datasets.load("pbcseq")
+    persons.head(40).to_csv(tmp_path / "persons.csv", index=False)
+    events[events["id"].isin(persons["id"].head(40))].to_csv(tmp_path / "events.csv", index=False)
+    model = tmp_path / "m.tsyn"
+    assert main(["fit", str(tmp_path / "events.csv"), "--subjects", str(tmp_path / "persons.csv"), "--key", "id",
+                 "--order-by", "day", "-o", str(model), "--epochs", "1", "--seed", "0", "-q"]) == 0
+    assert "40 persons" in capsys.readouterr().out
+    assert main(["sample", str(model), "-n", "30", "-o", str(tmp_path / "out.csv"), "--seed", "1"]) == 0
+    subjects, ev = pd.read_csv(tmp_path / "out_subjects.csv"), pd.read_csv(tmp_path / "out_events.csv")
+    assert len(subjects) == 30 and list(subjects.columns) == list(persons.columns)
+    assert set(ev["id"]) <= set(subjects["id"]) and list(ev.columns) == list(events.columns)
+    assert ev.groupby("id")["day"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert main(["fit", str(tmp_path / "events.csv"), "--order-by", "day", "-o", str(model)]) == 2
+    assert "--key" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.params import Hyperparameters
 from tabsynth.models.registry import register
+from tabsynth.models.sequence_api import TwoTableMixin
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
@@ -35,8 +36,9 @@ ORDERS = ("any", "fixed")
 
 
 @register("TabularAR")
-class TabularAR(BaseSynthesizer):
-    """Autoregressive model over tokenised columns.
+class TabularAR(TwoTableMixin, BaseSynthesizer):
+    """Autoregressive model over tokenised columns; with ``fit(events, subjects=..., key=...)`` a person
+    table and its event table together (:mod:`tabsynth.models.sequence_api`).
 
     Args:
         epochs: passes over the data: at most 100 without DP (early stopping usually ends sooner);

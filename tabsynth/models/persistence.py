@@ -31,12 +31,17 @@ FORMAT_VERSION = 2
 
 
 def save_model(model: Any, path: str | os.PathLike) -> Path:
+    return write_model_file(path, model_config(model), model_tensors(model))
+
+
+def model_config(model: Any) -> dict[str, Any]:
+    """The JSON part of a fitted flat model's file."""
     params = model.get_params(deep=False)
     if model.privacy_spent().is_dp:
         params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
     if params.get("dp") is not None:
         params["dp"] = params["dp"].to_dict()
-    config = {
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tabsynth_version": __version__,
@@ -47,9 +52,18 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
         "n_rows": model.n_rows_,
         "privacy": model.privacy_spent().to_dict(),
     }
+
+
+def model_tensors(model: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a fitted flat model's file: its networks' states and its extra tensors."""
     tensors = {f"{name}.{k}": v.detach().cpu() for name, mod in model._modules().items()
                for k, v in mod.state_dict().items()}
     tensors.update({f"extra.{k}": v.detach().cpu() for k, v in model._extra_tensors().items()})
+    return tensors
+
+
+def write_model_file(path: str | os.PathLike, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
+    """One zip holding ``config`` as JSON and ``tensors`` as a dict of tensors."""
     buf = io.BytesIO()
     torch.save(tensors, buf)
     p = Path(path)
@@ -75,7 +89,9 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise ModelFileError(f"{path}: weights.pt must hold a dict of tensors")
     try:
-        return _restore(cls, config, tensors, device)
+        if "two_tables" in config:  # a person table and its event table (tabsynth.models.sequence)
+            return cls._restore_two_tables(config, tensors, device)
+        return restore_model(cls, config, tensors, device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: model file is inconsistent and cannot be loaded ({exc})") from exc
 
@@ -121,7 +137,7 @@ def _read_zip(p: Path) -> tuple[dict[str, Any], bytes]:
     return config, raw
 
 
-def _restore(cls: type, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
+def restore_model(cls: type, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
     """A fitted ``cls`` from a model file's config and tensors."""
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
     if device is not None:

@@ -1,0 +1,234 @@
+"""The two-table mode of TabularAR: a person table and its event table, learned and generated together.
+
+The person table (without its key) is learned by the flat TabularAR; the events by
+:class:`~tabsynth.models.sequence_networks.SequenceNet`, conditioned on each person's row. Keys are
+regenerated in the key's format (never learned), the sequence column is generated as gaps (so order
+holds within every person), and a learned end token sets the number of events per person, up to a
+cap (by default the 99th percentile of events per person; the events over it are counted). Training
+batches whole persons, padded to the longest person of the batch with masks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from tabsynth.datasets import Sequences
+from tabsynth.errors import ConfigError, DataError, InvalidConditionError
+from tabsynth.models.device import make_generator
+from tabsynth.models.sequence_data import Prepared, SequenceColumn, assemble, prepare
+from tabsynth.models.sequence_networks import SequenceNet
+from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
+from tabsynth.transform import TableTransformer
+from tabsynth.transform.identifier import IdEncoder
+from tabsynth.transform.tokens import Tokenizer
+
+#: Persons generated together: their random numbers are drawn as one block, so a seed gives the
+#: same tables whatever the device.
+PERSON_CHUNK = 4_096
+
+
+class TwoTables:
+    """The fitted two-table state of a TabularAR: its person model, event encoders and network.
+
+    Attributes:
+        cap: most events per person; ``cut_events_`` events of ``cut_persons_`` persons were over it.
+        loss_history: the event network's loss per epoch.
+    """
+
+    def __init__(self, owner: Any, persons: Any, key: str, column: SequenceColumn, person_columns: list[str],
+                 event_columns: list[str]) -> None:
+        self.owner, self.persons, self.key, self.column = owner, persons, key, column
+        self.person_columns, self.event_columns = person_columns, event_columns
+        self.device = owner.device_
+
+    # --- fit -------------------------------------------------------------------------------------
+    def fit(self, events: pd.DataFrame, subjects: pd.DataFrame, max_events: int | None) -> "TwoTables":
+        """Learn the events of ``subjects``' persons (the person model is fitted already)."""
+        self.ids = IdEncoder.fit(self.key, subjects[self.key])
+        data = prepare(events, subjects, self.key, self.column, max_events)
+        self.cap, self.cut_events_, self.cut_persons_ = data.cap, data.cut, data.cut_persons
+        if data.frame.shape[1] == 0:
+            raise DataError(f"the event table has no column besides the key {self.key!r}; give it at least one "
+                            "column to learn, or declare its order with order_by")
+        if data.frame.shape[0] == 0:
+            raise DataError("no person has an event; the event table needs at least one row")
+        owner = self.owner
+        self.transformer = TableTransformer(numerical=owner.numerical, max_categories=owner.max_categories,
+                                            seed=owner.seed if owner.seed is not None else 0)
+        self.transformer.fit(data.frame, self._event_metadata(data.frame))
+        self.tokens = Tokenizer(self.transformer.spans_, self.device, owner.bins)
+        person_tokens = self.person_tokens(subjects)
+        sizes = self.persons.tokens_.sizes.tolist() if self.persons is not None else []
+        self.net = SequenceNet(sizes, self.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden).to(self.device)
+        if owner.verbose and data.cut:
+            print(f"tabsynth TabularAR: {data.cut} events of {data.cut_persons} persons are over the cap of "
+                  f"{data.cap} events per person and were left out")
+        self.loss_history = _Trainer(self, owner).run(person_tokens, self._padded(data), torch.as_tensor(
+            data.lengths, device=self.device))
+        return self
+
+    def _event_metadata(self, frame: pd.DataFrame) -> Any:
+        from tabsynth.metadata import Metadata
+
+        metadata = Metadata.detect(frame)
+        name = self.column.name
+        if name is not None:
+            kind = "integer" if self.column.integer else "numerical"
+            metadata = metadata.with_column(name, kind=kind, categories=None, bounds=None, dtype=str(frame[name].dtype),
+                                            datetime_format=None, timezone=None, resolution=None)
+        return metadata
+
+    def _padded(self, data: Prepared) -> torch.Tensor:
+        """``[P, cap + 1, K]`` tokens of every person's events, zeros past their end."""
+        encoded = torch.from_numpy(self.transformer.transform(data.frame)).to(self.device)
+        flat = self.tokens.encode(encoded)
+        out = torch.zeros(len(data.lengths), self.cap + 1, self.tokens.n_tokens, dtype=torch.long,
+                          device=self.device)
+        out[torch.as_tensor(data.person, device=self.device), torch.as_tensor(data.position, device=self.device)] = flat
+        return out
+
+    def person_tokens(self, subjects: pd.DataFrame) -> torch.Tensor:
+        """``[P, Kp]`` tokens of person rows as the person model tokenises them (``Kp = 0`` without one)."""
+        if self.persons is None:
+            return torch.zeros(len(subjects), 0, dtype=torch.long, device=self.device)
+        attrs = subjects[self.persons.metadata_.column_names]
+        encoded = torch.from_numpy(self.persons.transformer_.transform(attrs)).to(self.device)
+        return self.persons.tokens_.encode(encoded)
+
+    # --- sample ----------------------------------------------------------------------------------
+    def sample(self, n_subjects: int | None, subjects: pd.DataFrame | None, seed: int,
+               conditions: dict[str, Any] | None, max_tries: int, id_offset: int = 0) -> Sequences:
+        """Persons (``n_subjects`` new ones, or the rows of ``subjects``) and their events."""
+        rng = np.random.default_rng([seed, 1])
+        persons = self._persons(n_subjects, subjects, seed, conditions, max_tries, rng, id_offset)
+        events = self.events_of(persons, int(rng.integers(2**31)), rng)
+        return Sequences(persons, events, self.key, self.column.name)
+
+    def _persons(self, n: int | None, subjects: pd.DataFrame | None, seed: int, conditions: dict[str, Any] | None,
+                 max_tries: int, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
+        if subjects is not None:
+            if conditions:
+                raise InvalidConditionError("conditions apply to generated persons; with subjects=df the persons are "
+                                            "given: filter df instead")
+            return self._given(subjects, rng, id_offset)
+        if self.persons is None:
+            if conditions:
+                raise InvalidConditionError("the person table has no column besides the key, so there is nothing "
+                                            "to condition on")
+            persons = pd.DataFrame(index=range(n))
+        else:
+            persons = self.persons.sample(n, seed=seed, conditions=conditions, max_tries=max_tries)
+        persons.insert(0, self.key, self._fresh_ids(len(persons), rng, id_offset))
+        return persons[self.person_columns]
+
+    def _fresh_ids(self, n: int, rng: np.random.Generator, id_offset: int) -> np.ndarray:
+        return self.ids.inverse_transform(np.zeros((n, 0)), rng, id_offset).to_numpy()
+
+    def _given(self, subjects: pd.DataFrame, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
+        if not isinstance(subjects, pd.DataFrame):
+            raise ConfigError(f"subjects must be a pandas DataFrame of person rows, got {type(subjects).__name__}")
+        missing = [c for c in self.person_columns if c != self.key and c not in subjects.columns]
+        if missing:
+            raise DataError(f"subjects lacks the person columns {missing}; give every column of the person table "
+                            "the model was fitted on (the key may be left out: fresh ids are made)")
+        persons = subjects.reset_index(drop=True).copy()
+        if self.key not in persons.columns:
+            persons.insert(0, self.key, self._fresh_ids(len(persons), rng, id_offset))
+        elif persons[self.key].isna().any() or persons[self.key].duplicated().any():
+            raise DataError(f"the key column {self.key!r} of subjects has missing or repeated values; give each person "
+                            "one id, or drop the column to get fresh ids")
+        return persons[self.person_columns]
+
+    def events_of(self, persons: pd.DataFrame, seed: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Events of the person rows ``persons`` (their key and attributes), generated block by block."""
+        gen = make_generator(seed, self.device)
+        tokens = self.person_tokens(persons)
+        frames, lengths = [], []
+        with torch.no_grad():
+            for start in range(0, len(persons), PERSON_CHUNK):
+                part = tokens[start:start + PERSON_CHUNK]
+                u = torch.rand(len(part), self.cap + 1, self.tokens.n_tokens + 1, device=self.device, generator=gen)
+                within = torch.rand(len(part), self.cap, len(self.tokens.cont_tokens), device=self.device,
+                                    generator=gen)
+                events, n = self.net.generate(part, u)
+                mask = torch.arange(self.cap, device=self.device)[None, :] < n[:, None]
+                matrix = self.tokens.decode(events[mask], within[mask])
+                frames.append(self.transformer.inverse_transform(matrix.cpu().numpy(), rng=rng, one_hot=True))
+                lengths.append(n.cpu().numpy())
+        decoded = pd.concat(frames, ignore_index=True) if frames else self.transformer.inverse_transform(
+            np.zeros((0, self.transformer.output_dim_), dtype=np.float32), rng=rng, one_hot=True)
+        counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        return assemble(decoded, counts, persons[self.key], self.key, self.column, self.event_columns)
+
+    # --- persistence -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "column": self.column.to_dict(), "person_columns": self.person_columns,
+                "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
+                "cut_events": self.cut_events_, "cut_persons": self.cut_persons_,
+                "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
+
+    @classmethod
+    def from_dict(cls, owner: Any, persons: Any, d: dict[str, Any], state: dict[str, torch.Tensor]) -> "TwoTables":
+        out = cls(owner, persons, d["key"], SequenceColumn.from_dict(d["column"]), list(d["person_columns"]),
+                  list(d["event_columns"]))
+        out.ids = IdEncoder.from_dict(d["ids"])
+        out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), int(d["cut_events"]), int(d["cut_persons"])
+        out.transformer = TableTransformer.from_dict(d["transformer"])
+        out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
+        sizes = persons.tokens_.sizes.tolist() if persons is not None else []
+        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden)
+        out.net.load_state_dict(state)
+        out.net.to(out.device)
+        out.loss_history = pd.DataFrame(d.get("loss_history") or {})
+        return out
+
+
+class _Trainer:
+    """Adam over batches of whole persons; early stopping on held-out persons as the flat model does."""
+
+    def __init__(self, tables: TwoTables, owner: Any) -> None:
+        self.net, self.owner, self.device = tables.net, owner, tables.device
+
+    def _batch_size(self, n: int) -> int:
+        if self.owner.batch_size is not None:
+            return int(self.owner.batch_size)
+        return int(min(512, max(32, 2 ** int(math.log2(max(n / 64, 1))))))
+
+    def _loss(self, person: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = int(lengths.max()) + 1 if len(lengths) else 1
+        return self.net(person, tokens[:, :steps], lengths)
+
+    def run(self, person: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> pd.DataFrame:
+        owner = self.owner
+        index = torch.arange(len(lengths), device=self.device)
+        train, valid = (index, None) if owner.early_stopping is False else split_validation(index, len(index))
+        bs = min(self._batch_size(len(index)), len(train))
+        lr = owner.lr if owner.lr is not None else 1e-3 * math.sqrt(bs / 32)
+        opt = torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=owner.l2scale)
+        stopper = EarlyStopping(self.net, opt, owner._runtime) if valid is not None else None
+        history = []
+        for epoch in tqdm(range(owner._epochs), desc="TabularAR events", disable=not owner.verbose, unit="epoch"):
+            total, steps = 0.0, 0
+            for idx in train[torch.randperm(len(train), device=self.device)].split(bs):
+                loss = self._loss(person[idx], tokens[idx], lengths[idx])
+                opt.zero_grad(set_to_none=True)
+                (loss.sum() / len(idx)).backward()
+                opt.step()
+                total, steps = total + float(loss.detach().sum()) / len(idx), steps + 1
+            record = {"epoch": epoch, "loss": total / max(steps, 1)}
+            history.append(record)
+            if stopper is not None:
+                summed = validation_loss(lambda i: self._loss(person[i], tokens[i], lengths[i]), valid, 4 * bs)
+                stop = stopper.step(epoch, summed, len(valid))
+                record["val_loss"] = stopper.last
+                if stop:
+                    break
+        if stopper is not None:
+            stopper.restore()
+        return pd.DataFrame(history)

@@ -1,0 +1,193 @@
+"""The two-table calls of TabularAR: ``fit(events, subjects=..., key=..., order_by=...)``,
+``sample(n_subjects=...)`` / ``sample(subjects=df)``, ``sample_to_file`` for both tables, and the
+model file of a two-table fit. A model fitted on one table is untouched by all of this."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tabsynth.datasets import Sequences
+from tabsynth.errors import ConfigError, PrivacyConfigError
+from tabsynth.io import read_table
+from tabsynth.models.device import resolve_device, seeded
+from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
+from tabsynth.models.sequence import TwoTables
+from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
+
+
+class TwoTableMixin:
+    """Adds the two-table mode to a flat model family (TabularAR)."""
+
+    def fit(self, data: Any, metadata: Any = None, *, subjects: pd.DataFrame | str | os.PathLike | None = None,
+            key: str | None = None, order_by: str | None = None, max_events: int | None = None,
+            subject_columns: Sequence[str] | str | None = None) -> Any:
+        """Learn ``data``; with ``key`` it is an event table (several rows per person), learned with the
+        person table ``subjects`` (one row per person; None: persons without attributes), the events
+        of a person in ``order_by`` order (None: their row order), at most ``max_events`` per person
+        (default: the 99th percentile). A single long table with the person columns repeated on every
+        event names them in ``subject_columns`` (``"auto"``: those constant within every person).
+        Returns ``self``."""
+        two = (subjects, order_by, max_events, subject_columns)
+        if key is None and all(v is None for v in two):
+            self.__dict__.pop("two_tables_", None)
+            return super().fit(data, metadata)
+        if key is None:
+            raise ConfigError("subjects, subject_columns, order_by and max_events describe an event table: name its person id "
+                              "column with key=..., e.g. fit(events, subjects=persons, key='id')")
+        if self._private:
+            raise PrivacyConfigError("differential privacy per person (a person and all their events as the unit) "
+                                     "is not yet available in the two-table mode; fit without epsilon, or "
+                                     "synthesize one row per person")
+        if metadata is not None:
+            raise ConfigError("metadata is not yet taken in the two-table mode; leave it unset (the kinds of the "
+                              "person and event columns are detected)")
+        self._validate_params()
+        events = read_table(data) if isinstance(data, (str, os.PathLike)) else data
+        subjects = read_table(subjects) if isinstance(subjects, (str, os.PathLike)) else subjects
+        if subject_columns is not None:
+            if subjects is not None:
+                raise ConfigError("give the person table as subjects=... or name its columns in a long table "
+                                  "with subject_columns=..., not both")
+            subjects, events = split_long(events, key, order_by, subject_columns)
+        persons = check_tables(events, subjects, key, order_by)
+        self._fit_two_tables(events, persons, key, order_by, max_events)
+        return self
+
+    def _fit_two_tables(self, events: pd.DataFrame, persons: pd.DataFrame, key: str, order_by: str | None,
+                        max_events: int | None) -> None:
+        attrs = persons.drop(columns=[key])
+        person_model = type(self)(**self.get_params()).fit(attrs) if attrs.shape[1] else None
+        self.device_ = resolve_device(self.device)
+        if self.verbose:
+            print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
+                  f"{events.shape[1]} columns) on {self.device_}")
+        tables = TwoTables(self, person_model, key, SequenceColumn(order_by), list(persons.columns),
+                           list(events.columns))
+        with seeded(self.seed, self.device_):
+            tables.fit(events, persons, max_events)
+        self.two_tables_ = tables
+        self.n_rows_, self.n_subjects_ = len(events), len(persons)
+        self.loss_history_ = tables.loss_history
+        self.privacy_ = None
+        self._sample_calls = 0
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "two_tables_"):
+            super()._check_fitted()
+
+    def privacy_spent(self) -> Any:
+        from tabsynth.privacy import PrivacySpent
+
+        if hasattr(self, "two_tables_"):
+            return PrivacySpent.none()
+        return super().privacy_spent()
+
+    def _call_seed(self, seed: int | None) -> int:
+        if seed is not None:
+            return int(seed)
+        base = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        self._sample_calls += 1
+        return int(np.random.default_rng([base, self._sample_calls - 1]).integers(2**31))
+
+    def sample(self, n: int | None = None, seed: int | None = None, conditions: dict[str, Any] | None = None, *,
+               max_tries: int = 20, n_subjects: int | None = None, subjects: pd.DataFrame | None = None) -> Any:
+        """``n`` rows of a one-table model; for a two-table model ``(persons, events)``: ``n_subjects``
+        new persons (``conditions`` on person columns honoured by each) or the given person rows
+        ``subjects``, and their events, linked by fresh keys."""
+        if not hasattr(self, "two_tables_"):
+            if n_subjects is not None or subjects is not None:
+                raise ConfigError("n_subjects and subjects are for a model fitted on a person table and its event "
+                                  "table: fit(events, subjects=persons, key=...) first, or ask for n rows")
+            return super().sample(n, seed, conditions, max_tries=max_tries)
+        n_subjects = self._two_table_count(n, n_subjects, subjects)
+        return self.two_tables_.sample(n_subjects, subjects, self._call_seed(seed), conditions, max_tries)
+
+    def _two_table_count(self, n: Any, n_subjects: Any, subjects: Any) -> int | None:
+        if n is not None and n_subjects is not None and n != n_subjects:
+            raise ConfigError(f"n={n!r} and n_subjects={n_subjects!r} disagree; give n_subjects alone")
+        n_subjects = n if n_subjects is None else n_subjects
+        if (n_subjects is None) == (subjects is None):
+            raise ConfigError("a two-table model samples n_subjects=... new persons or the events of the person "
+                              "rows subjects=df: give exactly one of them")
+        if subjects is None:
+            return self._check_n(n_subjects)
+        return None
+
+    def sample_to_file(self, n: int, path: str | os.PathLike, batch_rows: int = 100_000, *, seed: int | None = None,
+                       conditions: dict[str, Any] | None = None, max_tries: int = 20) -> Any:
+        """One table: as for a flat model. Two tables: ``n`` persons streamed ``batch_rows`` persons at a
+        time to ``<stem>_subjects<suffix>`` and ``<stem>_events<suffix>`` beside ``path``; returns the
+        pair of paths."""
+        if not hasattr(self, "two_tables_"):
+            return super().sample_to_file(n, path, batch_rows, seed=seed, conditions=conditions, max_tries=max_tries)
+        from tabsynth.io import TableWriter
+
+        n = self._check_n(n)
+        if not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+            raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+        paths = two_table_paths(path)
+        tables = self.two_tables_
+        base = self._call_seed(seed)
+        with TableWriter(paths[0], columns=tables.person_columns) as persons_out, \
+                TableWriter(paths[1], columns=tables.event_columns) as events_out:
+            for start in range(0, max(n, 1), batch_rows):
+                size = min(batch_rows, n - start)
+                seed_part = int(np.random.default_rng([base, start]).integers(2**31))
+                pair = tables.sample(size, None, seed_part, conditions, max_tries, id_offset=start)
+                persons_out.write(pair.subjects)
+                events_out.write(pair.events)
+        return Sequences(*paths, tables.key, tables.column.name)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model as one file: JSON config and torch tensors, never a pickle."""
+        if not hasattr(self, "two_tables_"):
+            return super().save(path)
+        tables = self.two_tables_
+        person = tables.persons
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        head = {**(model_config(person) if person is not None else {}), "format": FORMAT,
+                "format_version": FORMAT_VERSION, "class": type(self).__name__, "params": params}
+        tensors = {f"events.{k}": v.detach().cpu() for k, v in tables.net.state_dict().items()}
+        if person is not None:
+            tensors.update({f"persons.{k}": v for k, v in model_tensors(person).items()})
+        two = {**tables.to_dict(), "n_rows": self.n_rows_, "n_subjects": self.n_subjects_,
+               "has_persons": person is not None}
+        return write_model_file(path, {**head, "two_tables": two}, tensors)
+
+    @classmethod
+    def _restore_two_tables(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
+        two = config["two_tables"]
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        model._validate_params()
+        model.device_ = resolve_device(model.device)
+        person = None
+        if two["has_persons"]:
+            inner = {k: v for k, v in config.items() if k != "two_tables"}
+            person = restore_model(cls, inner, {k[8:]: v for k, v in tensors.items() if k.startswith("persons.")},
+                                   device)
+        state = {k[7:]: v for k, v in tensors.items() if k.startswith("events.")}
+        model.two_tables_ = TwoTables.from_dict(model, person, two, state)
+        model.n_rows_, model.n_subjects_ = two["n_rows"], two["n_subjects"]
+        model.loss_history_ = model.two_tables_.loss_history
+        model.privacy_ = None
+        model._sample_calls = 0
+        return model
+
+
+def two_table_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``<stem>_subjects<suffix>`` and ``<stem>_events<suffix>`` beside ``path`` (``.csv.gz`` kept whole)."""
+    p = Path(path)
+    name = p.name
+    suffix = ".csv.gz" if name.endswith(".csv.gz") else p.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    return p.with_name(f"{stem}_subjects{suffix}"), p.with_name(f"{stem}_events{suffix}")

@@ -1,0 +1,235 @@
+"""A person table and its event table as per-person sequences, and generated sequences back to tables.
+
+The key links the tables and is never learned. Events are put in person order (the person table's
+row order), then in sequence order within a person (the ``order_by`` column, stable, so ties keep
+their row order; without it the row order is the sequence). The sequence column becomes the
+non-negative gap from the person's previous event, the first event's gap counting from the data's
+smallest value; generated gaps are cumulated back, so order holds within every generated person.
+Each person keeps at most ``cap`` events, the first ones. Everything is vectorised over events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabsynth.errors import DataError
+
+#: Quantile of events per person that sets the default cap.
+CAP_QUANTILE = 0.99
+_NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass
+class SequenceColumn:
+    """How the sequence column maps to gaps and back: its name (None: row order), ``kind``
+    (``"number"`` or ``"datetime"``), the origin of first gaps (datetimes in days since the epoch),
+    whether gaps are whole numbers, and the column's dtype."""
+
+    name: str | None
+    kind: str | None = None
+    origin: float = 0.0
+    integer: bool = False
+    dtype: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SequenceColumn":
+        return cls(**d)
+
+    def values(self, s: pd.Series) -> np.ndarray:
+        """The column as float64 (datetimes in days since the epoch), or a :class:`DataError` saying
+        what to fix when it is missing somewhere or mixes types."""
+        if s.isna().any():
+            raise DataError(f"sequence column {self.name!r} has {int(s.isna().sum())} missing values; fill or "
+                            "drop those events, or leave order_by unset to use the row order")
+        if pd.api.types.is_bool_dtype(s.dtype):
+            raise DataError(f"sequence column {self.name!r} is boolean; order_by takes a number or a date")
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            return s.to_numpy(dtype="float64")
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            return _days(s)
+        numbers = pd.to_numeric(s, errors="coerce")
+        if numbers.notna().all():
+            return numbers.to_numpy(dtype="float64")
+        dates = pd.to_datetime(s, errors="coerce", format="mixed")
+        if dates.notna().all() and numbers.isna().all():
+            return _days(dates)
+        bad = s[numbers.isna() & dates.isna()] if not dates.notna().all() else s[numbers.notna()]
+        raise DataError(f"sequence column {self.name!r} mixes types (numbers, dates or text; e.g. "
+                        f"{bad.iloc[0]!r}); order_by takes one column of numbers or of dates: convert it, e.g. "
+                        "with pd.to_numeric or pd.to_datetime")
+
+    def fit(self, s: pd.Series, values: np.ndarray) -> None:
+        """Read the kind, origin and dtype off the column ``s`` with float values ``values``."""
+        dates = pd.api.types.is_datetime64_any_dtype(s.dtype) or (
+            not pd.api.types.is_numeric_dtype(s.dtype) and pd.to_numeric(s, errors="coerce").isna().all())
+        self.kind = "datetime" if dates else "number"
+        self.origin = float(values.min()) if len(values) else 0.0
+        self.integer = bool(np.all(values == np.round(values)))
+        self.dtype = str(s.dtype)
+
+    def restore(self, offsets: np.ndarray) -> pd.Series | np.ndarray:
+        """Values of the column from cumulated gaps ``offsets`` (float64)."""
+        x = self.origin + offsets
+        if self.kind == "datetime":
+            ns = np.round(x * _NS_PER_DAY).astype("int64")
+            return pd.Series(pd.to_datetime(ns, unit="ns"))
+        if self.integer:
+            x = np.round(x)
+        try:
+            return pd.Series(x).astype(self.dtype)
+        except (TypeError, ValueError):
+            return pd.Series(x)
+
+
+def _days(s: pd.Series) -> np.ndarray:
+    t = pd.to_datetime(s)
+    if getattr(t.dt, "tz", None) is not None:
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    return t.astype("datetime64[ns]").astype("int64").to_numpy() / _NS_PER_DAY
+
+
+def check_tables(events: Any, subjects: Any, key: Any, order_by: Any) -> pd.DataFrame:
+    """The person table (one made of the event keys when ``subjects`` is None), or a
+    :class:`DataError` saying what to fix in the two tables."""
+    for name, df in (("events", events), ("subjects", subjects)):
+        if df is not None and not isinstance(df, pd.DataFrame):
+            raise DataError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(key, str):
+        raise DataError(f"key must name the column that links the tables, got {key!r}")
+    if key not in events.columns:
+        raise DataError(f"key {key!r} is not a column of the event table; columns: {', '.join(map(str, events.columns))}")
+    if order_by is not None and (order_by not in events.columns or order_by == key):
+        raise DataError(f"order_by {order_by!r} must be a column of the event table other than the key; columns: "
+                        f"{', '.join(map(str, events.columns))}")
+    _check_key(events[key], "event table")
+    if subjects is None:
+        return pd.DataFrame({key: pd.unique(events[key])})
+    if key not in subjects.columns:
+        raise DataError(f"key {key!r} is not a column of the person table; name the person id column the same in "
+                        "both tables")
+    _check_key(subjects[key], "person table")
+    if subjects[key].duplicated().any():
+        dup = subjects[key][subjects[key].duplicated()].iloc[0]
+        raise DataError(f"the person table has several rows for key {dup!r}; it needs one row per person "
+                        "(move what changes between them to the event table)")
+    missing = ~events[key].isin(subjects[key])
+    if missing.any():
+        shown = ", ".join(map(repr, pd.unique(events[key][missing])[:5]))
+        raise DataError(f"{int(missing.sum())} events have keys that are not in the person table (e.g. {shown}); "
+                        "add those persons to the person table or drop their events")
+    return subjects
+
+
+def split_long(data: pd.DataFrame, key: str, order_by: str | None, person_columns: Any
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(persons, events)`` of one long table whose ``person_columns`` repeat a person's attributes
+    on each of their events (``"auto"``: the columns constant within every person)."""
+    if not isinstance(data, pd.DataFrame) or key not in data.columns:
+        raise DataError(f"a long table needs a DataFrame with the key column {key!r}")
+    _check_key(data[key], "table")
+    others = [c for c in data.columns if c not in (key, order_by)]
+    varies = data.groupby(key, sort=False)[others].nunique(dropna=False).max() > 1 if len(data) else \
+        pd.Series(False, index=others)
+    if isinstance(person_columns, str) and person_columns == "auto":
+        person_columns = [c for c in others if not varies[c]]
+    elif isinstance(person_columns, str) or not all(isinstance(c, str) for c in person_columns):
+        raise DataError(f"subject_columns must be a list of column names or 'auto', got {person_columns!r}")
+    person_columns = list(person_columns)
+    unknown = [c for c in person_columns if c not in others]
+    if unknown:
+        raise DataError(f"subject_columns {unknown} are not columns of the table besides the key and order_by")
+    changing = [c for c in person_columns if varies[c]]
+    if changing:
+        raise DataError(f"subject_columns {changing} change within a person; a person column holds one value per "
+                        "person: leave them out of subject_columns (they stay event columns)")
+    persons = data.drop_duplicates(key)[[key, *person_columns]].reset_index(drop=True)
+    return persons, data.drop(columns=person_columns)
+
+
+def _check_key(s: pd.Series, where: str) -> None:
+    if s.isna().any():
+        raise DataError(f"key column {s.name!r} of the {where} has {int(s.isna().sum())} missing values; every row "
+                        "needs its person's id: fill them or drop those rows")
+
+
+@dataclass
+class Prepared:
+    """Events of the persons in person then sequence order, as the model learns them.
+
+    Attributes:
+        frame: the kept events without the key, the sequence column (first) as gaps.
+        person: ``[N]`` person index (row of the person table) of each kept event.
+        position: ``[N]`` position of each kept event within its person.
+        lengths: ``[P]`` kept events per person.
+        cap: most events per person; ``cut`` events over it were dropped, from ``cut_persons`` persons.
+    """
+
+    frame: pd.DataFrame
+    person: np.ndarray
+    position: np.ndarray
+    lengths: np.ndarray
+    cap: int
+    cut: int
+    cut_persons: int
+
+
+def prepare(events: pd.DataFrame, subjects: pd.DataFrame, key: str, column: SequenceColumn,
+            max_events: int | None) -> Prepared:
+    """Sort, cap and turn the sequence column into gaps (``column`` is fitted here)."""
+    person = pd.Index(subjects[key]).get_indexer(events[key])
+    values = None
+    if column.name is not None:
+        values = column.values(events[column.name])
+        column.fit(events[column.name], values)
+        rows = np.lexsort((values, person))
+    else:
+        rows = np.argsort(person, kind="stable")
+    person = person[rows]
+    counts = np.bincount(person, minlength=len(subjects))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(person)) - starts[person]
+    cap = _cap(counts, max_events)
+    keep = position < cap
+    frame = events.iloc[rows].drop(columns=[key]).reset_index(drop=True)
+    if values is not None:
+        v = values[rows]
+        previous = np.where(position > 0, np.roll(v, 1), column.origin)
+        gaps = np.maximum(v - previous, 0.0)
+        frame = frame.drop(columns=[column.name])
+        frame.insert(0, column.name, gaps.round().astype("int64") if column.integer else gaps)
+    lengths = np.minimum(counts, cap)
+    return Prepared(frame[keep].reset_index(drop=True), person[keep], position[keep], lengths, cap,
+                    int((~keep).sum()), int((counts > cap).sum()))
+
+
+def _cap(counts: np.ndarray, max_events: int | None) -> int:
+    if max_events is not None:
+        if not isinstance(max_events, (int, np.integer)) or isinstance(max_events, bool) or max_events < 1:
+            raise DataError(f"max_events must be a positive integer, got {max_events!r}")
+        return int(max_events)
+    return max(1, int(math.ceil(np.quantile(counts, CAP_QUANTILE)))) if len(counts) else 1
+
+
+def assemble(decoded: pd.DataFrame, lengths: np.ndarray, keys: pd.Series, key: str, column: SequenceColumn,
+             columns: list[str]) -> pd.DataFrame:
+    """The event table from decoded events (person-major, ``lengths[p]`` events of person ``p``): the
+    key of each event's person first, the sequence column cumulated from its gaps, then ``columns``'
+    order of the training table."""
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    out = decoded.copy()
+    if column.name is not None:
+        gaps = np.maximum(pd.to_numeric(out[column.name], errors="coerce").fillna(0.0).to_numpy("float64"), 0.0)
+        total = np.cumsum(gaps)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        before = np.where(lengths[owner] > 0, total[starts[owner]] - gaps[starts[owner]], 0.0)
+        out[column.name] = np.asarray(column.restore(total - before))
+    out.insert(0, key, keys.to_numpy()[owner])
+    return out[[key] + [c for c in columns if c != key]].reset_index(drop=True)
