@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pair  # noqa: F401 - registers the "pair" kind (a person table and its events) in scoring.KINDS
 import pandas as pd
 import report
 import scoring
@@ -65,6 +66,8 @@ class Config:
     #: {"plain": method, "dp": method}: the baseline each of our methods is compared with
     against: dict[str, str] = field(default_factory=dict)
     against_label: str = ""
+    #: the two scores ``against`` counts tables won on (default: quality and TSTR)
+    against_scores: list[str] = field(default_factory=lambda: ["quality", "tstr_auc"])
 
 
 def load_config(ref: str) -> Config:
@@ -131,6 +134,7 @@ def run_task(task: Task, cfg: Config, worker: Path = WORKER) -> dict[str, Any]:
     kind = scoring.KINDS[cfg.kind]
     train, holdout = kind.load(task.table)
     options = cfg.modes[task.mode]
+    task_options = getattr(kind, "task_options", lambda spec: {})(task.table)  # e.g. a pair's key
     rec: dict[str, Any] = {"table": task.table, "method": task.method, "mode": task.mode, "seed": task.seed,
                            "options": options, "time_limit_s": cfg.time_limit_s,
                            "rows_train": sum(map(len, train.values())),
@@ -142,7 +146,7 @@ def run_task(task: Task, cfg: Config, worker: Path = WORKER) -> dict[str, Any]:
         for name, frame in train.items():
             frame.to_csv(data / f"{name}.csv", index=False)
         cmd = [python_for(task.method), str(worker), "--method", task.method, "--seed", str(task.seed),
-               "--data", str(data), "--out", str(out), "--stats", str(stats), "--options", json.dumps(options)]
+               "--data", str(data), "--out", str(out), "--stats", str(stats), "--options", json.dumps({**options, **task_options})]
         proc = child(cmd, cfg.time_limit_s)
         if proc is None:
             return {**rec, "status": "timeout"}
