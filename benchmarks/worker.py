@@ -173,10 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder for the synthetic CSVs")
     p.add_argument("--stats", required=True, type=Path, help="costs and epsilon (JSON)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--options", default="{}", help="JSON: epsilon, delta, epochs, params, engine_value_share")
+    p.add_argument("--options", default="{}", help="JSON: epsilon, delta, epochs, params, engine_value_share; "
+                   "for a pair: key, order_by, min_subjects (persons sampled: as many as trained on, at least this)")
     a = p.parse_args(argv)
     opts = {"epsilon": 1.0, "delta": 1e-5, "epochs": None, "params": {}, "engine_value_share": 0.1,
-            "key": None, "order_by": None,
+            "key": None, "order_by": None, "min_subjects": 0,
             **json.loads(a.options)}
     vars(a).update(opts)
     try:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     sample, spent = method.fit(train["table"] if single else train, a)
     fit_cpu, fit_wall = _cpu_seconds() - cpu0, time.perf_counter() - t0
     t1 = time.perf_counter()
-    synth = sample(len(train["table"] if single else train["subjects"]))
+    synth = sample(len(train["table"]) if single else max(len(train["subjects"]), a.min_subjects))
     sample_wall = time.perf_counter() - t1
     synth = {"table": synth} if single else synth
     a.out.mkdir(parents=True, exist_ok=True)
