@@ -231,10 +231,9 @@ class Store:
 
 def run(cfg: Config, todo: Iterable[Task], store: Store, force: bool = False, worker: Path = WORKER) -> int:
     """Run every task without a record (all with ``force``); the number run."""
-    done = set(store.records())
     env, ran = None, 0
     for task in todo:
-        if task.key in done and not force:
+        if task.key in store.records() and not force:  # read anew: another run may have done it
             continue
         env = env or environment()
         print(f"[{time.strftime('%H:%M:%S')}] {task.key}", flush=True)

@@ -212,7 +212,11 @@ def run_qa(train: dict[str, pd.DataFrame], holdout: dict[str, pd.DataFrame], syn
 
 
 class Pair:
-    """A bundled sequence data set (persons and events), split by person, scored per person and by QA."""
+    """A bundled sequence data set (persons and events), split by person, scored per person and by QA
+    (``qa=False``: the person-level scores only)."""
+
+    def __init__(self, qa: bool = True) -> None:
+        self.qa = qa
 
     def load(self, spec: str) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
         import tabsynth as ts
@@ -247,7 +251,7 @@ class Pair:
         name = spec.partition("@")[0]
         key, order_by = ts.datasets.SEQUENCES[name]
         return score_pair(train, holdout, synth, key, order_by, ts.datasets.SEQUENCE_TARGETS[name],
-                          RULES.get(name, []), seed)
+                          RULES.get(name, []), seed, self.qa)
 
 
 scoring.KINDS["pair"] = Pair()

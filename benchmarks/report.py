@@ -21,6 +21,7 @@ SCORES = [
     ("qa_accuracy_overall", "mostlyai-qa overall accuracy (events with the persons as context)", 3),
     ("qa_accuracy_univariate", "mostlyai-qa univariate accuracy", 3),
     ("qa_accuracy_bivariate", "mostlyai-qa bivariate accuracy", 3),
+    ("qa_accuracy_trivariate", "mostlyai-qa trivariate accuracy", 3),
     ("qa_accuracy_coherence", "mostlyai-qa coherence accuracy (sequences)", 3),
     ("qa_similarity_cosine_similarity_training_synthetic", "mostlyai-qa embedding similarity, training-synthetic", 3),
     ("qa_distances_dcr_share", "mostlyai-qa DCR share (synthetic rows closer to training than to holdout)", 3),
@@ -33,7 +34,9 @@ SCORES = [
 ]
 
 #: Scores shown with the real data's value in a last column: score -> the record key of that value.
-REAL = {"tstr_auc": ("trtr_auc", "train-on-real"), "person_tstr_auc": ("person_trtr_auc", "train-on-real"),
+REAL = {"tstr_auc": ("trtr_auc", "train-on-real"),
+        **{f"qa_accuracy_{k}": (f"qa_accuracy_{k}_max", "holdout (QA's max)")
+           for k in ("overall", "univariate", "bivariate", "trivariate", "coherence")}, "person_tstr_auc": ("person_trtr_auc", "train-on-real"),
         "rules_share": ("rules_share_real", "real")}
 
 

@@ -147,3 +147,26 @@ def test_qa_scores_fresh_draws_above_a_broken_copy(frames):
     flat = prep["sy"]["events"].assign(value=0.0, kind="low")
     bad = pair.run_qa(prep["tr"], prep["ho"], {**prep["sy"], "events": flat}, "id")
     assert bad["qa_accuracy_overall"] < good["qa_accuracy_overall"] - 0.1
+
+
+def test_a_pair_task_keeps_its_synthetic_tables_and_rescore_scores_them_again(tmp_path, monkeypatch):
+    fake = tmp_path / "fake_worker.py"  # obeys the worker's command line: copies the training pair
+    fake.write_text("import argparse, json, shutil\nfrom pathlib import Path\np = argparse.ArgumentParser()\n"
+                    "for f in ('--method', '--seed', '--data', '--out', '--stats', '--options'):\n"
+                    "    p.add_argument(f)\na = p.parse_args()\nshutil.copytree(a.data, a.out)\n"
+                    "Path(a.stats).write_text(json.dumps({'fit_cpu_s': 1.0, 'got': json.loads(a.options)}))\n")
+    monkeypatch.setitem(scoring.KINDS, "pair", pair.Pair(qa=False))
+    cfg = harness.replace(harness.load_config("sequences"), tables=["headache"], methods=["ts-ar-seq"])
+    store = harness.Store(cfg, tmp_path / "results")
+    assert harness.run(cfg, harness.tasks(cfg), store, worker=fake) == 1
+    (rec,) = store.records().values()
+    assert rec["status"] == "ok" and rec["got"] == {"min_subjects": 100, "key": "id", "order_by": "time"}
+    train, _ = pair.Pair().load("headache")
+    assert rec["order_share"] == pair.order_share(train["events"], "id", "time") > 0.9
+    assert rec["events_per_person"] == 1.0 and rec["person_tstr_auc"] == rec["person_trtr_auc"]
+    kept = store.parts / "headache__ts-ar-seq__default__s0"
+    assert sorted(p.name for p in kept.iterdir()) == ["events.parquet", "subjects.parquet"]
+    store.write_part({**rec, "person_quality": None})
+    assert harness.rescore(cfg, store, harness.tasks(cfg)) == 1
+    (again,) = store.records().values()
+    assert again["person_quality"] == pytest.approx(rec["person_quality"]) and again["fit_cpu_s"] == 1.0
