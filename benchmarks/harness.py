@@ -168,7 +168,7 @@ def run_task(task: Task, cfg: Config, worker: Path = WORKER, keep: Path | None =
     return {**rec, "status": "ok"}
 
 
-def rescore(cfg: Config, store: "Store", todo: Iterable[Task]) -> int:
+def rescore(cfg: Config, store: Store, todo: Iterable[Task]) -> int:
     """Score again the kept synthetic tables of finished tasks (a judge added or fixed after the
     fit); the number rescored."""
     kind, recs, done = scoring.KINDS[cfg.kind], store.records(), 0

@@ -26,8 +26,8 @@ SCORES = [
     ("qa_similarity_cosine_similarity_training_synthetic", "mostlyai-qa embedding similarity, training-synthetic", 3),
     ("qa_distances_dcr_share", "mostlyai-qa DCR share (synthetic rows closer to training than to holdout)", 3),
     ("person_tstr_auc", "person-level TSTR ROC AUC (HistGradientBoosting; train-on-real in the last column)", 3),
-    ("person_quality", "sdmetrics quality of the person-level table (attributes, events per person, "
-     "first/last/mean of each event column)", 3),
+    ("person_quality", ("sdmetrics quality of the person-level table (attributes, events per person, "
+                        "first/last/mean of each event column)"), 3),
     ("events_per_person", "events per person: 1 - KS statistic", 3),
     ("order_share", "persons whose sequence column never falls, as generated (before re-sorting)", 3),
     ("rules_share", "persons meeting every declared rule (real training persons in the last column)", 3),
