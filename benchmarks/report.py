@@ -128,7 +128,7 @@ def render(cfg: Any, records: list[dict[str, Any]]) -> str:
     for key, title, digits in SCORES:
         if not cfg.scores or key in cfg.scores:
             out += [f"## {title}", "", *score_table(ok, key, digits, columns, tables), ""]
-    return "\n".join(out + _failures(parts) + _environment(ok, columns))
+    return "\n".join(out + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
 
 
 def _failures(parts: pd.DataFrame) -> list[str]:
@@ -140,6 +140,19 @@ def _failures(parts: pd.DataFrame) -> list[str]:
         err = str(r.get("error") or "").strip().splitlines()
         out.append(f"| {r.table} | {r.column} | {r.seed} | {r.status} | {(err[-1] if err else '')[:160]} |")
     return [*out, ""]
+
+
+def _missing(cfg: Any, parts: pd.DataFrame) -> list[str]:
+    """The config's (table, method, mode, seed) cells without a record: not run yet."""
+    have = set(zip(parts.table, parts.method, parts["mode"], parts.seed))
+    modes = list(getattr(cfg, "modes", None) or {"default": {}})
+    gone = [(t, m, mode, s) for s in cfg.seeds for t in cfg.tables for m in cfg.methods for mode in modes
+            if (t, m, mode, s) not in have]
+    if not gone:
+        return []
+    out = ["## Not run yet", "", f"{len(gone)} cells of the config have no record (the harness resumes them):", "",
+           "| table | method | mode | seed |", "|---|---|---|---|"]
+    return [*out, *(f"| {t} | {m} | {mode} | {s} |" for t, m, mode, s in gone), ""]
 
 
 def _environment(ok: pd.DataFrame, columns: list[str]) -> list[str]:

@@ -170,3 +170,6 @@ def test_a_pair_task_keeps_its_synthetic_tables_and_rescore_scores_them_again(tm
     assert harness.rescore(cfg, store, harness.tasks(cfg)) == 1
     (again,) = store.records().values()
     assert again["person_quality"] == pytest.approx(rec["person_quality"]) and again["fit_cpu_s"] == 1.0
+    page = store.merge(harness.load_config("sequences"))
+    assert "## Not run yet" in page and "| pbcseq | engine-seq | default | 0 |" in page
+    assert "| headache | ts-ar-seq | default | 0 |" not in page
