@@ -66,10 +66,10 @@ def sdv_par(train: Pair, a: argparse.Namespace) -> Fitted:
     torch.manual_seed(a.seed)
     kw = {"epochs": a.epochs} if a.epochs else {}
     m = PARSynthesizer(meta, context_columns=attrs, verbose=False, **kw)
-    m.fit(long)
+    m.fit({"t": long})
 
     def sample(n: int) -> Pair:
-        out = m.sample(num_sequences=n)
+        out = m.sample_sequences(num_sequences=n)
         out = next(iter(out.values())) if isinstance(out, dict) else out
         persons = out.drop_duplicates(key)[[key, *attrs]].reset_index(drop=True)
         return {"subjects": persons, "events": out[[c for c in events.columns]].reset_index(drop=True)}
