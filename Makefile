@@ -44,7 +44,7 @@ refactor-check: setup
 # MOSTLY AI's engine (Apache-2.0) and SDV (BSL) in venvs of their own. torch goes in first so the
 # on-disk CPU build is kept; the engine pulls torchvision/torchaudio built for CUDA torch, which fail
 # to load beside the CPU torch (transformers then cannot import), and it runs without them.
-bench-setup: setup .venv-engine/.installed .venv-sdv/.installed
+bench-setup: setup .venv-engine/.installed .venv-sdv/.installed .venv-qa/.installed
 	$(PY) -m pip install --quiet $(TORCH) -e ".[bench]"
 
 # One benchmark (benchmarks/configs/NAME.toml; benchmarks/README.md lists them), resumable:
@@ -77,5 +77,12 @@ test-anonymeter: .venv-anonymeter/.installed
 	.venv-sdv/bin/pip install --quiet $(TORCH) sdv==2.0.0
 	touch $@
 
+# MOSTLY AI's QA (Apache-2.0), the independent judge of the sequences benchmark (benchmarks/qa.py).
+.venv-qa/.installed:
+	$(PYTHON) -m venv .venv-qa
+	.venv-qa/bin/pip install --quiet $(TORCH)
+	.venv-qa/bin/pip install --quiet $(TORCH) mostlyai-qa==1.10.11
+	touch $@
+
 clean:
-	rm -rf $(VENV) .venv-engine .venv-sdv .venv-anonymeter out .pytest_cache
+	rm -rf $(VENV) .venv-engine .venv-sdv .venv-qa .venv-anonymeter out .pytest_cache

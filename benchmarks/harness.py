@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pair  # noqa: F401 - registers the "pair" kind (a person table and its events) in scoring.KINDS
 import pandas as pd
 import report
 import scoring
@@ -42,6 +43,8 @@ except ModuleNotFoundError:  # Python 3.10: pytest's own TOML reader
     import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # score with this checkout's tabsynth, as the children fit with it
+    sys.path.insert(0, str(ROOT))
 CONFIGS = HERE / "configs"
 WORKER = HERE / "worker.py"
 
@@ -65,6 +68,8 @@ class Config:
     #: {"plain": method, "dp": method}: the baseline each of our methods is compared with
     against: dict[str, str] = field(default_factory=dict)
     against_label: str = ""
+    #: the two scores ``against`` counts tables won on (default: quality and TSTR)
+    against_scores: list[str] = field(default_factory=lambda: ["quality", "tstr_auc"])
 
 
 def load_config(ref: str) -> Config:
@@ -126,11 +131,13 @@ def child(cmd: list[str], time_limit: float) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def run_task(task: Task, cfg: Config, worker: Path = WORKER) -> dict[str, Any]:
-    """Fit, sample and score one task; its record, whatever happened."""
+def run_task(task: Task, cfg: Config, worker: Path = WORKER, keep: Path | None = None) -> dict[str, Any]:
+    """Fit, sample and score one task; its record, whatever happened. With ``keep``, the synthetic
+    tables are copied there (Parquet) so that ``rescore`` can score them again."""
     kind = scoring.KINDS[cfg.kind]
     train, holdout = kind.load(task.table)
     options = cfg.modes[task.mode]
+    task_options = getattr(kind, "task_options", lambda spec: {})(task.table)  # e.g. a pair's key
     rec: dict[str, Any] = {"table": task.table, "method": task.method, "mode": task.mode, "seed": task.seed,
                            "options": options, "time_limit_s": cfg.time_limit_s,
                            "rows_train": sum(map(len, train.values())),
@@ -142,7 +149,7 @@ def run_task(task: Task, cfg: Config, worker: Path = WORKER) -> dict[str, Any]:
         for name, frame in train.items():
             frame.to_csv(data / f"{name}.csv", index=False)
         cmd = [python_for(task.method), str(worker), "--method", task.method, "--seed", str(task.seed),
-               "--data", str(data), "--out", str(out), "--stats", str(stats), "--options", json.dumps(options)]
+               "--data", str(data), "--out", str(out), "--stats", str(stats), "--options", json.dumps({**options, **task_options})]
         proc = child(cmd, cfg.time_limit_s)
         if proc is None:
             return {**rec, "status": "timeout"}
@@ -150,11 +157,36 @@ def run_task(task: Task, cfg: Config, worker: Path = WORKER) -> dict[str, Any]:
             return {**rec, "status": "failed", "returncode": proc.returncode, "error": proc.stderr[-3000:]}
         rec.update(json.loads(stats.read_text()))
         synth = {p.stem: pd.read_csv(p, low_memory=False) for p in out.glob("*.csv")}
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for name, frame in synth.items():
+                frame.to_parquet(keep / f"{name}.parquet")
     try:
         rec.update(kind.score(task.table, train, holdout, synth, task.seed))
     except Exception as exc:  # noqa: BLE001 - a part records why scoring failed, the run goes on
         return {**rec, "status": "failed", "error": f"scoring: {type(exc).__name__}: {exc}"}
     return {**rec, "status": "ok"}
+
+
+def rescore(cfg: Config, store: Store, todo: Iterable[Task]) -> int:
+    """Score again the kept synthetic tables of finished tasks (a judge added or fixed after the
+    fit); the number rescored."""
+    kind, recs, done = scoring.KINDS[cfg.kind], store.records(), 0
+    for task in todo:
+        rec, kept = recs.get(task.key), store.parts / task.key
+        if rec is None or rec.get("status") not in ("ok", "failed") or not kept.is_dir() or "fit_cpu_s" not in rec:
+            continue
+        train, holdout = kind.load(task.table)
+        synth = {p.stem: pd.read_parquet(p) for p in kept.glob("*.parquet")}
+        print(f"[{time.strftime('%H:%M:%S')}] rescore {task.key}", flush=True)
+        try:
+            new = {**rec, **kind.score(task.table, train, holdout, synth, task.seed), "status": "ok"}
+            new.pop("error", None)
+        except Exception as exc:  # noqa: BLE001 - the part records why scoring failed
+            new = {**rec, "status": "failed", "error": f"scoring: {type(exc).__name__}: {exc}"}
+        store.write_part(new)
+        done += 1
+    return done
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
@@ -199,14 +231,14 @@ class Store:
 
 def run(cfg: Config, todo: Iterable[Task], store: Store, force: bool = False, worker: Path = WORKER) -> int:
     """Run every task without a record (all with ``force``); the number run."""
-    done = set(store.records())
     env, ran = None, 0
     for task in todo:
-        if task.key in done and not force:
+        if task.key in store.records() and not force:  # read anew: another run may have done it
             continue
         env = env or environment()
         print(f"[{time.strftime('%H:%M:%S')}] {task.key}", flush=True)
-        rec = {**run_task(task, cfg, worker), "environment": env}
+        keep = store.parts / task.key if cfg.kind != "single" else None
+        rec = {**run_task(task, cfg, worker, keep), "environment": env}
         print(f"  -> {store.write_part(rec).name}: {rec['status']}", flush=True)
         ran += 1
     return ran
@@ -224,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=HERE / "results", help="folder of the result files")
     p.add_argument("--force", action="store_true", help="redo tasks that have a record")
     p.add_argument("--merge", action="store_true", help="only merge the records into NAME.json and NAME.md")
+    p.add_argument("--rescore", action="store_true",
+                   help="score again the synthetic tables kept in the parts (a pair kind keeps them), no fits")
     a = p.parse_args(argv)
     if a.epochs and a.results == p.get_default("results"):
         raise SystemExit("--epochs is for smoke runs: give --results DIR so that they stay out of benchmarks/results")
@@ -233,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
              if not a.modes or m in a.modes}
     run_cfg = replace(cfg, **pick, modes=modes, time_limit_s=a.time_limit or cfg.time_limit_s)
     store = Store(cfg, a.results)
-    if not a.merge:
+    if a.rescore:
+        rescore(run_cfg, store, tasks(run_cfg))
+    elif not a.merge:
         run(run_cfg, tasks(run_cfg), store, a.force)
     print(store.merge(cfg))
     return 0

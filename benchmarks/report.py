@@ -17,7 +17,27 @@ SCORES = [
     ("sample_rows_per_s", "sample rows per second", 0),
     ("peak_rss_mb", "peak RSS (MB)", 0),
     ("epsilon", "epsilon spent (DP methods)", 3),
+    # a person table and its events (the ``pair`` kind)
+    ("qa_accuracy_overall", "mostlyai-qa overall accuracy (events with the persons as context)", 3),
+    ("qa_accuracy_univariate", "mostlyai-qa univariate accuracy", 3),
+    ("qa_accuracy_bivariate", "mostlyai-qa bivariate accuracy", 3),
+    ("qa_accuracy_trivariate", "mostlyai-qa trivariate accuracy", 3),
+    ("qa_accuracy_coherence", "mostlyai-qa coherence accuracy (sequences)", 3),
+    ("qa_similarity_cosine_similarity_training_synthetic", "mostlyai-qa embedding similarity, training-synthetic", 3),
+    ("qa_distances_dcr_share", "mostlyai-qa DCR share (synthetic rows closer to training than to holdout)", 3),
+    ("person_tstr_auc", "person-level TSTR ROC AUC (HistGradientBoosting; train-on-real in the last column)", 3),
+    ("person_quality", ("sdmetrics quality of the person-level table (attributes, events per person, "
+                        "first/last/mean of each event column)"), 3),
+    ("events_per_person", "events per person: 1 - KS statistic", 3),
+    ("order_share", "persons whose sequence column never falls, as generated (before re-sorting)", 3),
+    ("rules_share", "persons meeting every declared rule (real training persons in the last column)", 3),
 ]
+
+#: Scores shown with the real data's value in a last column: score -> the record key of that value.
+REAL = {"tstr_auc": ("trtr_auc", "train-on-real"),
+        **{f"qa_accuracy_{k}": (f"qa_accuracy_{k}_max", "holdout (QA's max)")
+           for k in ("overall", "univariate", "bivariate", "trivariate", "coherence")}, "person_tstr_auc": ("person_trtr_auc", "train-on-real"),
+        "rules_share": ("rules_share_real", "real")}
 
 
 def _cell(values: pd.Series, digits: int) -> str:
@@ -31,21 +51,22 @@ def _cell(values: pd.Series, digits: int) -> str:
 
 def score_table(ok: pd.DataFrame, key: str, digits: int, columns: list[str], tables: list[str]) -> list[str]:
     """One markdown table: tables down, columns (method, or method and mode) across, seeds as mean [min, max]."""
-    extra = key == "tstr_auc" and "trtr_auc" in ok
-    head = ["table", *columns] + (["train-on-real"] if extra else [])
+    real_key, real_head = REAL.get(key, ("", ""))
+    extra = real_key in ok
+    head = ["table", *columns] + ([real_head] if extra else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in tables:
         sub = ok[ok.table == t]
         cells = [_cell(sub[sub.column == c][key], digits) if key in sub else "-" for c in columns]
         if extra:
-            cells.append(_cell(sub.drop_duplicates("seed")["trtr_auc"], digits))
+            cells.append(_cell(sub.drop_duplicates("seed")[real_key], digits))
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     means = []
     for c in columns:  # mean over the tables every listed column finished, seed-averaged per table
         per_table = ok[ok.column == c].groupby("table")[key].mean() if key in ok else pd.Series(dtype=float)
         means.append(f"{per_table.mean():.{digits}f} ({per_table.notna().sum()})" if per_table.notna().any() else "-")
     if extra:
-        real = ok.drop_duplicates(["table", "seed"]).groupby("table")["trtr_auc"].mean()
+        real = ok.drop_duplicates(["table", "seed"]).groupby("table")[real_key].mean()
         means.append(f"{real.mean():.{digits}f} ({len(real)})" if len(real) else "-")
     lines.append("| **mean (tables)** | " + " | ".join(means) + " |")
     return lines
@@ -53,16 +74,20 @@ def score_table(ok: pd.DataFrame, key: str, digits: int, columns: list[str], tab
 
 def against(ok: pd.DataFrame, cfg: Any, columns: list[str]) -> list[str]:
     """Each of our methods against the config's baseline in the same DP mode and run mode, on the
-    tables both finished: tables won on quality and on TSTR, mean differences, fit CPU ratio."""
+    tables both finished: tables won on the config's two ``against_scores`` (default quality and
+    TSTR), mean differences, fit CPU ratio."""
     from worker import METHODS
 
-    cols = ["quality", "tstr_auc", "fit_cpu_s"]
+    first, second = getattr(cfg, "against_scores", None) or ["quality", "tstr_auc"]
+    names = {k: t.split(" (")[0] for k, t, _ in SCORES}
+    cols = [first, second, "fit_cpu_s"]
     per = ok.reindex(columns=["column", "method", "mode", "table", *cols]).astype({c: float for c in cols})
     per = per.groupby(["column", "table"])[cols].mean()
     have = set(per.index.get_level_values(0))
     title = f"## Against {cfg.against_label or ', '.join(cfg.against.values())} (same mode, tables both finished)"
-    lines = [title, "", ("| method | against | tables | quality won | TSTR won | quality diff (mean) | "
-                         "TSTR diff (mean) | fit CPU ratio (means) |"), "|---|---|---|---|---|---|---|---|"]
+    a, b = names.get(first, first), names.get(second, second)
+    lines = [title, "", (f"| method | against | tables | {a} won | {b} won | {a} diff (mean) | "
+                         f"{b} diff (mean) | fit CPU ratio (means) |"), "|---|---|---|---|---|---|---|---|"]
     for col in columns:
         method, _, mode = col.partition(" ")
         if method not in METHODS:
@@ -71,10 +96,10 @@ def against(ok: pd.DataFrame, cfg: Any, columns: list[str]) -> list[str]:
         peer = f"{base} {mode}".strip() if base else None
         if METHODS[method].venv is not None or peer not in have or col not in have:
             continue
-        both = per.loc[col].join(per.loc[peer], rsuffix="_peer", how="inner").dropna(subset=["quality", "quality_peer"])
+        both = per.loc[col].join(per.loc[peer], rsuffix="_peer", how="inner").dropna(subset=[first, f"{first}_peer"])
         if both.empty:
             continue
-        dq, dt = both.quality - both.quality_peer, both.tstr_auc - both.tstr_auc_peer
+        dq, dt = both[first] - both[f"{first}_peer"], both[second] - both[f"{second}_peer"]
         lines.append(f"| {col} | {peer} | {len(both)} | {int((dq > 0).sum())} | {int((dt > 0).sum())} | "
                      f"{dq.mean():+.3f} | {dt.mean():+.3f} | {both.fit_cpu_s.mean() / both.fit_cpu_s_peer.mean():.2f} |")
     return lines
@@ -103,7 +128,7 @@ def render(cfg: Any, records: list[dict[str, Any]]) -> str:
     for key, title, digits in SCORES:
         if not cfg.scores or key in cfg.scores:
             out += [f"## {title}", "", *score_table(ok, key, digits, columns, tables), ""]
-    return "\n".join(out + _failures(parts) + _environment(ok, columns))
+    return "\n".join(out + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
 
 
 def _failures(parts: pd.DataFrame) -> list[str]:
@@ -115,6 +140,19 @@ def _failures(parts: pd.DataFrame) -> list[str]:
         err = str(r.get("error") or "").strip().splitlines()
         out.append(f"| {r.table} | {r.column} | {r.seed} | {r.status} | {(err[-1] if err else '')[:160]} |")
     return [*out, ""]
+
+
+def _missing(cfg: Any, parts: pd.DataFrame) -> list[str]:
+    """The config's (table, method, mode, seed) cells without a record: not run yet."""
+    have = set(zip(parts.table, parts.method, parts["mode"], parts.seed))
+    modes = list(getattr(cfg, "modes", None) or {"default": {}})
+    gone = [(t, m, mode, s) for s in cfg.seeds for t in cfg.tables for m in cfg.methods for mode in modes
+            if (t, m, mode, s) not in have]
+    if not gone:
+        return []
+    out = ["## Not run yet", "", f"{len(gone)} cells of the config have no record (the harness resumes them):", "",
+           "| table | method | mode | seed |", "|---|---|---|---|"]
+    return [*out, *(f"| {t} | {m} | {mode} | {s} |" for t, m, mode, s in gone), ""]
 
 
 def _environment(ok: pd.DataFrame, columns: list[str]) -> list[str]:

@@ -2,7 +2,8 @@
 """The benchmark methods, and one fit in its own process: fit a method, sample, write rows and costs.
 
 Every method is defined once here (``METHODS``): the venv it runs in, whether it is DP, the kind of
-table it fits (``single``; a pair of tables would be ``pair``) and its fit function. ``harness.py``
+table it fits (``single``, or ``pair``: a person table and its event table) and its fit function
+(the peers' two-table fits are in ``peers.py``). ``harness.py``
 reads the registry and starts this file as a child under the method's interpreter (the main venv
 for tabsynth, ``.venv-engine`` for MOSTLY AI's engine, ``.venv-sdv`` for SDV), so it imports nothing
 but the standard library, numpy, pandas and the method's own package.
@@ -30,6 +31,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
 
 import numpy as np
 import pandas as pd
+import peers
 
 
 def _cpu_seconds() -> float:
@@ -136,6 +138,22 @@ def _one_table(out: pd.DataFrame | dict[str, pd.DataFrame]) -> pd.DataFrame:
     return next(iter(out.values())) if isinstance(out, dict) else out
 
 
+def _tabsynth_pair() -> Method:
+    def fit(train: dict[str, pd.DataFrame], a: argparse.Namespace) -> Fitted:
+        import tabsynth as ts
+
+        kw: dict[str, Any] = {"seed": a.seed, "verbose": False, **a.params}
+        if a.epochs:
+            kw["epochs"] = a.epochs
+        m = ts.TabularAR(**kw).fit(train["events"], subjects=train["subjects"], key=a.key, order_by=a.order_by)
+
+        def sample(n: int) -> dict[str, pd.DataFrame]:
+            subjects, events = m.sample(n_subjects=n, seed=a.seed + 1)
+            return {"subjects": subjects, "events": events}
+        return sample, float("inf")
+    return Method(None, False, fit, kind="pair")
+
+
 METHODS: dict[str, Method] = {
     "ts-ctgan": _tabsynth("ctgan", dp=False), "ts-tvae": _tabsynth("tvae", dp=False),
     "ts-ctgan-dp": _tabsynth("ctgan", dp=True), "ts-tvae-dp": _tabsynth("tvae", dp=True),
@@ -143,6 +161,8 @@ METHODS: dict[str, Method] = {
     "ts-ar-fixed": _tabsynth("ar", dp=False, order="fixed"), "ts-ar-fixed-dp": _tabsynth("ar", dp=True, order="fixed"),
     "engine": _engine(dp=False), "engine-dp": _engine(dp=True),
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),
+    "ts-ar-seq": _tabsynth_pair(), "engine-seq": Method(".venv-engine", False, peers.engine_pair, kind="pair"),
+    "sdv-par": Method(".venv-sdv", False, peers.sdv_par, kind="pair"),
 }
 
 
@@ -153,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder for the synthetic CSVs")
     p.add_argument("--stats", required=True, type=Path, help="costs and epsilon (JSON)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--options", default="{}", help="JSON: epsilon, delta, epochs, params, engine_value_share")
+    p.add_argument("--options", default="{}", help="JSON: epsilon, delta, epochs, params, engine_value_share; "
+                   "for a pair: key, order_by, min_subjects (persons sampled: as many as trained on, at least this)")
     a = p.parse_args(argv)
     opts = {"epsilon": 1.0, "delta": 1e-5, "epochs": None, "params": {}, "engine_value_share": 0.1,
+            "key": None, "order_by": None, "min_subjects": 0,
             **json.loads(a.options)}
     vars(a).update(opts)
     try:
@@ -171,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     sample, spent = method.fit(train["table"] if single else train, a)
     fit_cpu, fit_wall = _cpu_seconds() - cpu0, time.perf_counter() - t0
     t1 = time.perf_counter()
-    synth = sample(len(next(iter(train.values()))))
+    synth = sample(len(train["table"]) if single else max(len(train["subjects"]), a.min_subjects))
     sample_wall = time.perf_counter() - t1
     synth = {"table": synth} if single else synth
     a.out.mkdir(parents=True, exist_ok=True)
