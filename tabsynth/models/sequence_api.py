@@ -21,7 +21,6 @@ from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, mo
 from tabsynth.models.sequence import TwoTables
 from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
 
-
 if TYPE_CHECKING:  # the mixin sits before BaseSynthesizer in the family's bases
     from tabsynth.models.base import BaseSynthesizer as _Family
 else:
