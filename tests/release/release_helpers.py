@@ -34,7 +34,7 @@ class FakeDP:
             setattr(self, k, v)
         return self
 
-    def get_params(self) -> dict:
+    def get_params(self, deep: bool = True) -> dict:
         return {"epochs": self.epochs, "seed": self.seed, "verbose": self.verbose, "epsilon": self.epsilon,
                 "delta": self.delta, "max_grad_norm": self.max_grad_norm}
 
