@@ -37,7 +37,8 @@ class TwoTables:
     """The fitted two-table state of a TabularAR: its person model, event encoders and network.
 
     Attributes:
-        cap: most events per person; ``cut_events_`` events of ``cut_persons_`` persons were over it.
+        cap: most events per person; ``cut_events_`` events of ``cut_persons_`` persons were over it
+            (under DP None: ``cut_shares_`` holds the noisy shares of events and persons cut).
         loss_history: the event network's loss per epoch.
     """
 
@@ -53,6 +54,7 @@ class TwoTables:
         self.ids = IdEncoder.fit(self.key, subjects[self.key])
         data = prepare(events, subjects, self.key, self.column, max_events)
         self.cap, self.cut_events_, self.cut_persons_ = data.cap, data.cut, data.cut_persons
+        self.cut_shares_ = None
         if data.frame.shape[1] == 0:
             raise DataError(f"the event table has no column besides the key {self.key!r}; give it at least one "
                             "column to learn, or declare its order with order_by")
@@ -110,7 +112,12 @@ class TwoTables:
         rng = np.random.default_rng([seed, 1])
         persons = self._persons(n_subjects, subjects, seed, conditions, max_tries, rng, id_offset)
         events = self.events_of(persons, int(rng.integers(2**31)), rng)
-        return Sequences(persons, events, self.key, self.column.name)
+        return Sequences(persons[self.person_columns], events, self.key, self.column.name)
+
+    def _learned_columns(self) -> list[str]:
+        """The person columns the models learned: the person table's, and the first sequence value
+        when a DP fit learned it as a person column."""
+        return self.person_columns + ([self.column.start] if self.column.start is not None else [])
 
     def _persons(self, n: int | None, subjects: pd.DataFrame | None, seed: int, conditions: dict[str, Any] | None,
                  max_tries: int, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
@@ -127,7 +134,7 @@ class TwoTables:
         else:
             persons = self.persons.sample(n, seed=seed, conditions=conditions, max_tries=max_tries)
         persons.insert(0, self.key, self._fresh_ids(len(persons), rng, id_offset))
-        return persons[self.person_columns]
+        return persons[self._learned_columns()]
 
     def _fresh_ids(self, n: int, rng: np.random.Generator, id_offset: int) -> np.ndarray:
         return self.ids.inverse_transform(np.zeros((n, 0)), rng, id_offset).to_numpy()
@@ -145,7 +152,10 @@ class TwoTables:
         elif persons[self.key].isna().any() or persons[self.key].duplicated().any():
             raise DataError(f"the key column {self.key!r} of subjects has missing or repeated values; give each person "
                             "one id, or drop the column to get fresh ids")
-        return persons[self.person_columns]
+        start = self.column.start
+        if start is not None and start not in persons.columns:  # drawn from the person model's marginal
+            persons[start] = self.persons.sample(len(persons), seed=int(rng.integers(2**31)))[start].to_numpy()
+        return persons[self._learned_columns()]
 
     def events_of(self, persons: pd.DataFrame, seed: int, rng: np.random.Generator) -> pd.DataFrame:
         """Events of the person rows ``persons`` (their key and attributes), generated block by block."""
@@ -172,7 +182,8 @@ class TwoTables:
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "column": self.column.to_dict(), "person_columns": self.person_columns,
                 "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
-                "cut_events": self.cut_events_, "cut_persons": self.cut_persons_,
+                "cut_events": self.cut_events_, "cut_persons": self.cut_persons_, "rnn": self.net.rnn_kind,
+                "cut_shares": list(self.cut_shares_) if self.cut_shares_ is not None else None,
                 "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
 
     @classmethod
@@ -180,11 +191,13 @@ class TwoTables:
         out = cls(owner, persons, d["key"], SequenceColumn.from_dict(d["column"]), list(d["person_columns"]),
                   list(d["event_columns"]))
         out.ids = IdEncoder.from_dict(d["ids"])
-        out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), int(d["cut_events"]), int(d["cut_persons"])
+        out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), d["cut_events"], d["cut_persons"]
+        out.cut_shares_ = tuple(d["cut_shares"]) if d.get("cut_shares") is not None else None
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
         sizes = persons.tokens_.sizes.tolist() if persons is not None else []
-        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, out.cap)
+        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, out.cap,
+                              rnn=d.get("rnn", "gru"))
         out.net.load_state_dict(state)
         out.net.to(out.device)
         out.loss_history = pd.DataFrame(d.get("loss_history") or {})

@@ -14,12 +14,14 @@ import pandas as pd
 import torch
 
 from tabsynth.datasets import Sequences
-from tabsynth.errors import ConfigError, PrivacyConfigError
+from tabsynth.errors import ConfigError
 from tabsynth.io import read_table
 from tabsynth.models.device import resolve_device, seeded
 from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
 from tabsynth.models.sequence import TwoTables
 from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
+from tabsynth.privacy import PrivacySpent
+from tabsynth.privacy.config import DPConfig
 
 if TYPE_CHECKING:  # the mixin sits before BaseSynthesizer in the family's bases
     from tabsynth.models.base import BaseSynthesizer as _Family
@@ -49,10 +51,6 @@ class TwoTableMixin(_Family):
         if key is None:
             raise ConfigError("subjects, subject_columns, order_by and max_events describe an event table: name its person id "
                               "column with key=..., e.g. fit(events, subjects=persons, key='id')")
-        if self._private:
-            raise PrivacyConfigError("differential privacy per person (a person and all their events as the unit) "
-                                     "is not yet available in the two-table mode; fit without epsilon, or "
-                                     "synthesize one row per person")
         if metadata is not None:
             raise ConfigError("metadata is not yet taken in the two-table mode; leave it unset (the kinds of the "
                               "person and event columns are detected)")
@@ -64,27 +62,42 @@ class TwoTableMixin(_Family):
                 raise ConfigError("give the person table as subjects=... or name its columns in a long table "
                                   "with subject_columns=..., not both")
             subjects, events = split_long(events, key, order_by, subject_columns)
-        persons = check_tables(events, subjects, key, order_by)
+        persons = check_tables(events, subjects, key, order_by, private=self._private)
         column = SequenceColumn(order_by, **_bounds(order_bounds, order_by, persons, key))
         self._fit_two_tables(events, persons, key, column, max_events)
         return self
 
     def _fit_two_tables(self, events: pd.DataFrame, persons: pd.DataFrame, key: str, column: SequenceColumn,
                         max_events: int | None) -> None:
-        attrs = persons.drop(columns=[key])
-        person_model = type(self)(**self.get_params()).fit(attrs) if attrs.shape[1] else None
+        from tabsynth.distributed import current
+
+        self._runtime = current()
         self.device_ = resolve_device(self.device)
-        if self.verbose:
-            print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
-                  f"{events.shape[1]} columns) on {self.device_}")
-        tables = TwoTables(self, person_model, key, column, list(persons.columns),
-                           list(events.columns))
-        with seeded(self.seed, self.device_):
-            tables.fit(events, persons, max_events)
+        dp = self.dp_config()
+        if dp is not None:
+            from tabsynth.models.sequence_private import fit_private
+
+            if self.verbose:
+                print(f"tabsynth TabularAR: fitting a person table and its event table ({events.shape[1]} columns) "
+                      f"on {self.device_} under differential privacy per person")
+            tables = TwoTables(self, None, key, column, list(persons.columns), list(events.columns))
+            with seeded(self.seed, self.device_):
+                self.privacy_ = fit_private(tables, self, events, persons, max_events, dp)
+            if self.verbose:
+                print(f"privacy: {self.privacy_}")
+        else:
+            attrs = persons.drop(columns=[key])
+            person_model = type(self)(**self.get_params()).fit(attrs) if attrs.shape[1] else None
+            if self.verbose:
+                print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
+                      f"{events.shape[1]} columns) on {self.device_}")
+            tables = TwoTables(self, person_model, key, column, list(persons.columns), list(events.columns))
+            with seeded(self.seed, self.device_):
+                tables.fit(events, persons, max_events)
+            self.n_rows_, self.n_subjects_ = len(events), len(persons)
+            self.privacy_ = None
         self.two_tables_ = tables
-        self.n_rows_, self.n_subjects_ = len(events), len(persons)
         self.loss_history_ = tables.loss_history
-        self.privacy_ = None
         self._sample_calls = 0
 
     def _check_fitted(self) -> None:
@@ -92,10 +105,8 @@ class TwoTableMixin(_Family):
             super()._check_fitted()
 
     def privacy_spent(self) -> Any:
-        from tabsynth.privacy import PrivacySpent
-
         if hasattr(self, "two_tables_"):
-            return PrivacySpent.none()
+            return self.privacy_ or PrivacySpent.none()
         return super().privacy_spent()
 
     def _call_seed(self, seed: int | None) -> int:
@@ -161,19 +172,25 @@ class TwoTableMixin(_Family):
         tables = self.two_tables_
         person = tables.persons
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        if self.privacy_ is not None:
+            params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
+        if params.get("dp") is not None:
+            params["dp"] = params["dp"].to_dict()
         head = {**(model_config(person) if person is not None else {}), "format": FORMAT,
                 "format_version": FORMAT_VERSION, "class": type(self).__name__, "params": params}
         tensors = {f"events.{k}": v.detach().cpu() for k, v in tables.net.state_dict().items()}
         if person is not None:
             tensors.update({f"persons.{k}": v for k, v in model_tensors(person).items()})
         two = {**tables.to_dict(), "n_rows": self.n_rows_, "n_subjects": self.n_subjects_,
-               "has_persons": person is not None}
+               "has_persons": person is not None, "privacy": self.privacy_spent().to_dict()}
         return write_model_file(path, {**head, "two_tables": two}, tensors)
 
     @classmethod
     def _restore_two_tables(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
         two = config["two_tables"]
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
+        if params.get("dp") is not None:
+            params["dp"] = DPConfig.from_dict(params["dp"])
         if device is not None:
             params["device"] = device
         model = cls(**params)
@@ -188,7 +205,8 @@ class TwoTableMixin(_Family):
         model.two_tables_ = TwoTables.from_dict(model, person, two, state)
         model.n_rows_, model.n_subjects_ = two["n_rows"], two["n_subjects"]
         model.loss_history_ = model.two_tables_.loss_history
-        model.privacy_ = None
+        spent = PrivacySpent.from_dict(two["privacy"]) if two.get("privacy") else None
+        model.privacy_ = spent if spent is not None and spent.is_dp else None
         model._sample_calls = 0
         return model
 

@@ -29,7 +29,10 @@ class SequenceColumn:
     """How the sequence column maps to gaps and back: its name (None: row order), ``kind``
     (``"number"`` or ``"datetime"``), the origin of first gaps (datetimes in days since the epoch),
     whether gaps are whole numbers, the column's dtype, and the person columns it must not fall
-    below (``lower``: also the origin of the person's first gap) or rise above (``upper``)."""
+    below (``lower``: also the origin of the person's first gap) or rise above (``upper``).
+    ``start`` names a person column holding each person's first value (the origin of their first
+    gap when there is no ``lower``): a DP fit learns it with the person table, so that no origin
+    is read off the data."""
 
     name: str | None
     kind: str | None = None
@@ -38,6 +41,7 @@ class SequenceColumn:
     dtype: str | None = None
     lower: str | None = None
     upper: str | None = None
+    start: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +82,24 @@ class SequenceColumn:
         self.integer = bool(np.all(values == np.round(values)))
         self.dtype = str(s.dtype)
 
+    def fit_private(self, s: pd.Series) -> np.ndarray:
+        """Under DP: the kind from the dtype alone (integers and floats one numeric kind), the origin
+        0, and the values as float64 (NaN where missing: those events are left out, never named)."""
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            self.kind, self.dtype = "datetime", "datetime64[ns]"
+            t = pd.to_datetime(s)
+            days = _days(t.fillna(pd.Timestamp(0)) if t.dt.tz is None else t.fillna(pd.Timestamp(0, tz=t.dt.tz)))
+            values = np.where(t.isna().to_numpy(), np.nan, days)
+        elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            self.kind, self.dtype = "number", "float64"
+            values = s.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            raise DataError(f"under differential privacy the kind of the sequence column {self.name!r} is taken from "
+                            f"its dtype ({s.dtype}), never read off its values: convert it to numbers or dates "
+                            "first, e.g. with pd.to_numeric or pd.to_datetime")
+        self.origin, self.integer = 0.0, False
+        return values
+
     def bound(self, persons: pd.DataFrame, name: str | None) -> np.ndarray:
         """``[P]`` float values of the person column ``name`` (NaN where missing or undeclared)."""
         if name is None:
@@ -90,8 +112,11 @@ class SequenceColumn:
         return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
 
     def origins(self, persons: pd.DataFrame) -> np.ndarray:
-        """``[P]`` origin of each person's first gap: their ``lower`` value, else the data's smallest."""
+        """``[P]`` origin of each person's first gap: their ``lower`` value, else their ``start``
+        value, else the data's smallest."""
         lower = self.bound(persons, self.lower)
+        if self.start is not None:
+            lower = np.where(np.isnan(lower), self.bound(persons, self.start), lower)
         return np.where(np.isnan(lower), self.origin, lower)
 
     def restore(self, x: np.ndarray) -> pd.Series:
@@ -112,9 +137,9 @@ def _days(s: pd.Series) -> np.ndarray:
     return t.astype("datetime64[ns]").astype("int64").to_numpy() / _NS_PER_DAY
 
 
-def check_tables(events: Any, subjects: Any, key: Any, order_by: Any) -> pd.DataFrame:
+def check_tables(events: Any, subjects: Any, key: Any, order_by: Any, private: bool = False) -> pd.DataFrame:
     """The person table (one made of the event keys when ``subjects`` is None), or a
-    :class:`DataError` saying what to fix in the two tables."""
+    :class:`DataError` saying what to fix in the two tables (``private``: naming no value)."""
     for name, df in (("events", events), ("subjects", subjects)):
         if df is not None and not isinstance(df, pd.DataFrame):
             raise DataError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
@@ -133,14 +158,15 @@ def check_tables(events: Any, subjects: Any, key: Any, order_by: Any) -> pd.Data
                         "both tables")
     _check_key(subjects[key], "person table")
     if subjects[key].duplicated().any():
-        dup = subjects[key][subjects[key].duplicated()].iloc[0]
-        raise DataError(f"the person table has several rows for key {dup!r}; it needs one row per person "
+        dup = "" if private else f" {subjects[key][subjects[key].duplicated()].iloc[0]!r}"
+        raise DataError(f"the person table has several rows for key{dup or 's'}; it needs one row per person "
                         "(move what changes between them to the event table)")
     missing = ~events[key].isin(subjects[key])
     if missing.any():
-        shown = ", ".join(map(repr, pd.unique(events[key][missing])[:5]))
-        raise DataError(f"{int(missing.sum())} events have keys that are not in the person table (e.g. {shown}); "
-                        "add those persons to the person table or drop their events")
+        shown = "" if private else f"{int(missing.sum())} events have keys that are not in the person table (e.g. " + \
+            ", ".join(map(repr, pd.unique(events[key][missing])[:5])) + "); "
+        raise DataError(f"{shown or 'some events have keys that are not in the person table; '}add those persons to "
+                        "the person table or drop their events")
     return subjects
 
 
@@ -172,8 +198,8 @@ def split_long(data: pd.DataFrame, key: str, order_by: str | None, person_column
 
 def _check_key(s: pd.Series, where: str) -> None:
     if s.isna().any():
-        raise DataError(f"key column {s.name!r} of the {where} has {int(s.isna().sum())} missing values; every row "
-                        "needs its person's id: fill them or drop those rows")
+        raise DataError(f"key column {s.name!r} of the {where} has missing values; every row needs its person's id: "
+                        "fill them or drop those rows")
 
 
 @dataclass
@@ -198,13 +224,14 @@ class Prepared:
 
 
 def prepare(events: pd.DataFrame, subjects: pd.DataFrame, key: str, column: SequenceColumn,
-            max_events: int | None) -> Prepared:
-    """Sort, cap and turn the sequence column into gaps (``column`` is fitted here)."""
+            max_events: int | None, values: np.ndarray | None = None) -> Prepared:
+    """Sort, cap and turn the sequence column into gaps (``column`` is fitted here, unless its float
+    ``values`` are given: then it was fitted already)."""
     person = pd.Index(subjects[key]).get_indexer(events[key])
-    values = None
     if column.name is not None:
-        values = column.values(events[column.name])
-        column.fit(events[column.name], values)
+        if values is None:
+            values = column.values(events[column.name])
+            column.fit(events[column.name], values)
         rows = np.lexsort((values, person))
     else:
         rows = np.argsort(person, kind="stable")

@@ -112,27 +112,34 @@ def units(spec: ColumnSpec) -> list[float]:
     return [UNITS_PUBLIC_BOUNDS] if _public_bounds_of(spec) else list(hg.ROUND_UNITS)
 
 
-def noise_scales(metadata: Metadata, noise_multiplier: float) -> tuple[float, dict[str, list[float]]]:
+def noise_scales(metadata: Metadata, noise_multiplier: float, *, row_count: bool = True
+                 ) -> tuple[float, dict[str, list[float]]]:
     """The noise std of the row count and of every statistic of every modelled column, such that
-    ``sum_j sigma_j ** -2 == noise_multiplier ** -2``: a function of the schema alone."""
+    ``sum_j sigma_j ** -2 == noise_multiplier ** -2``: a function of the schema alone. Without
+    ``row_count`` (another release counts the unit) the row count's std is 0 and takes no share."""
     per_column = {s.name: units(s) for s in _modelled(metadata)}
-    total = UNITS_ROW_COUNT + sum(sum(u) for u in per_column.values())
+    total = (UNITS_ROW_COUNT if row_count else 0.0) + sum(sum(u) for u in per_column.values())
     scale = lambda u: noise_multiplier * math.sqrt(total / u)  # noqa: E731
-    return scale(UNITS_ROW_COUNT), {name: [scale(u) for u in us] for name, us in per_column.items()}
+    row_std = scale(UNITS_ROW_COUNT) if row_count else 0.0
+    return row_std, {name: [scale(u) for u in us] for name, us in per_column.items()}
 
 
 def plan(metadata: Metadata, accountant: Accountant, share: float, *,
-         noise_multiplier: float | None = None) -> Release | None:
+         noise_multiplier: float | None = None, row_count: bool = True, name: str = "preprocessing",
+         always: bool = False) -> Release | None:
     """Record the preprocessing release (its noise depends on the schema only) before any data is read.
 
-    ``noise_multiplier`` overrides the one calibrated to ``share`` (when another release shares it)."""
-    if not _modelled(metadata):
+    ``noise_multiplier`` overrides the one calibrated to ``share`` (when another release shares it);
+    ``row_count=False`` leaves the count to another release; ``always`` records a release that
+    measures the row count alone when no column is modelled (None otherwise); ``name`` names it in
+    the statement (a fit of two tables has one per table)."""
+    if not _modelled(metadata) and not (always and row_count):
         return None
     z = accountant.preprocessing_noise(share, 1.0) if noise_multiplier is None else noise_multiplier
-    row_std, stds = noise_scales(metadata, z)
+    row_std, stds = noise_scales(metadata, z, row_count=row_count)
     ref = max(row_std, *(s for v in stds.values() for s in v))
     sensitivity = ref / z  # the statistics scaled to a common noise std ``ref``
-    release = Release("preprocessing", z,
+    release = Release(name, z,
                       mechanism="gaussian (histograms and counts, each statistic with its own noise; L2 sensitivity "
                                 f"{sensitivity:.4g} at noise std {ref:.4g})",
                       details={"noise_std": ref, "l2_sensitivity": sensitivity, "share_of_epsilon": share,
@@ -203,7 +210,7 @@ def _checked_weights(weights: Any, n: int) -> np.ndarray | None:
 def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accountant, release: Release | None, *,
                         n_hat: int, max_modes: int, max_categories: int, rng: np.random.Generator,
                         noise_rng: Any, runtime: Runtime | None = None, weights: np.ndarray | None = None,
-                        max_cells: int = 1) -> PrivateStatistics:
+                        max_cells: int = 1, selections: int | None = None, table: str = "") -> PrivateStatistics:
     """Measure the planned statistics with noise and build every encoder from them alone.
 
     ``n_hat`` is the release's noisy row count (:func:`noisy_row_count`); the accountant's delta is
@@ -212,13 +219,15 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     one-process release. ``weights`` (one per row, a person's summing to at most 1, from
     :func:`tabsynth.privacy.persons.person_weights`) make every statistic sum weights instead of
     counting rows, so its sensitivity holds per person; ``max_cells`` is then the most rows (the
-    contribution bound) one person has, which sets the selection threshold.
+    contribution bound) one person has, which sets the selection threshold. ``selections`` is the
+    number of partition selections of the whole fit when several tables share its ``delta_sel``
+    (default: this table's); ``table`` then prefixes its columns in the statement's selections.
     """
     runtime = runtime or Runtime()
     modelled = _modelled(metadata)
     stds = release.details["noise_stds"] if release is not None else {s.name: [0.0] * len(units(s)) for s in modelled}
     selected = [s.name for s in modelled if _selects(s)]
-    delta_col = accountant.selection_delta(len(selected))
+    delta_col = accountant.selection_delta(len(selected) if selections is None else selections)
     tau = {name: selection_threshold(stds[name][0], delta_col, max_cells) for name in selected}
     weights = _checked_weights(weights, len(df))
 
@@ -247,7 +256,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
             costs[spec.name] = f"noisy histograms in {len(stds[spec.name])} round(s) (bounds, mixture modes, missing rate)"
         encoders.append(enc)
         if spec.name in selected:
-            accountant.add_selection(spec.name, delta_col)
+            accountant.add_selection(f"{table}.{spec.name}" if table else spec.name, delta_col)
     if release is not None:
         release.details.update({
             "partition_selection_threshold": max(tau.values(), default=1.0),
