@@ -82,7 +82,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     if runtime is None:
         return code
     if args.key is not None or args.subjects is not None or args.order_by is not None:
-        return _fit_two_tables(args, _fit_params(args))
+        _fit_two_tables(args, _fit_params(args))
+        return None
     # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
     data = args.data if runtime.distributed else read_table(args.data, text=args.epsilon is not None)
     meta = public_metadata(data, args)

@@ -25,6 +25,11 @@ from tabsynth.models.ar_networks import ARNet
 class SequenceNet(nn.Module):
     """Events of ``event_sizes`` token vocabularies, conditioned on persons of ``person_sizes``."""
 
+    # buffers
+    person_offsets: torch.Tensor
+    columns: torch.Tensor
+    before: torch.Tensor
+
     def __init__(self, person_sizes: Sequence[int], event_sizes: Sequence[int], embedding_dim: int,
                  hidden: Sequence[int], max_events: int) -> None:
         super().__init__()
