@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyError, TabsynthError, TabsynthWarning
-from tabsynth.models.registry import model_class, model_names
+from tabsynth.models.registry import model_class
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import check_epsilon, release_delta
 from tabsynth.privacy.ledger import Budget, Ledger
@@ -44,9 +44,7 @@ from tabsynth.release.checks import (
     read_holdout,
 )
 
-__all__ = ["MODELS", "Release", "release"]
-
-MODELS = tuple(model_names())
+__all__ = ["Release", "release"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     1. checks every argument (nothing is spent on a mistake);
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
-    3. fits ``model`` (a registered family: "tabularar", the default, "ctgan" or "tvae") in DP mode, samples
+    3. fits ``model`` (a registered family, ``tabsynth families`` lists them; default "tabularar") in DP mode, samples
        ``n_rows`` rows (default: the fit's noisy row count, never the exact one) and writes the bundle folder ``out`` (see
        :mod:`tabsynth.release.bundle`), the internal report from ``holdout``/``target`` included
        unless ``report=False``;
