@@ -33,7 +33,7 @@ BUILTIN: dict[str, str] = {
 ENTRY_POINT_GROUP = "tabsynth.families"
 
 _added: dict[str, str | type] = {}
-_loaded: dict[str, type] = {}
+_loaded: dict[str, type] = {}  # by "module:Class"
 
 
 @cache
@@ -64,7 +64,7 @@ def _check_new(name: str, known: Mapping[str, object], where: str) -> None:
 def _resolve(name: str, target: str | type) -> type:
     if isinstance(target, type):
         return target
-    if name not in _loaded:
+    if target not in _loaded:
         module, _, attr = target.partition(":")
         try:
             cls = getattr(importlib.import_module(module), attr)
@@ -73,8 +73,8 @@ def _resolve(name: str, target: str | type) -> type:
                               f"({type(exc).__name__}: {exc}); install or fix the package that declares it") from exc
         if not isinstance(cls, type):
             raise ConfigError(f"model family {name!r} is declared as {target!r}, which is not a class")
-        _loaded[name] = cls
-    return _loaded[name]
+        _loaded[target] = cls
+    return _loaded[target]
 
 
 class _Families(Mapping[str, type]):
@@ -116,7 +116,6 @@ def unregister(name: str) -> None:
         raise ConfigError(f"{name!r} was not added by register(); the families added so far: "
                           f"{', '.join(_added) or 'none'}")
     del _added[name]
-    _loaded.pop(name, None)
 
 
 def family_name(cls: type) -> str:

@@ -78,6 +78,27 @@ def test_registration_is_one_line_and_undone_by_unregister():
         register("TVAE", "independent_family:IndependentColumns")
 
 
+def test_an_installed_package_declares_a_family_by_its_entry_point(tmp_path, monkeypatch):
+    from tabsynth.models import registry
+
+    info = tmp_path / "independent_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: independent-pkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tabsynth.families]\nIndependent = independent_family:IndependentColumns\n"
+                                           "tvae = independent_family:IndependentColumns\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry._entry_points.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="'tvae' of the entry point .* is left out: the name is taken"):
+            assert model_names() == ["ctgan", "tvae", "tabularar", "independent"]
+        assert MODELS["Independent"].__name__ == "IndependentColumns" and MODELS["TVAE"] is ts.TVAE
+        assert "independent" in _choices("release")
+    finally:
+        monkeypatch.undo()
+        registry._entry_points.cache_clear()
+    assert "independent" not in model_names()
+
+
 def test_a_family_that_cannot_be_imported_is_named_with_its_declaration():
     register("Missing", "no_such_module:Family")
     try:
