@@ -277,3 +277,8 @@ def _version() -> str:
         return __version__
     except ImportError:  # pragma: no cover
         return "unknown"
+
+
+from tabsynth.report.sequence_report import evaluate_sequences  # noqa: E402  (it builds on the helpers above)
+
+__all__ += ["evaluate_sequences"]
