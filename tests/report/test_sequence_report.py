@@ -164,3 +164,29 @@ def test_bad_input_says_what_to_fix(real):
         evaluate_sequences(real, real, order_bounds=(None, "death"))
     with pytest.raises(ConfigError, match="per-person aggregate"):
         evaluate_sequences(real, real, holdout=real, target="nope")
+
+
+def test_cli_report_of_two_tables(tmp_path, capsys):
+    import argparse
+
+    from tabsynth.report import command
+
+    real, syn = make_pair(30, 0), make_pair(30, 2, offset=1000)
+    for name, pair in (("real", real), ("syn", syn)):
+        pair.subjects.to_csv(tmp_path / f"{name}_subjects.csv", index=False)
+        pair.events.to_csv(tmp_path / f"{name}_events.csv", index=False)
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "rep.html"
+    base = ["report", "--real", str(tmp_path / "real_events.csv"), "--synthetic", str(tmp_path / "syn_events.csv"),
+            "--n-attacks", "100", "-o", str(out)]
+    command.run(parser.parse_args([*base, "--subjects", str(tmp_path / "real_subjects.csv"), "--synthetic-subjects",
+                                   str(tmp_path / "syn_subjects.csv"), "--key", "id", "--order-by", "day",
+                                   "--order-bounds", ":futime"]))
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["sequences"]["order"]["order_bounds"] == [None, "futime"]
+    assert data["data"]["rows"]["real"] == 30 and "events_per_person" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--synthetic-subjects"):
+        command.run(parser.parse_args([*base, "--subjects", str(tmp_path / "real_subjects.csv"), "--key", "id"]))
+    with pytest.raises(ConfigError, match="with --key"):
+        command.run(parser.parse_args([*base, "--order-by", "day"]))
