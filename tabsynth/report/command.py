@@ -27,6 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["healthcare", "finance"], help="default column roles and wording")
     p.add_argument("--max-rows", type=int, default=10_000, help="subsample larger tables to this many rows "
                                                                 "(default 10000)")
+    p.add_argument("--max-plots", type=int, default=20, help="distribution plots of the least faithful columns "
+                                                             "(default 20)")
     p.add_argument("--n-attacks", type=int, default=2000, help="attacks per privacy test (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     two = p.add_argument_group("two tables", "--real, --synthetic and --holdout are event tables (several rows per "
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
         model = load(args.model)
     title = f"Synthetic data report: {Path(args.synthetic).name} vs {Path(args.real).name}"
     common = dict(holdout=None, target=args.target, profile=args.profile, model=model, max_rows=args.max_rows,
-                  seed=args.seed, n_attacks=args.n_attacks, title=title)
+                  max_plots=args.max_plots, seed=args.seed, n_attacks=args.n_attacks, title=title)
     if getattr(args, "key", None) is not None:
         from tabsynth.report import evaluate_sequences
 

@@ -179,7 +179,7 @@ def test_cli_report_of_two_tables(tmp_path, capsys):
     command.add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "rep.html"
     base = ["report", "--real", str(tmp_path / "real_events.csv"), "--synthetic", str(tmp_path / "syn_events.csv"),
-            "--n-attacks", "100", "-o", str(out)]
+            "--n-attacks", "100", "--max-plots", "0", "-o", str(out)]
     command.run(parser.parse_args([*base, "--subjects", str(tmp_path / "real_subjects.csv"), "--synthetic-subjects",
                                    str(tmp_path / "syn_subjects.csv"), "--key", "id", "--order-by", "day",
                                    "--order-bounds", ":futime"]))
