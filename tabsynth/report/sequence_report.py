@@ -21,17 +21,17 @@ import pandas as pd
 from tabsynth.datasets import Sequences
 from tabsynth.errors import ConfigError
 from tabsynth.metadata import Metadata
-from tabsynth.report import (
+from tabsynth.report._common import DEFAULT_MAX_ROWS, Prepared, check_positive_int, convert, prepare
+from tabsynth.report.core import (
     REPORT_SCHEMA_VERSION,
     Report,
-    _fidelity,
-    _privacy,
-    _sizes,
-    _subsample_caveat,
-    _utility,
-    _version,
+    package_version,
+    run_fidelity,
+    run_privacy,
+    run_utility,
+    subsample_caveat,
+    table_sizes,
 )
-from tabsynth.report._common import DEFAULT_MAX_ROWS, Prepared, check_positive_int, convert, prepare
 from tabsynth.report.section import Section, threshold_check
 from tabsynth.report.sequences import (
     N_EVENTS,
@@ -187,10 +187,10 @@ def _fidelities(prep_p: Prepared | None, prep_e: Prepared, settings: dict[str, A
         out["person_fidelity"], out["person_figs"] = ({"skipped": "the person table has no column besides the key "
                                                                   "to compare"}, {})
     else:
-        out["person_fidelity"], out["person_figs"] = _fidelity(prep_p, caveats=[], **kw)
+        out["person_fidelity"], out["person_figs"] = run_fidelity(prep_p, caveats=[], **kw)
     ev = dataclasses.replace(prep_e, frames={k: prep_e.frames[k] for k in ("real", "synthetic", "holdout")
                                              if k in prep_e.frames})
-    out["event_fidelity"], out["event_figs"] = _fidelity(ev, caveats=[], **kw)
+    out["event_fidelity"], out["event_figs"] = run_fidelity(ev, caveats=[], **kw)
     return out
 
 
@@ -228,15 +228,15 @@ def _parts(real, pairs, prep_p, prep_e, prep_w, people, bounds, target, caveats,
     t = time.perf_counter()
     out.update(_sequence_parts(pairs, prep_e, prep_w, people, bounds))
     out["sequence_seconds"] = time.perf_counter() - t
-    out["utility"] = _utility(prep_w, target, seed=settings["seed"], max_rows=settings["max_rows"])
+    out["utility"] = run_utility(prep_w, target, seed=settings["seed"], max_rows=settings["max_rows"])
     out["inventory"] = build_inventory(prep_w, prep_w.frames["real"], roles, settings["profile"])
     threat = threat_model(roles, settings["profile"], target)
     threat["unit_of_privacy"] = _UNIT
     out["threat"] = threat
     raw = {k: prep_w.frames.get(k) for k in ("real", "synthetic", "holdout")}
-    out["privacy"], out["privacy_figs"] = _privacy(prep_w, raw, threat, seed=settings["seed"],
+    out["privacy"], out["privacy_figs"] = run_privacy(prep_w, raw, threat, seed=settings["seed"],
                                                    max_rows=settings["max_rows"], n_attacks=settings["n_attacks"])
-    caveats.extend(_subsample_caveat(_sizes(prep_w), settings["max_rows"]))
+    caveats.extend(subsample_caveat(table_sizes(prep_w), settings["max_rows"]))
     return out
 
 
@@ -290,7 +290,7 @@ def _data(parts, sections, caveats, real, pairs, prep_w, settings, target, bound
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "tabsynth_version": _version(),
+        "tabsynth_version": package_version(),
         "scores": section_scores(sections),
         "summary": build_summary(sections, caveats),
         "settings": {**settings, "target": target, "order_bounds": list(bounds) if bounds else None},
