@@ -190,3 +190,16 @@ def test_cli_report_of_two_tables(tmp_path, capsys):
         command.run(parser.parse_args([*base, "--subjects", str(tmp_path / "real_subjects.csv"), "--key", "id"]))
     with pytest.raises(ConfigError, match="with --key"):
         command.run(parser.parse_args([*base, "--order-by", "day"]))
+
+
+def test_report_on_a_fitted_two_table_model(real):
+    import tabsynth as ts
+
+    model = ts.TabularAR(seed=0, epochs=2, verbose=False).fit(real.events, subjects=real.subjects, key="id",
+                                                             order_by="day", order_bounds=(None, "futime"))
+    synthetic = model.sample(n_subjects=60, seed=1)
+    report = evaluate_sequences(real, synthetic, order_bounds=(None, "futime"), **FAST)
+    assert report.scores["order"] == 1.0
+    for name in ("fidelity", "event_fidelity", "events_per_person", "aggregates", "transitions"):
+        assert 0.0 < report.scores[name] <= 1.0
+    assert report.to_dict()["sequences"]["sizes"]["events"]["synthetic"] == len(synthetic.events)
