@@ -85,6 +85,9 @@ def as_number(s: pd.Series) -> pd.Series:
     """A sequence or bound column as floats: numbers as they are, dates as days since 1970."""
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return s.astype("float64")
+    numbers = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(s.dtype) else None
+    if numbers is not None and numbers.notna().sum() == s.notna().sum():
+        return numbers.astype("float64")
     dt = s if pd.api.types.is_datetime64_any_dtype(s.dtype) else pd.to_datetime(s, errors="coerce", format="mixed")
     if getattr(dt.dt, "tz", None) is not None:
         dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)

@@ -203,3 +203,19 @@ def test_report_on_a_fitted_two_table_model(real):
     for name in ("fidelity", "event_fidelity", "events_per_person", "aggregates", "transitions"):
         assert 0.0 < report.scores[name] <= 1.0
     assert report.to_dict()["sequences"]["sizes"]["events"]["synthetic"] == len(synthetic.events)
+
+
+def test_dates_as_the_sequence_column_and_bound(real):
+    start = pd.Timestamp("2020-01-01")
+    events = real.events.assign(day=(start + pd.to_timedelta(real.events["day"], unit="D")).dt.strftime("%Y-%m-%d"))
+    persons = real.subjects.assign(end=(start + pd.to_timedelta(real.subjects["futime"], unit="D")).dt.strftime(
+        "%Y-%m-%d"))
+    dated = Sequences(persons, events, "id", "day")
+    late = events.copy()
+    late.loc[late.index[::4], "day"] = "2031-01-01"
+    seq = evaluate_sequences(dated, Sequences(persons, late, "id", "day"), order_bounds=(None, "end"),
+                             **FAST).to_dict()["sequences"]
+    assert seq["order"]["real"]["all"]["share"] == 1.0
+    assert seq["order"]["synthetic"]["rules"]["upper_bound:end"]["share"] < 0.8
+    gaps = next(r for r in seq["event_fidelity"]["per_column"] if r["column"] == "day_gap")
+    assert gaps["kind"] == "numerical" and gaps["synthetic"] < 1.0
