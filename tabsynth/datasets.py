@@ -68,6 +68,9 @@ class Sequences(tuple):
     column, or None where the row order within a person is the sequence.
     """
 
+    key: str
+    order_by: str | None
+
     def __new__(cls, subjects: pd.DataFrame, events: pd.DataFrame, key: str,
                 order_by: str | None = None) -> Sequences:
         pair = super().__new__(cls, (subjects, events))

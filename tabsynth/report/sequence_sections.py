@@ -61,7 +61,7 @@ def aggregate_scores(prep: Prepared, names: dict[str, str], frames: dict[str, pd
     """Each per-person aggregate compared as a table: summaries of both sides, KS complement for
     numbers and TV complement for categories, against the reference."""
     R, S, RB, RF = (frames[k] for k in ("real", "synthetic", "ref_base", "ref"))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, kind in names.items():
         numeric = kind in NUMERIC_KINDS
         score_of = ks_complement if numeric else tv_complement

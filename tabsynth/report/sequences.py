@@ -7,7 +7,7 @@ and the aggregates of their events, and each event beside the previous event of 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,8 @@ def check_sequences(pair: Any, what: str, *, allow_none: bool = False) -> Sequen
     if not isinstance(pair, Sequences):
         raise DataError(f"{what} must be a tabsynth.datasets.Sequences (a person table and its event table), got "
                         f"{type(pair).__name__}; build one with Sequences(subjects, events, key='id', order_by=...)")
-    subjects = check_frame_arg(pair.subjects, f"{what}.subjects")
-    events = check_frame_arg(pair.events, f"{what}.events")
+    subjects = cast(pd.DataFrame, check_frame_arg(pair.subjects, f"{what}.subjects"))
+    events = cast(pd.DataFrame, check_frame_arg(pair.events, f"{what}.events"))
     key, order_by = pair.key, pair.order_by
     for name, df in (("subjects", subjects), ("events", events)):
         if key not in df.columns:
