@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from tabsynth.datasets import Sequences
-from tabsynth.errors import ConfigError
+from tabsynth.errors import ConfigError, DataError
 from tabsynth.metadata import Metadata
 from tabsynth.report._common import DEFAULT_MAX_ROWS, Prepared, check_positive_int, convert, prepare
 from tabsynth.report.core import (
@@ -80,6 +80,9 @@ def _check_inputs(real, synthetic, holdout, order_bounds, profile, settings: dic
     from tabsynth.report.inventory import check_profile
 
     real = check_sequences(real, "real")
+    if len(real.subjects) < 2:
+        raise DataError("real has a single person; the report compares distributions over persons: give at "
+                        "least two")
     synthetic = check_like(real, check_sequences(synthetic, "synthetic"), "synthetic")
     holdout = check_like(real, check_sequences(holdout, "holdout", allow_none=True), "holdout")
     bounds = check_bounds(real, order_bounds)

@@ -208,7 +208,7 @@ def tv_complement(a: pd.Series, b: pd.Series) -> float | None:
     p = filled(pd.Series(a)).value_counts(normalize=True)
     q = filled(pd.Series(b)).value_counts(normalize=True)
     p, q = p.align(q, fill_value=0.0)
-    return clip01(1.0 - 0.5 * float(np.abs(p - q).sum()))
+    return clip01(round(1.0 - 0.5 * float(np.abs(p - q).sum()), 12))
 
 
 def mean_of(values: list[float | None]) -> float | None:

@@ -160,6 +160,8 @@ def test_bad_input_says_what_to_fix(real):
     orphans = Sequences(real.subjects.iloc[1:], real.events, "id", "day")
     with pytest.raises(DataError, match="missing from real.subjects"):
         evaluate_sequences(orphans, real)
+    with pytest.raises(DataError, match="at least two"):
+        evaluate_sequences(real.head(1), real)
     with pytest.raises(ConfigError, match="order_bounds column 'death'"):
         evaluate_sequences(real, real, order_bounds=(None, "death"))
     with pytest.raises(ConfigError, match="per-person aggregate"):
