@@ -185,10 +185,11 @@ class SequenceMetadata:
             if not isinstance(d.get(name), Mapping):
                 raise MetadataError(f"sequence metadata needs {name!r}: the {name[:-1]} table's metadata object")
             tables[name] = Metadata.from_dict(d[name])
-        bounds = d.get("order_bounds") or {}
+        bounds: Any = d.get("order_bounds") or {}
         if isinstance(bounds, Mapping):
             bounds = (bounds.get("lower"), bounds.get("upper"))
-        meta = cls(tables["persons"], tables["events"], d.get("key"), d.get("order_by"), d.get("order_kind"),
+        key: Any = d.get("key")
+        meta = cls(tables["persons"], tables["events"], key, d.get("order_by"), d.get("order_kind"),
                    tuple(bounds) if isinstance(bounds, (list, tuple)) else bounds)
         for name in ("person_columns", "event_columns"):
             if name in d and list(d[name]) != getattr(meta, name):
