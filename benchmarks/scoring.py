@@ -16,6 +16,9 @@ Scores of a single table:
   the holdout's size (about 0.5: no copying; 1: copies of training rows).
 * ``validity``: share of synthetic rows whose every category was seen in training and every number
   lies inside the training range (missing counts as valid where training had missing values).
+* ``exact_share`` and ``at_precision``: per numeric column, the share of synthetic values that are
+  among the training values, and the share written at the training column's decimals (the fewest,
+  0 to 8, that write 99.9% of its values); each the mean over numeric columns (:func:`exact_values`).
 """
 
 from __future__ import annotations
@@ -176,6 +179,36 @@ def validity(train: pd.DataFrame, synth: pd.DataFrame) -> float:
     return float(ok.mean())
 
 
+# --- exact values ------------------------------------------------------------------------------
+def decimals(values: np.ndarray) -> int | None:
+    """Fewest decimals (0-8) that write 99.9% of ``values`` exactly; None when 8 do not."""
+    for d in range(9):
+        if np.mean(np.round(values, d) == values) >= 0.999:
+            return d
+    return None
+
+
+def exact_values(train: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
+    """``exact_share`` and ``at_precision`` (module docstring); NaN for a table without numeric columns."""
+    inside, at = [], []
+    for c in train.columns:
+        if is_categorical(train[c]):
+            continue
+        real = train[c].dropna().to_numpy(float)
+        syn = pd.to_numeric(synth[c], errors="coerce").dropna().to_numpy(float)
+        if not len(real) or not len(syn):
+            continue
+        inside.append(float(np.isin(syn, real).mean()))
+        d = decimals(real)
+        at.append(float(np.mean(np.round(syn, d) == syn)) if d is not None else np.nan)
+    return {"exact_share": _mean(inside), "at_precision": _mean(at)}
+
+
+def _mean(values: list[float]) -> float:
+    known = [v for v in values if not np.isnan(v)]
+    return float(np.mean(known)) if known else float("nan")
+
+
 def quality(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
     """sdmetrics QualityReport overall score (default thresholds) and the all-pairs variant.
 
@@ -209,6 +242,7 @@ def score(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, targe
     out["tstr_auc"] = tstr_auc(synth, train, holdout, target, seed)
     out["dcr_share"] = dcr_share(train, holdout, synth, seed)
     out["validity"] = validity(train, synth)
+    out.update(exact_values(train, synth))
     return out
 
 

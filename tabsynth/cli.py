@@ -82,7 +82,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     if runtime is None:
         return code
     if args.key is not None or args.subjects is not None or args.order_by is not None:
-        return _fit_two_tables(args, _fit_params(args))
+        _fit_two_tables(args, _fit_params(args))
+        return None
     # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
     data = args.data if runtime.distributed else read_table(args.data, text=args.epsilon is not None)
     meta = public_metadata(data, args)
@@ -185,6 +186,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out), df, epochs=args.epochs, holdout=holdout, target="income", verbose=not args.quiet)
 
 
+def _cmd_families(args: argparse.Namespace) -> None:
+    from tabsynth.models.registry import describe
+
+    rows = describe()
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    for name, target, summary in rows:
+        print(f"{name:<{width[0]}}  {target:<{width[1]}}  {summary}")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from tabsynth.report import command as report_command
 
@@ -197,6 +207,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "fit": _cmd_fit,
     "sample": _cmd_sample,
     "demo": _cmd_demo,
+    "families": _cmd_families,
     **release_command.COMMANDS,
 }
 
@@ -218,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="metadata JSON to write (printed when omitted)")
 
     p = sub.add_parser("fit", help="fit a model on a table and save it",
-                       description="Fit a model (CTGAN, TVAE or TabularAR) on a table and save it (no pickle).")
+                       description="Fit a model (a family of tabsynth families) on a table and save it (no pickle).")
     p.add_argument("data", help="input table (.csv, .csv.gz, .parquet)")
     p.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.tsyn)")
     p.add_argument("--model", choices=model_names(), default="tabularar",
@@ -245,6 +256,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train in this many processes on this node (torchrun, data parallel; input must be "
                         "Parquet); for several nodes run torchrun -m tabsynth fit ... yourself")
 
+    _add_sample_parser(sub)
+    from tabsynth.report import command as report_command
+
+    report_command.add_parser(sub)
+    release_command.add_parser(sub)
+
+    _add_demo_parser(sub)
+    _add_families_parser(sub)
+    return parser
+
+
+def _add_two_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
+    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
+    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
+    p.add_argument("--max-events", type=positive_int,
+                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
+    p.add_argument("--order-bounds", metavar="LOWER:UPPER",
+                   help="person columns the --order-by value of every event stays between (either may be empty)")
+
+
+def _add_sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="sample synthetic rows from a saved model",
                        description="Stream synthetic rows from a saved model to a file.")
     p.add_argument("model", help="model file written by tabsynth fit")
@@ -258,23 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=positive_int, default=1,
                    help="sample in this many processes (torchrun); OUTPUT is then a Parquet dataset directory")
 
-    from tabsynth.report import command as report_command
 
-    report_command.add_parser(sub)
-    release_command.add_parser(sub)
-
-    _add_demo_parser(sub)
-    return parser
-
-
-def _add_two_table_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
-    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
-    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
-    p.add_argument("--max-events", type=positive_int,
-                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
-    p.add_argument("--order-bounds", metavar="LOWER:UPPER",
-                   help="person columns the --order-by value of every event stays between (either may be empty)")
+def _add_families_parser(sub) -> None:
+    sub.add_parser("families", help="list the model families --model accepts",
+                   description="List the model families: the built-in ones and those of installed packages "
+                               "(entry points of the group tabsynth.families): name, class, summary.")
 
 
 def _add_demo_parser(sub) -> None:

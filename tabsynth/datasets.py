@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, overload
 
 import pandas as pd
 
@@ -67,6 +68,9 @@ class Sequences(tuple):
     ``key`` links them (one row per person in ``subjects``); ``order_by`` is the events' sequence
     column, or None where the row order within a person is the sequence.
     """
+
+    key: str
+    order_by: str | None
 
     def __new__(cls, subjects: pd.DataFrame, events: pd.DataFrame, key: str,
                 order_by: str | None = None) -> Sequences:
@@ -141,6 +145,18 @@ def path(name: str, part: str | None = None) -> Path:
             "checkout (pip install -e .) or TABSYNTH_DATASETS must point at the datasets folder"
         )
     return p
+
+
+#: The names in :data:`SEQUENCES`, for the type of :func:`load`.
+SequenceName = Literal["pbcseq", "rwm5yr", "nlswork", "headache", "cracker"]
+
+
+@overload
+def load(name: SequenceName) -> Sequences: ...
+
+
+@overload
+def load(name: str) -> pd.DataFrame: ...
 
 
 def load(name: str) -> pd.DataFrame | Sequences:

@@ -63,7 +63,8 @@ class _Contract:
         return self._fitted
 
     def check_registered(self) -> None:
-        assert self.cls in MODELS.values(), "register the family: register('NAME')(cls) in its module"
+        assert self.cls in MODELS.values(), ("declare the family in one line: an entry point of the group "
+                                             "'tabsynth.families', or register('NAME', cls)")
 
     def check_constructor_stores_parameters(self) -> None:
         names = [p for p in inspect.signature(self.cls).parameters if p != "self"]

@@ -54,3 +54,9 @@ def test_sequences_pair_unpacks_and_names_its_parts():
     subjects, events = pair
     assert subjects is pair.subjects and events is pair.events
     assert pair.order_by is None and list(subjects.columns) == ["id"]
+
+
+def test_the_type_of_load_names_every_sequence_table():
+    from typing import get_args
+
+    assert sorted(get_args(ts.datasets.SequenceName)) == ts.datasets.sequence_names()

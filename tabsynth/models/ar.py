@@ -24,7 +24,6 @@ from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.marginal_matching import MarginalMatching
 from tabsynth.models.params import Hyperparameters
-from tabsynth.models.registry import register
 from tabsynth.models.sequence_api import TwoTableMixin
 from tabsynth.models.stopping import EarlyStopping, split_validation, validation_loss
 from tabsynth.models.training import PlainTrainer, shuffled
@@ -37,7 +36,6 @@ from tabsynth.transform.tokens import DEFAULT_BINS, Tokenizer
 ORDERS = ("any", "fixed")
 
 
-@register("TabularAR")
 class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
     """Autoregressive model over tokenised columns; with ``fit(events, subjects=..., key=...)`` a person
     table and its event table together (:mod:`tabsynth.models.sequence_api`).

@@ -22,7 +22,6 @@ from tabsynth.models.condition import ConditionSampler
 from tabsynth.models.gan_networks import Discriminator, Generator, pair_loss
 from tabsynth.models.generation import Condition, Requested
 from tabsynth.models.marginal_matching import MarginalMatching
-from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, repeated
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
@@ -33,7 +32,6 @@ LOSSES = ("wgan-gp", "bce")
 _FAST_ADAM = {"fused": True}
 
 
-@register("CTGAN")
 class CTGAN(MarginalMatching, BaseSynthesizer):
     """Conditional tabular GAN.
 

@@ -88,9 +88,13 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
         ) from exc
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise ModelFileError(f"{path}: weights.pt must hold a dict of tensors")
+    restore = getattr(cls, "_restore_two_tables", None) if "two_tables" in config else None
+    if "two_tables" in config and restore is None:
+        raise ModelFileError(f"{path}: holds a person table and an event table, which {config.get('class')} "
+                             "cannot load: it has no two-table mode")
     try:
-        if "two_tables" in config:  # a person table and its event table (tabsynth.models.sequence)
-            return cls._restore_two_tables(config, tensors, device)
+        if restore is not None:  # a person table and its event table (tabsynth.models.sequence)
+            return restore(config, tensors, device)
         return restore_model(cls, config, tensors, device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: model file is inconsistent and cannot be loaded ({exc})") from exc

@@ -126,6 +126,7 @@ class TwoTables:
                 raise InvalidConditionError("conditions apply to generated persons; with subjects=df the persons are "
                                             "given: filter df instead")
             return self._given(subjects, rng, id_offset)
+        assert n is not None, "n_subjects is given when subjects is not"
         if self.persons is None:
             if conditions:
                 raise InvalidConditionError("the person table has no column besides the key, so there is nothing "
@@ -251,7 +252,7 @@ class _Trainer:
                 total, steps = total + float(loss.detach().sum()) / len(idx), steps + 1
             record = {"epoch": epoch, "loss": total / max(steps, 1)}
             history.append(record)
-            if stopper is not None:
+            if stopper is not None and valid is not None:
                 summed = validation_loss(lambda i: self._loss(person[i], tokens[i], lengths[i]), valid, 4 * bs)
                 stop = stopper.step(epoch, summed, len(valid))
                 record["val_loss"] = stopper.last

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,8 @@ class TwoTableMixin(_Family):
                                   "with subject_columns=..., not both")
             subjects, events = split_long(events, key, order_by, subject_columns)
         persons = check_tables(events, subjects, key, order_by, private=self._private)
-        column = SequenceColumn(order_by, **_bounds(order_bounds, order_by, persons, key))
+        lower, upper = _bounds(order_bounds, order_by, persons, key)
+        column = SequenceColumn(order_by, lower=lower, upper=upper)
         self._fit_two_tables(events, persons, key, column, max_events)
         return self
 
@@ -112,7 +113,7 @@ class TwoTableMixin(_Family):
     def _call_seed(self, seed: int | None) -> int:
         if seed is not None:
             return int(seed)
-        base = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        base = self.seed if self.seed is not None else int(cast(int, np.random.SeedSequence().entropy) % 2**31)
         self._sample_calls += 1
         return int(np.random.default_rng([base, self._sample_calls - 1]).integers(2**31))
 
@@ -125,6 +126,8 @@ class TwoTableMixin(_Family):
             if n_subjects is not None or subjects is not None:
                 raise ConfigError("n_subjects and subjects are for a model fitted on a person table and its event "
                                   "table: fit(events, subjects=persons, key=...) first, or ask for n rows")
+            if n is None:
+                raise ConfigError("a model fitted on one table samples n rows: give sample(n)")
             return super().sample(n, seed, conditions, max_tries=max_tries)
         n_subjects = self._two_table_count(n, n_subjects, subjects)
         return self.two_tables_.sample(n_subjects, subjects, self._call_seed(seed), conditions, max_tries)
@@ -211,10 +214,10 @@ class TwoTableMixin(_Family):
         return model
 
 
-def _bounds(order_bounds: Any, order_by: str | None, persons: pd.DataFrame, key: str) -> dict[str, str | None]:
+def _bounds(order_bounds: Any, order_by: str | None, persons: pd.DataFrame, key: str) -> tuple[str | None, str | None]:
     """``lower`` and ``upper`` person columns of ``order_bounds``, or a :class:`ConfigError`."""
     if order_bounds is None:
-        return {}
+        return None, None
     if order_by is None:
         raise ConfigError("order_bounds bound the sequence column: name it with order_by=...")
     if not isinstance(order_bounds, (tuple, list)) or len(order_bounds) != 2:
@@ -223,7 +226,7 @@ def _bounds(order_bounds: Any, order_by: str | None, persons: pd.DataFrame, key:
         if name is not None and (name not in persons.columns or name == key):
             raise ConfigError(f"order_bounds names {name!r}, which is not a column of the person table; columns: "
                               f"{', '.join(c for c in persons.columns if c != key)}")
-    return {"lower": order_bounds[0], "upper": order_bounds[1]}
+    return order_bounds[0], order_bounds[1]
 
 
 def two_table_paths(path: str | os.PathLike) -> tuple[Path, Path]:

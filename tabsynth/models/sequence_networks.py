@@ -57,6 +57,11 @@ class SequenceNet(nn.Module):
     """Events of ``event_sizes`` token vocabularies, conditioned on persons of ``person_sizes``;
     ``rnn`` one of :data:`RNNS`."""
 
+    # buffers
+    person_offsets: torch.Tensor
+    columns: torch.Tensor
+    before: torch.Tensor
+
     def __init__(self, person_sizes: Sequence[int], event_sizes: Sequence[int], embedding_dim: int,
                  hidden: Sequence[int], max_events: int, rnn: str = "gru") -> None:
         super().__init__()

@@ -114,7 +114,7 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     config = dataclasses.replace(dp, grad_sample_mode="hooks",
                                  max_physical_batch_size=dp.max_physical_batch_size or PHYSICAL_PERSONS)
     fit = PrivateTwoTables.begin_two_tables(config, persons, person_meta, PersonUnit(
-        events[key], order=order, subjects=persons[key], max_events=max_events), event_meta, owner._runtime)
+        events[key], order=order, subjects=persons[key], max_events=max_events), event_meta, owner._runtime, key)
     bound = fit.persons
     assert bound is not None and fit.n_hat is not None, "measured by begin_two_tables"
     kept = events[bound.kept].reset_index(drop=True)

@@ -17,7 +17,6 @@ from torch import nn
 from tabsynth.models.base import BaseSynthesizer
 from tabsynth.models.generation import Condition
 from tabsynth.models.marginal_matching import MarginalMatching
-from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
 from tabsynth.models.vae_networks import VAENet
 from tabsynth.privacy.config import DPConfig
@@ -25,7 +24,6 @@ from tabsynth.privacy.marginals import NoisyMarginals, marginal_loss
 from tabsynth.privacy.trainer import DPTrainer
 
 
-@register("TVAE")
 class TVAE(MarginalMatching, BaseSynthesizer):
     """Tabular variational autoencoder.
 

@@ -93,6 +93,8 @@ class Accountant:
         #: The privacy unit neighbouring data sets differ by: "row", or "person" (their subject row
         #: and all their events, :mod:`tabsynth.privacy.persons`).
         self.unit = "row"
+        #: The person key column's name when the unit is "person" (named in the statement), or None.
+        self.unit_key: str | None = None
         self.set_delta(delta)
 
     def set_delta(self, delta: float) -> None:
@@ -197,5 +199,6 @@ class Accountant:
             epsilon=eps, delta=total_delta, parts=parts, accountant="rdp",
             composition="Renyi DP composition of all Gaussian parts at delta_rdp, plus the partition-selection "
                         f"delta; {ADJACENCY[self.unit]}",
-            randomness=randomness, assumptions=assumptions,
+            randomness=randomness, assumptions=assumptions, unit=self.unit,
+            unit_key=self.unit_key if self.unit == "person" else None,
         )

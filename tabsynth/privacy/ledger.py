@@ -1,7 +1,7 @@
 """A persistent privacy-budget ledger: one SQLite file, shared safely by concurrent processes.
 
 >>> ledger = Ledger("budget.db")
->>> ledger.set_budget("adult-2026", epsilon=3.0, delta=1e-5)
+>>> ledger.set_budget("adult-2026", epsilon=3.0, delta=1e-5)   # per row; unit="person", key="id": per person
 >>> rid = ledger.reserve("adult-2026", 1.0, 1e-6, release_id="r1", mechanism="DP-SGD",
 ...                      params={"epochs": 10}, fingerprint=sha256_of_table)
 >>> ...  # train, sample, write
@@ -17,6 +17,10 @@ Guarantees
   touched_data=False)`` frees it, for a run that never read the data.
 * **Composition.** Basic (sequential) composition across releases: the epsilons and the deltas of
   every counted spend add up. The rule is stated in the ledger's ``meta`` table.
+* **One unit per dataset.** A budget is recorded with its privacy unit (``"row"``, or
+  ``"person"`` with the person key column: :mod:`tabsynth.privacy.unit`), and a reservation with
+  another unit is refused, since spends per row and per person do not add up. A ledger written
+  before units existed reads as per row.
 * **Integrity.** Every change is an event in an append-only SHA-256 hash chain (each event hashes
   its content and the previous event's hash). Every transaction re-verifies the chain, replays it
   and compares the result with the ``budgets`` and ``spends`` tables; ``PRAGMA integrity_check``
@@ -57,6 +61,7 @@ from tabsynth.privacy.ledger_store import (
     now,
     tabsynth_version,
 )
+from tabsynth.privacy.unit import check_unit, unit_change, unit_label, unit_mismatch
 
 __all__ = ["Budget", "Ledger", "LedgerIntegrityError", "Spend", "COMPOSITION"]
 
@@ -66,16 +71,19 @@ STATUSES = COUNTED + ("rolled_back",)
 
 @dataclass(frozen=True)
 class Budget:
-    """An (epsilon, delta) pair: a dataset's total, spent or remaining budget."""
+    """An (epsilon, delta) pair: a dataset's total, spent or remaining budget, per ``unit`` ("row" or "person")."""
 
     epsilon: float
     delta: float
+    unit: str = "row"
+    key: str | None = None
 
     def __iter__(self) -> Iterator[float]:  # so ``eps, delta = ledger.remaining(...)`` works
         return iter((self.epsilon, self.delta))
 
     def __str__(self) -> str:
-        return f"epsilon={self.epsilon:.6g}, delta={self.delta:.6g}"
+        text = f"epsilon={self.epsilon:.6g}, delta={self.delta:.6g}"
+        return text if self.unit == "row" else f"{text} {unit_label(self.unit, self.key)}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,11 @@ class Ledger(LedgerFile):
                 delta += _dec(s["delta"])
         return eps, delta
 
+    @staticmethod
+    def _counted(state: ChainState, dataset_id: str) -> int:
+        """How many spends on ``dataset_id`` count (reserved, committed or failed)."""
+        return sum(1 for s in state.spends.values() if s["dataset_id"] == dataset_id and s["status"] in COUNTED)
+
     def _remaining(self, state: ChainState, dataset_id: str) -> tuple[Decimal, Decimal]:
         if dataset_id not in state.budgets:
             raise PrivacyBudgetExceeded(
@@ -146,30 +159,33 @@ class Ledger(LedgerFile):
         eps_s, delta_s = self._spent(state, dataset_id)
         return _dec(eps_b) - eps_s, _dec(delta_b) - delta_s
 
+    @staticmethod
+    def _budget(state: ChainState, dataset_id: str, eps: Any, delta: Any) -> Budget:
+        """``(eps, delta)`` as a :class:`Budget` in the unit of ``dataset_id``."""
+        return Budget(float(eps), float(delta), *state.units.get(dataset_id, ("row", None)))
+
     def datasets(self) -> dict[str, Budget]:
-        """Every dataset id with its total budget."""
+        """Every dataset id with its total budget (and its privacy unit)."""
         with self._transaction(write=False) as (_, state):
-            return {k: Budget(v[0], v[1]) for k, v in sorted(state.budgets.items())}
+            return {k: self._budget(state, k, v[0], v[1]) for k, v in sorted(state.budgets.items())}
 
     def budget(self, dataset_id: str) -> Budget:
-        """The total budget of ``dataset_id``."""
+        """The total budget of ``dataset_id``, with its privacy unit (``.unit``, ``.key``)."""
         with self._transaction(write=False) as (_, state):
             self._remaining(state, dataset_id)
             eps, delta, _ = state.budgets[dataset_id]
-            return Budget(eps, delta)
+            return self._budget(state, dataset_id, eps, delta)
 
     def spent(self, dataset_id: str) -> Budget:
         """The counted spend (reserved, committed and failed) on ``dataset_id``, by basic composition."""
         with self._transaction(write=False) as (_, state):
             self._remaining(state, dataset_id)
-            eps, delta = self._spent(state, dataset_id)
-            return Budget(float(eps), float(delta))
+            return self._budget(state, dataset_id, *self._spent(state, dataset_id))
 
     def remaining(self, dataset_id: str) -> Budget:
         """What ``dataset_id`` can still spend; raises :class:`PrivacyBudgetExceeded` if it has no budget."""
         with self._transaction(write=False) as (_, state):
-            eps, delta = self._remaining(state, dataset_id)
-            return Budget(float(eps), float(delta))
+            return self._budget(state, dataset_id, *self._remaining(state, dataset_id))
 
     def history(self, dataset_id: str | None = None) -> list[Spend]:
         """Every spend (all datasets when ``dataset_id`` is None), oldest first."""
@@ -226,40 +242,53 @@ class Ledger(LedgerFile):
         return "hmac-sha256:" + hmac.new(key, fingerprint.encode("ascii"), hashlib.sha256).hexdigest()
 
     # --- writing ------------------------------------------------------------------------------
-    def set_budget(self, dataset_id: str, epsilon: float, delta: float, *, only_if_new: bool = False) -> Budget:
+    def set_budget(self, dataset_id: str, epsilon: float, delta: float, *, unit: str | None = None,
+                   key: str | None = None, only_if_new: bool = False) -> Budget:
         """Set (or change) the total budget of ``dataset_id``; returns the budget now in force.
 
-        With ``only_if_new=True`` an existing budget is kept and returned unchanged (atomically, so
-        concurrent first releases agree). A new total below what is already spent is refused.
+        ``unit``: the privacy unit, "row" or "person" (``key``: the person key column); None keeps the
+        dataset's ("row" when new); it cannot change under counted spends. With ``only_if_new=True`` an
+        existing budget is kept and returned unchanged (atomically, so concurrent first releases
+        agree). A new total below what is already spent is refused.
         """
         _check_text(dataset_id, "dataset_id")
         epsilon, delta = check_epsilon(epsilon, "budget epsilon"), check_delta(delta, "budget delta")
+        if unit is not None or key is not None:
+            unit, key = check_unit(unit, key, need_key=True)
         with self._transaction(write=True) as (conn, state):
             if dataset_id in state.budgets:
                 if only_if_new:
                     eps, dlt, _ = state.budgets[dataset_id]
-                    return Budget(eps, dlt)
+                    return self._budget(state, dataset_id, eps, dlt)
+                have = state.units[dataset_id]
+                if unit is not None and (unit, key) != have and self._counted(state, dataset_id):
+                    raise unit_change(dataset_id, have, (unit, key), self._counted(state, dataset_id))
                 eps_s, delta_s = self._spent(state, dataset_id)
                 if _dec(epsilon) < eps_s or _dec(delta) < delta_s:
                     raise PrivacyConfigError(
                         f"dataset {dataset_id!r} has already spent epsilon={float(eps_s):.6g}, "
                         f"delta={float(delta_s):.6g}; a budget of epsilon={epsilon:.6g}, delta={delta:.6g} is below "
                         "that. Spent privacy cannot be taken back.")
+            if unit is None:
+                unit, key = state.units.get(dataset_id, ("row", None))
             t = now()
-            self._append(conn, state, "budget", dataset_id, {"time": t, "epsilon": epsilon, "delta": delta})
+            payload = {"time": t, "epsilon": epsilon, "delta": delta, "unit": unit, **({"key": key} if key else {})}
+            self._append(conn, state, "budget", dataset_id, payload)
             conn.execute("INSERT OR REPLACE INTO budgets (dataset_id, epsilon, delta, set_at) VALUES (?, ?, ?, ?)",
                          (dataset_id, epsilon, delta, t))
-            return Budget(epsilon, delta)
+            return Budget(epsilon, delta, unit, key)
 
     def reserve(self, dataset_id: str, epsilon: float, delta: float, release_id: str, mechanism: str,
-                params: dict[str, Any] | None, fingerprint: str) -> int:
+                params: dict[str, Any] | None, fingerprint: str, *, unit: str = "row", key: str | None = None) -> int:
         """Reserve (epsilon, delta) for a release in one transaction; returns the reservation id.
 
-        Raises :class:`PrivacyBudgetExceeded` (with the numbers) when it does not fit in the
-        remaining budget or the dataset has no budget, :class:`PrivacyConfigError` for an epsilon
-        <= 0 or a delta outside [0, 1). Nothing is recorded when it raises.
+        ``unit``/``key``: the release's privacy unit, which must be the dataset's. Raises
+        :class:`PrivacyBudgetExceeded` (with the numbers) when it does not fit in the remaining
+        budget or the dataset has no budget, :class:`PrivacyConfigError` for another unit, an
+        epsilon <= 0 or a delta outside [0, 1). Nothing is recorded when it raises.
         """
         _check_text(dataset_id, "dataset_id")
+        unit, key = check_unit(unit, key, need_key=True)
         epsilon, delta = check_epsilon(epsilon), check_delta(delta)
         _check_text(release_id, "release_id")
         _check_text(mechanism, "mechanism")
@@ -271,6 +300,8 @@ class Ledger(LedgerFile):
             raise PrivacyConfigError(f"params must be JSON-serialisable (no NaN), got {params!r} ({exc})") from exc
         with self._transaction(write=True) as (conn, state):
             eps_r, delta_r = self._remaining(state, dataset_id)
+            if state.units[dataset_id] != (unit, key):
+                raise unit_mismatch(dataset_id, state.units[dataset_id], (unit, key))
             if _dec(epsilon) > eps_r or _dec(delta) > delta_r:
                 eps_b, delta_b, _ = state.budgets[dataset_id]
                 what = []
@@ -278,8 +309,7 @@ class Ledger(LedgerFile):
                     what.append(f"epsilon {epsilon:.6g} asked, {float(eps_r):.6g} of {eps_b:.6g} left")
                 if _dec(delta) > delta_r:
                     what.append(f"delta {delta:.6g} asked, {float(delta_r):.6g} of {delta_b:.6g} left")
-                counted = sum(1 for s in state.spends.values()
-                              if s["dataset_id"] == dataset_id and s["status"] in COUNTED)
+                counted = self._counted(state, dataset_id)
                 raise PrivacyBudgetExceeded(
                     f"dataset {dataset_id!r}: the release does not fit in its privacy budget ({'; '.join(what)}; "
                     f"basic composition over {counted} counted spends). Nothing was spent. What would fit: "
@@ -289,7 +319,7 @@ class Ledger(LedgerFile):
             t = now()
             payload = {"time": t, "id": sid, "release_id": release_id, "mechanism": mechanism, "params": params,
                        "epsilon": epsilon, "delta": delta, "fingerprint": fingerprint,
-                       "tabsynth_version": tabsynth_version()}
+                       "tabsynth_version": tabsynth_version(), "unit": unit, **({"key": key} if key else {})}
             self._append(conn, state, "reserve", dataset_id, payload)
             conn.execute(
                 f"INSERT INTO spends ({', '.join(SPEND_COLUMNS)}) VALUES ({', '.join('?' * len(SPEND_COLUMNS))})",

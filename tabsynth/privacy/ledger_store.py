@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tabsynth.errors import PrivacyError
+from tabsynth.privacy.unit import check_unit
 
 __all__ = ["COMPOSITION", "SPEND_COLUMNS", "ChainState", "LedgerFile", "LedgerIntegrityError", "canonical", "now",
            "tabsynth_version"]
@@ -59,10 +60,14 @@ class LedgerIntegrityError(PrivacyError):
 
 @dataclass
 class ChainState:
-    """What replaying the hash chain yields: meta, budgets, spends, the head hash and the event count."""
+    """What replaying the hash chain yields: meta, budgets, units, spends, the head hash and the event count.
+
+    ``units``: each dataset's privacy unit and person key, recorded in its budget events only (a
+    budget event without one, from a ledger written before units existed, is per row)."""
 
     meta: dict[str, Any] = field(default_factory=dict)
     budgets: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    units: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     spends: dict[int, dict[str, Any]] = field(default_factory=dict)
     head: str = GENESIS
     count: int = 0
@@ -317,9 +322,11 @@ class LedgerFile:
                 if ds is None:
                     raise fail(f"event {seq} sets a budget for no dataset")
                 state.budgets[ds] = (float(p["epsilon"]), float(p["delta"]), t)
+                state.units[ds] = self._replay_unit(state, seq, ds, p)
             elif kind == "reserve":
                 sid = int(p["id"])
-                if sid in state.spends or ds not in state.budgets:
+                if sid in state.spends or ds not in state.budgets or (
+                        "unit" in p and (p["unit"], p.get("key")) != state.units[ds]):
                     raise fail(f"event {seq} reserves an impossible spend")
                 state.spends[sid] = {
                     "id": sid, "dataset_id": ds, "release_id": p["release_id"], "time": t,
@@ -341,3 +348,14 @@ class LedgerFile:
                 raise fail(f"event {seq} has unknown kind {kind!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise fail(f"event {seq} is malformed ({exc})") from exc
+
+    def _replay_unit(self, state: ChainState, seq: int, ds: str, p: dict[str, Any]) -> tuple[str, str | None]:
+        """The unit a budget event sets; a change of unit under counted spends is impossible history."""
+        try:
+            unit = check_unit(p.get("unit", "row"), p.get("key"), need_key=True)
+        except PrivacyError as exc:
+            raise self._integrity_error(f"event {seq} records an impossible privacy unit ({exc})") from exc
+        if ds in state.units and unit != state.units[ds] and any(
+                s["dataset_id"] == ds and s["status"] != "rolled_back" for s in state.spends.values()):
+            raise self._integrity_error(f"event {seq} changes the privacy unit of a dataset with counted spends")
+        return unit

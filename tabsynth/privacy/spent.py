@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tabsynth.privacy.unit import check_unit, neighbours, unit_label
+
 
 @dataclass(frozen=True)
 class PrivacyPart:
@@ -31,6 +33,18 @@ class PrivacySpent:
     randomness: str | None = None
     #: What the fit took as public without spending budget (the schema, declared domains).
     assumptions: dict[str, Any] | None = None
+    #: The privacy unit neighbouring data sets differ by: "row", or "person" (their subject row and
+    #: all their events, :mod:`tabsynth.privacy.unit`), with the person key column when known.
+    unit: str = "row"
+    unit_key: str | None = None
+
+    def __post_init__(self) -> None:
+        check_unit(self.unit, self.unit_key)
+
+    @property
+    def neighbours(self) -> str:
+        """What neighbouring data sets differ by, as a sentence ("... differ by one row")."""
+        return neighbours(self.unit, self.unit_key)
 
     @property
     def reproducible(self) -> bool:
@@ -58,7 +72,8 @@ class PrivacySpent:
         parts = {k: PrivacyPart(**v) for k, v in (d.get("parts") or {}).items()}
         return cls(epsilon=eps, delta=float(d.get("delta", 0.0)), parts=parts,
                    accountant=d.get("accountant"), composition=d.get("composition"),
-                   randomness=d.get("randomness"), assumptions=d.get("assumptions"))
+                   randomness=d.get("randomness"), assumptions=d.get("assumptions"),
+                   unit=d.get("unit") or "row", unit_key=d.get("unit_key"))
 
     def __str__(self) -> str:
         if not self.is_dp:
@@ -68,4 +83,5 @@ class PrivacySpent:
         head = f"({self.epsilon:.3g}, {self.delta:.3g})-differential privacy"
         if self.reproducible:
             head = f"NOT PRIVATE: noise reproducible from a seed (test mode; would otherwise be {head})"
-        return f"{head} ({self.composition and 'RDP-composed: '}{parts})" if parts else head
+        unit = unit_label(self.unit, self.unit_key)
+        return f"{head} ({unit}; {'RDP-composed: ' if self.composition else ''}{parts})" if parts else f"{head} ({unit})"

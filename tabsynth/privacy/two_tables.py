@@ -80,7 +80,8 @@ class PrivateTwoTables(PrivateFit):
     encoders from noisy statistics alone, and :meth:`trainer` plans DP-SGD over persons.
     """
 
-    def __init__(self, config: DPConfig, persons: Metadata, events: Metadata, runtime: Any) -> None:
+    def __init__(self, config: DPConfig, persons: Metadata, events: Metadata, runtime: Any,
+                 key: str | None = None) -> None:
         if runtime.distributed:
             raise PrivacyConfigError("a DP fit of a person table and its event table runs in one process; "
                                      "start it without torchrun")
@@ -88,7 +89,7 @@ class PrivateTwoTables(PrivateFit):
         self.person_metadata = persons
         self.randomness = Randomness.for_fit(config.secure_mode, rank=runtime.rank)
         self.accountant = Accountant(config.epsilon, resolve_delta(config.delta, None, config.max_delta))
-        self.accountant.unit = "person"
+        self.accountant.unit, self.accountant.unit_key = "person", key
         self._person_release, self._preprocessing, self._bound_release = plan_two_tables(
             persons, events, self.accountant, config.preprocessing_epsilon_share)
         self._marginals = None
@@ -98,10 +99,11 @@ class PrivateTwoTables(PrivateFit):
 
     @classmethod
     def begin_two_tables(cls, config: DPConfig, subjects: pd.DataFrame, person_metadata: Metadata, unit: PersonUnit,
-                         event_metadata: Metadata, runtime: Any) -> PrivateTwoTables:
+                         event_metadata: Metadata, runtime: Any, key: str | None = None) -> PrivateTwoTables:
         """Plan the releases, measure the noisy person count (``subjects`` has one row per person) and
-        the contribution bound of ``unit`` (the event rows' keys and order)."""
-        fit = cls(config, person_metadata, event_metadata, runtime)
+        the contribution bound of ``unit`` (the event rows' keys and order); ``key`` names the person
+        key column in the statement."""
+        fit = cls(config, person_metadata, event_metadata, runtime, key)
         fit.n_hat = noisy_row_count(subjects, fit._person_release, fit.randomness, runtime)
         fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
         window_rng = np.random.default_rng(fit.randomness.secret_seed())

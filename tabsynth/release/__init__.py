@@ -16,9 +16,9 @@ import types
 
 from tabsynth.privacy.ledger import Budget, Ledger, Spend
 from tabsynth.release.bundle import BundleVerificationError, fingerprint_table, verify, write_bundle
-from tabsynth.release.core import MODELS, Release, release
+from tabsynth.release.core import Release, release
 
-__all__ = ["Budget", "BundleVerificationError", "Ledger", "MODELS", "Release", "Spend", "fingerprint_table",
+__all__ = ["Budget", "BundleVerificationError", "Ledger", "Release", "Spend", "fingerprint_table",
            "release", "verify", "write_bundle"]
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from tabsynth.privacy.unit import neighbours, unit_label
+
 __all__ = ["model_card"]
 
-#: The sections every card carries unchanged: intended use, known limits and how to verify.
-_USE_LIMITS_AND_FILES = (
+#: The sections every card carries unchanged: intended use, known limits (after the unit's) and how to verify.
+_USE = (
     "## Intended use", "",
     "- Exploratory analysis, prototyping, teaching, software testing and sharing the shape of the data "
     "with people who may not see the real rows.",
@@ -22,8 +24,8 @@ _USE_LIMITS_AND_FILES = (
     "- Not for decisions about individuals, and not as a substitute for the real data in final "
     "scientific, clinical or financial conclusions.", "",
     "## Known limits", "",
-    "- The guarantee is per row. A person with several rows in the source table is protected less "
-    "(roughly k times epsilon for k rows).",
+)
+_LIMITS_AND_FILES = (
     "- Differential privacy bounds what the table reveals about any one row; it does not stop "
     "inferences about groups that hold in the population.",
     "- Noise lowers fidelity: rare categories, small subgroups, outliers and distribution tails are "
@@ -38,6 +40,17 @@ _USE_LIMITS_AND_FILES = (
     "`manifest.json` lists the SHA-256 of every public file; check a copy with "
     "`tabsynth verify <folder>`.", "",
 )
+
+
+def _unit_limit(p: dict[str, Any]) -> str:
+    """The known limit that follows from the privacy unit the statement names."""
+    if p.get("unit", "row") == "row":
+        return ("- The guarantee is per row. A person with several rows in the source table is protected less "
+                "(roughly k times epsilon for k rows).")
+    key = p.get("unit_key")
+    return (f"- The guarantee is {unit_label('person', key)}: a person's row in the person table and all their "
+            "events are protected together. The same human under two keys counts as two persons, protected "
+            "separately.")
 
 
 def _fmt(x: Any) -> str:
@@ -104,11 +117,12 @@ def _privacy_section(p: dict[str, Any]) -> list[str]:
         return lines + ["**No formal privacy guarantee.** This model was trained without differential privacy: "
                         "the synthetic rows may reveal information about individual rows of the source table. Do "
                         "not publish it as a private release.", ""]
+    unit, key = p.get("unit", "row"), p.get("unit_key")
     lines += [f"The model, and therefore this table, satisfies **({_fmt(p['epsilon'])}, {_fmt(p['delta'])})-"
-              "differential privacy** with respect to adding or removing one row of the source table. The "
-              "statement covers the whole pipeline (preprocessing statistics, sampling conditions and "
-              "training); the synthetic rows are post-processing of the private model, so any analysis of "
-              "them keeps the guarantee.", "",
+              f"differential privacy {unit_label(unit, key)}**. {neighbours(unit, key)}: one is the other with "
+              f"one {unit} added or removed. The statement covers the whole pipeline (preprocessing statistics, "
+              "sampling conditions and training); the synthetic rows are post-processing of the private model, so "
+              "any analysis of them keeps the guarantee.", "",
               f"- Accountant: {p.get('accountant') or 'not stated'}",
               f"- Composition of the parts: {p.get('composition') or 'not stated'}", ""]
     parts = p.get("parts") or {}
@@ -148,6 +162,6 @@ def _internal_note(manifest: dict[str, Any]) -> list[str]:
 def model_card(manifest: dict[str, Any], synthetic: pd.DataFrame) -> str:
     """The Markdown model card of a release, from its (public) manifest and synthetic rows only."""
     lines = (_release_section(manifest, synthetic) + _privacy_section(manifest["privacy"])
-             + _budget_section(manifest) + _settings_section(manifest["model"]) + list(_USE_LIMITS_AND_FILES)
-             + _internal_note(manifest))
+             + _budget_section(manifest) + _settings_section(manifest["model"]) + list(_USE)
+             + [_unit_limit(manifest["privacy"])] + list(_LIMITS_AND_FILES) + _internal_note(manifest))
     return "\n".join(lines)

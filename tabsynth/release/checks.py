@@ -14,9 +14,10 @@ from tabsynth.models.registry import model_names
 from tabsynth.privacy.config import MAX_RELEASE_DELTA, check_delta, check_epsilon
 from tabsynth.privacy.ledger import Ledger
 from tabsynth.privacy.randomness import reproducible_noise_active
+from tabsynth.privacy.unit import unit_mismatch
 
 __all__ = ["check_budget", "check_metadata", "check_names", "check_positive_int", "check_release_delta",
-           "open_ledger", "read_frame", "read_holdout"]
+           "check_unit", "open_ledger", "read_frame", "read_holdout"]
 
 
 def check_positive_int(value: Any, name: str) -> int | None:
@@ -97,9 +98,9 @@ def check_budget(budget: Any) -> tuple[float, float]:
     return check_epsilon(budget[0], "budget epsilon"), check_delta(budget[1], "budget delta")
 
 
-def open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
-                budget: tuple[float, float] | None) -> Ledger:
-    """The ledger, created with ``budget`` for a new dataset; a different existing budget is refused."""
+def open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str, budget: tuple[float, float] | None,
+                unit: str = "row", key: str | None = None) -> Ledger:
+    """The ledger, created with ``budget`` (in ``unit``) for a new dataset; a different existing budget is refused."""
     if not isinstance(ledger, Ledger):
         if budget is None and not Path(ledger).exists():
             raise PrivacyError(f"{ledger}: no ledger file there; check the path, or create the ledger by giving the "
@@ -107,10 +108,18 @@ def open_ledger(ledger: Ledger | str | os.PathLike, dataset_id: str,
                                "--budget-delta D)")
         ledger = Ledger(ledger)
     if budget is not None:
-        now = ledger.set_budget(dataset_id, *budget, only_if_new=True)
+        now = ledger.set_budget(dataset_id, *budget, unit=unit, key=key, only_if_new=True)
         if (now.epsilon, now.delta) != budget:
             raise ConfigError(
                 f"dataset {dataset_id!r} already has a budget of epsilon={now.epsilon:.6g}, delta={now.delta:.6g} "
                 f"in {ledger.path}; drop the budget (CLI: --budget-epsilon/--budget-delta), or change it "
                 f"deliberately with: tabsynth ledger {ledger.path} --dataset-id {dataset_id} --set-budget E D")
     return ledger
+
+
+def check_unit(ledger: Ledger, dataset_id: str, unit: str = "row", key: str | None = None) -> None:
+    """Refuse a release whose privacy unit (``"row"``, or ``"person"`` with its ``key`` column) is not
+    the unit of ``dataset_id``'s budget, before anything is reserved (the reservation checks it again)."""
+    have = ledger.budget(dataset_id)
+    if (have.unit, have.key) != (unit, key):
+        raise unit_mismatch(dataset_id, (have.unit, have.key), (unit, key))

@@ -66,6 +66,9 @@ def add_ledger_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset-id", help="show only this dataset")
     p.add_argument("--set-budget", nargs=2, type=number, metavar=("EPSILON", "DELTA"),
                    help="set or change the total budget of --dataset-id (never below what is spent)")
+    p.add_argument("--person-key", metavar="KEY",
+                   help="with --set-budget: the budget is per person, a person being the rows that share the value "
+                        "of column KEY (default: per row, or the dataset's unit when it has one)")
     return p
 
 
@@ -124,12 +127,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def run_ledger(args: argparse.Namespace) -> None:
     from tabsynth.privacy.ledger import Ledger
+    from tabsynth.privacy.unit import unit_label
 
     ledger = Ledger(args.ledger, create=False)
+    if args.person_key is not None and args.set_budget is None:
+        raise ConfigError("--person-key goes with --set-budget (it sets the unit the budget is counted in)")
     if args.set_budget is not None:
         if not args.dataset_id:
             raise ConfigError("--set-budget needs --dataset-id")
-        b = ledger.set_budget(args.dataset_id, *args.set_budget)
+        unit = None if args.person_key is None else "person"
+        b = ledger.set_budget(args.dataset_id, *args.set_budget, unit=unit, key=args.person_key)
         print(f"budget of {args.dataset_id!r} set to {b}")
     budgets = ledger.datasets()
     if args.dataset_id is not None and args.dataset_id not in budgets:
@@ -140,9 +147,10 @@ def run_ledger(args: argparse.Namespace) -> None:
     rows = []
     for ds in ids:
         spent, left = ledger.spent(ds), ledger.remaining(ds)
-        rows.append([ds, f"{budgets[ds].epsilon:.6g}", f"{budgets[ds].delta:.3g}", f"{spent.epsilon:.6g}",
+        b = budgets[ds]
+        rows.append([ds, unit_label(b.unit, b.key), f"{b.epsilon:.6g}", f"{b.delta:.3g}", f"{spent.epsilon:.6g}",
                      f"{spent.delta:.3g}", f"{left.epsilon:.6g}", f"{left.delta:.3g}"])
-    print(_table(["dataset", "budget eps", "budget delta", "spent eps", "spent delta", "left eps", "left delta"],
+    print(_table(["dataset", "unit", "budget eps", "budget delta", "spent eps", "spent delta", "left eps", "left delta"],
                  rows) if rows else "no datasets yet")
     history = [s for s in ledger.history() if s.dataset_id in ids]
     print()

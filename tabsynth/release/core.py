@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyError, TabsynthError, TabsynthWarning
-from tabsynth.models.registry import model_class, model_names
+from tabsynth.models.registry import model_class
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import check_epsilon, release_delta
 from tabsynth.privacy.ledger import Budget, Ledger
+from tabsynth.privacy.unit import unit_label
 from tabsynth.release.bundle import (
     INTERNAL,
     MANIFEST,
@@ -39,14 +40,13 @@ from tabsynth.release.checks import (
     check_names,
     check_positive_int,
     check_release_delta,
+    check_unit,
     open_ledger,
     read_frame,
     read_holdout,
 )
 
-__all__ = ["MODELS", "Release", "release"]
-
-MODELS = tuple(model_names())
+__all__ = ["Release", "release"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,9 @@ class _Job:
     metadata: Any
     report: bool
     verbose: bool
+    #: The privacy unit: "row", or "person" with ``key`` the person key column.
+    unit: str = "row"
+    key: str | None = None
 
 
 def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledger | str | os.PathLike,
@@ -145,7 +148,7 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     1. checks every argument (nothing is spent on a mistake);
     2. reserves ``(epsilon, delta)`` for ``dataset_id`` in the ledger, one transaction that fails
        with :class:`~tabsynth.errors.PrivacyBudgetExceeded` before any training when it does not fit;
-    3. fits ``model`` (a registered family: "tabularar", the default, "ctgan" or "tvae") in DP mode, samples
+    3. fits ``model`` (a registered family, ``tabsynth families`` lists them; default "tabularar") in DP mode, samples
        ``n_rows`` rows (default: the fit's noisy row count, never the exact one) and writes the bundle folder ``out`` (see
        :mod:`tabsynth.release.bundle`), the internal report from ``holdout``/``target`` included
        unless ``report=False``;
@@ -163,9 +166,13 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
     Returns a :class:`Release`.
     """
-    job = _prepare(data, epsilon, ledger, out, model, dataset_id=dataset_id, delta=delta, n_rows=n_rows,
-                   epochs=epochs, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
-                   verbose=verbose, budget=budget, model_params=model_params)
+    return _run(_prepare(data, epsilon, ledger, out, model, dataset_id=dataset_id, delta=delta, n_rows=n_rows,
+                         epochs=epochs, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
+                         verbose=verbose, budget=budget, model_params=model_params))
+
+
+def _run(job: _Job) -> Release:
+    """Steps 2 to 4 of :func:`release` for a checked job: reserve, fit and write, commit."""
     staging = _staging_folder(job)
     fingerprint = fingerprint_table(job.df)
     reservation = _reserve(job, staging, fingerprint)
@@ -174,16 +181,19 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     except BaseException as exc:
         _fail_closed(job, reservation, staging, exc)
     _commit(job, staging, reservation, spent)
-    _say(verbose, f"wrote {job.out}; remaining budget of {dataset_id!r}: {remaining}")
+    _say(job.verbose, f"wrote {job.out}; remaining budget of {job.dataset_id!r}: {remaining}")
     manifest = json.loads((job.out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
-    return Release(release_id=job.release_id, dataset_id=dataset_id, path=job.out, privacy=spent,
+    return Release(release_id=job.release_id, dataset_id=job.dataset_id, path=job.out, privacy=spent,
                    remaining=remaining, reservation_id=reservation, manifest=manifest)
 
 
 def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, dataset_id: Any, delta: Any,
              n_rows: Any, epochs: Any, seed: int | None, holdout: Any, target: Any, metadata: Any, report: bool,
-             verbose: bool, budget: Any, model_params: dict[str, Any]) -> _Job:
-    """Step 1: every check that can fail without touching the budget, then the model and the ledger."""
+             verbose: bool, budget: Any, model_params: dict[str, Any], unit: str = "row",
+             key: str | None = None) -> _Job:
+    """Step 1: every check that can fail without touching the budget, then the model and the ledger.
+
+    ``unit``/``key``: the release's privacy unit, which must be the dataset's in the ledger."""
     check_names(dataset_id, model)
     epsilon = check_epsilon(epsilon)
     df = read_frame(data, "data", private=True)
@@ -200,14 +210,15 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
         metadata = check_metadata(metadata, df)
     out = check_target_folder(out)
     cls, synth, params = _build_model(model, epsilon, delta, seed, verbose, epochs, model_params)
-    ledger = open_ledger(ledger, dataset_id, budget)
+    ledger = open_ledger(ledger, dataset_id, budget, unit, key)
+    check_unit(ledger, dataset_id, unit, key)
     if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
         delta = default_release_delta(ledger.budget(dataset_id), epsilon)
         synth.set_params(dp=dataclasses.replace(synth.dp_config(), max_delta=delta))
     return _Job(df=df, epsilon=epsilon, delta=delta, dataset_id=dataset_id, model=model, cls=cls, synth=synth,
                 settings=_settings(synth, params), ledger=ledger, out=out, release_id=_new_release_id(),
                 n_rows=n_rows, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
-                verbose=verbose)
+                verbose=verbose, unit=unit, key=key)
 
 
 def _build_model(model: str, epsilon: float, delta: float | None, seed: int | None, verbose: bool,
@@ -246,7 +257,7 @@ def _reserve(job: _Job, staging: Path, fingerprint: str) -> int:
         reservation = job.ledger.reserve(job.dataset_id, job.epsilon, job.delta, release_id=job.release_id,
                                          mechanism=f"{job.cls.__name__} DP-SGD (tabsynth)",
                                          params={"model": job.model, "n_rows": job.n_rows, **job.settings},
-                                         fingerprint=fingerprint)
+                                         fingerprint=fingerprint, unit=job.unit, key=job.key)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -290,7 +301,11 @@ def _checked_spend(job: _Job) -> PrivacySpent:
     if _dec(spent.epsilon) > _dec(job.epsilon) or _dec(spent.delta) > _dec(job.delta):
         raise PrivacyError(f"{name} spent {spent}, more than the reserved epsilon={job.epsilon:.6g}, "
                            f"delta={job.delta:.3g}; the release is refused and its reservation stays counted")
-    return spent
+    if spent.unit != job.unit or spent.unit_key not in (None, job.key):
+        raise PrivacyError(f"{name}'s guarantee is {unit_label(spent.unit, spent.unit_key)}, but the release was "
+                           f"reserved {unit_label(job.unit, job.key)}; the release is refused and its reservation "
+                           "stays counted")
+    return dataclasses.replace(spent, unit_key=job.key)
 
 
 def _budget_facts(job: _Job, spent: PrivacySpent) -> tuple[Budget, dict[str, Any]]:

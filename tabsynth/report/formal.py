@@ -7,6 +7,7 @@ from typing import Any
 from tabsynth.errors import ConfigError
 from tabsynth.metadata import Metadata
 from tabsynth.privacy import PrivacySpent
+from tabsynth.privacy.unit import unit_label
 from tabsynth.report._common import fmt
 from tabsynth.report.budget import dp_changes, part_view
 from tabsynth.report.section import Section, threshold_check
@@ -18,8 +19,13 @@ NOT_COVERED = [
     "the column names, kinds and order (the schema) are taken as public",
     "the number of synthetic rows asked for",
     "choices made by looking at the real data outside the model (hyperparameter search, column selection)",
-    "people with several rows: the guarantee is per row unless the model says otherwise",
 ]
+#: What each privacy unit leaves out of the guarantee.
+NOT_COVERED_BY_UNIT = {
+    "row": "people with several rows: the guarantee is per row, so a person with k rows is protected at "
+           "roughly k times epsilon",
+    "person": "the same human under two keys: each key is a person, protected separately",
+}
 
 
 def get_spent(model: Any) -> PrivacySpent | None:
@@ -54,7 +60,8 @@ def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
                           "Only the empirical tests below speak to privacy, and they cannot rule out attacks "
                           "they do not try.",
                 "thresholds": dict(EPSILON_THRESHOLDS)}
-    eps = spent.epsilon
+    eps, unit = spent.epsilon, spent.unit
+    what = "training row" if unit == "row" else "person (with their row in the person table and all their events)"
     verdict = "green" if eps <= EPSILON_THRESHOLDS["green"] else "amber" if eps <= EPSILON_THRESHOLDS["amber"] else "red"
     parts = []
     for key, part in spent.parts.items():
@@ -63,10 +70,14 @@ def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
     return {
         "is_dp": True, "status": "dp", "verdict": verdict,
         "epsilon": eps, "delta": spent.delta, "accountant": spent.accountant, "composition": spent.composition,
-        "parts": parts, "dp_changes": dp_changes(spent.parts), "public_domains": public, "not_covered": NOT_COVERED,
+        "parts": parts, "dp_changes": dp_changes(spent.parts), "public_domains": public,
+        "not_covered": NOT_COVERED + [NOT_COVERED_BY_UNIT[unit]],
+        "unit": unit, "unit_key": spent.unit_key, "unit_label": unit_label(unit, spent.unit_key),
+        "neighbours": spent.neighbours,
         "statement": spent.to_dict(),
-        "meaning": (f"({eps:.3g}, {spent.delta:.3g})-differential privacy: whatever an attacker does with the "
-                    f"synthetic table, adding or removing any one training row changes the probability of any "
+        "meaning": (f"({eps:.3g}, {spent.delta:.3g})-differential privacy {unit_label(unit, spent.unit_key)}. "
+                    f"{spent.neighbours}: whatever an attacker does with the "
+                    f"synthetic table, adding or removing any one {what} changes the probability of any "
                     f"outcome by at most a factor of e^{eps:.3g} = {2.718281828 ** eps:.3g}, except with "
                     f"probability {spent.delta:.3g}. Smaller epsilon is stronger."),
         "thresholds": dict(EPSILON_THRESHOLDS),
@@ -76,7 +87,8 @@ def formal_section(model: Any, meta: Metadata) -> dict[str, Any]:
 def formal_privacy_section(formal: dict[str, Any]) -> Section:
     """The formal-privacy card: epsilon and delta when the model is DP, the banner otherwise."""
     if formal["is_dp"]:
-        text = f"Differential privacy: epsilon = {fmt(formal['epsilon'])}, delta = {fmt(formal['delta'])}" + (
+        text = (f"Differential privacy {formal.get('unit_label', 'per row')}: epsilon = {fmt(formal['epsilon'])}, "
+                f"delta = {fmt(formal['delta'])}") + (
             f" ({formal['accountant']} accountant)" if formal.get("accountant") else "") + "."
     else:
         text = formal["banner"]

@@ -81,3 +81,11 @@ def test_split_is_seeded_seventy_thirty_and_rows_take_a_sample():
     small, small_test = sc.split("german_credit@100")
     assert len(small) == 100 and small_test.equals(a_test)
     assert small.merge(a_train, how="left", indicator=True)["_merge"].eq("both").all()
+
+
+def test_exact_values_are_one_for_copies_and_fall_for_fresh_continuous_draws(frames):
+    train, _, fresh = frames
+    assert sc.exact_values(train, train) == {"exact_share": 1.0, "at_precision": 1.0}
+    rounded = sc.exact_values(train, fresh.assign(x=fresh["x"].round(2)))
+    assert rounded["exact_share"] < 0.6 and rounded["at_precision"] == 1.0  # k (integers) exact, x not
+    assert sc.decimals(np.array([1.5, 2.25, 3.0])) == 2 and sc.decimals(np.array([np.pi])) is None

@@ -1,6 +1,7 @@
 """A fourth model family written as a third party would: every column drawn independently from its
-own learned marginal. Its own module plus one registration line; ``test_check_synthesizer.py``
-runs the shipped contract on it."""
+own learned marginal. Its own module plus one registration line, which ``test_check_synthesizer.py``
+writes (``register("Independent", "independent_family:IndependentColumns")``; a package would declare
+it as an entry point of the group ``tabsynth.families``), and runs the shipped contract on it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch
 from torch import nn
 
 from tabsynth.models.base import BaseSynthesizer
-from tabsynth.models.registry import register
 from tabsynth.models.training import PlainTrainer, shuffled, steps_per_epoch
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.marginals import NoisyMarginals
@@ -108,5 +108,3 @@ class IndependentColumns(BaseSynthesizer):
             out[:, idx] = (mean + draws["noise"] * torch.exp(scale)).clamp(-1.0, 1.0)
         return out
 
-
-register("Independent")(IndependentColumns)

@@ -206,3 +206,18 @@ def test_order_bounds_from_person_columns_are_met():
         _fit(late, persons, order_by="day", order_bounds=(None, "end"))
     with pytest.raises(ts.errors.ConfigError, match="not a column of the person table"):
         _fit(events, persons, order_by="day", order_bounds=("birth", None))
+
+
+def test_a_two_table_file_of_a_family_without_that_mode_is_refused(fitted, tmp_path):
+    import json
+    import zipfile
+
+    path = fitted[0].save(tmp_path / "m.tsyn")
+    with zipfile.ZipFile(path) as zf:
+        config, weights = json.loads(zf.read("config.json")), zf.read("weights.pt")
+    config["class"] = "CTGAN"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("weights.pt", weights)
+    with pytest.raises(ts.errors.ModelFileError, match="no two-table mode"):
+        ts.load(path)

@@ -240,6 +240,7 @@ transformer.encoders.[].numeric.*.[]
 """.split()
 PRIVACY_FIELDS = """
 privacy.epsilon privacy.delta privacy.accountant privacy.composition privacy.randomness privacy.statement
+privacy.unit privacy.unit_key
 privacy.assumptions.schema privacy.assumptions.kinds.*
 privacy.parts.*.name privacy.parts.*.epsilon privacy.parts.*.delta privacy.parts.*.mechanism
 privacy.parts.*.details.noise_multiplier privacy.parts.*.details.sample_rate privacy.parts.*.details.steps
