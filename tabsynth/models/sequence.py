@@ -47,6 +47,7 @@ class TwoTables:
         self.owner, self.persons, self.key, self.column = owner, persons, key, column
         self.person_columns, self.event_columns = person_columns, event_columns
         self.device = owner.device_
+        self.cut_shares_: tuple[float, float] | None = None
 
     # --- fit -------------------------------------------------------------------------------------
     def fit(self, events: pd.DataFrame, subjects: pd.DataFrame, max_events: int | None) -> TwoTables:

@@ -174,7 +174,7 @@ class TwoTableMixin(_Family):
             return super().save(path)
         tables = self.two_tables_
         person = tables.persons
-        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        params: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
         if self.privacy_ is not None:
             params["seed"] = None  # never published under DP (docs/privacy.md rule 15)
         if params.get("dp") is not None:
@@ -191,7 +191,7 @@ class TwoTableMixin(_Family):
     @classmethod
     def _restore_two_tables(cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None) -> Any:
         two = config["two_tables"]
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
+        params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["params"]).items()}
         if params.get("dp") is not None:
             params["dp"] = DPConfig.from_dict(params["dp"])
         if device is not None:

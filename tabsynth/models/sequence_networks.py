@@ -23,7 +23,6 @@ from torch.nn import functional as F
 
 from tabsynth.models.ar_networks import ARNet
 
-
 #: The recurrent cells: torch's fused GRU, or the same cell of linear layers (DP-SGD per person).
 RNNS = ("gru", "linear")
 

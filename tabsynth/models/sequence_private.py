@@ -115,8 +115,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
                                  max_physical_batch_size=dp.max_physical_batch_size or PHYSICAL_PERSONS)
     fit = PrivateTwoTables.begin_two_tables(config, persons, person_meta, PersonUnit(
         events[key], order=order, subjects=persons[key], max_events=max_events), event_meta, owner._runtime, key)
-    bound = fit.persons
-    assert bound is not None and fit.n_hat is not None, "measured by begin_two_tables"
+    bound, bound_release = fit.persons, fit._bound_release
+    assert bound is not None and bound_release is not None and fit.n_hat is not None, "measured by begin_two_tables"
     kept = events[bound.kept].reset_index(drop=True)
     data = prepare(kept, persons, key, column, bound.max_events, values=None if values is None else values[bound.kept])
     if data.frame.shape[1] == 0:
@@ -143,7 +143,7 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     if tables.persons is not None:
         tables.persons.privacy_ = statement
     owner.n_subjects_ = fit.n_hat
-    owner.n_rows_ = expected_events(np.asarray(fit._bound_release.details["noisy_counts"]), bound.max_events)
+    owner.n_rows_ = expected_events(np.asarray(bound_release.details["noisy_counts"]), bound.max_events)
     return statement
 
 

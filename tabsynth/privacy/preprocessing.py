@@ -219,10 +219,8 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
     one-process release. ``weights`` (one per row, a person's summing to at most 1, from
     :func:`tabsynth.privacy.persons.person_weights`) make every statistic sum weights instead of
     counting rows, so its sensitivity holds per person; ``max_cells`` is then the most rows (the
-    contribution bound) one person has, which sets the selection threshold. ``selections`` is the
-    number of partition selections of the whole fit when several tables share its ``delta_sel``
-    (default: this table's); ``table`` then prefixes its columns in the statement's selections.
-    """
+    contribution bound) one person has, which sets the selection threshold. ``selections``: the
+    fit's partition selections when tables share ``delta_sel``; ``table`` names this one's."""
     runtime = runtime or Runtime()
     modelled = _modelled(metadata)
     stds = release.details["noise_stds"] if release is not None else {s.name: [0.0] * len(units(s)) for s in modelled}

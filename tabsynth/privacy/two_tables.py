@@ -107,6 +107,7 @@ class PrivateTwoTables(PrivateFit):
         fit.n_hat = noisy_row_count(subjects, fit._person_release, fit.randomness, runtime)
         fit.accountant.set_delta(resolve_delta(config.delta, fit.n_hat, config.max_delta))
         window_rng = np.random.default_rng(fit.randomness.secret_seed())
+        assert fit._bound_release is not None, "planned in __init__"
         fit.persons = bound_contributions(unit, fit._bound_release, fit.n_hat, fit.randomness, runtime,
                                           rng=window_rng)
         return fit

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import tabsynth as ts
-from tabsynth.errors import DataError, InvalidConditionError, PrivacyConfigError
+from tabsynth.errors import DataError, InvalidConditionError
 
 
 def _tables(n=60, max_events=8, seed=0, empty_share=0.0):
@@ -147,12 +147,6 @@ def test_bad_input_refused(change, match):
     persons, events = change(persons, events)
     with pytest.raises(DataError, match=match):
         _fit(events, persons, order_by="day")
-
-
-def test_two_tables_under_dp_refused():
-    persons, events = _tables(n=10)
-    with pytest.raises(PrivacyConfigError, match="per person"):
-        ts.TabularAR(epsilon=1.0, verbose=False).fit(events, subjects=persons, key="id")
 
 
 def test_sample_to_file_writes_both_tables(fitted, tmp_path):
