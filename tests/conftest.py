@@ -8,7 +8,6 @@ import torch
 import tabsynth as ts
 from tabsynth.models.registry import MODELS
 
-
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: a second torch thread would only contend
     torch.set_num_threads(1)
 
