@@ -48,6 +48,8 @@ class TwoTables:
         self.person_columns, self.event_columns = person_columns, event_columns
         self.device = owner.device_
         self.cut_shares_: tuple[float, float] | None = None
+        #: The person column the person model learns each person's number of (kept) events in.
+        self.count_column: str | None = None
 
     # --- fit -------------------------------------------------------------------------------------
     def fit(self, events: pd.DataFrame, subjects: pd.DataFrame, max_events: int | None) -> TwoTables:
@@ -118,7 +120,8 @@ class TwoTables:
     def _learned_columns(self) -> list[str]:
         """The person columns the models learned: the person table's, and the first sequence value
         when a DP fit learned it as a person column."""
-        return self.person_columns + ([self.column.start] if self.column.start is not None else [])
+        extra = [c for c in (self.column.start, self.count_column) if c is not None]
+        return self.person_columns + extra
 
     def _persons(self, n: int | None, subjects: pd.DataFrame | None, seed: int, conditions: dict[str, Any] | None,
                  max_tries: int, rng: np.random.Generator, id_offset: int) -> pd.DataFrame:
@@ -128,15 +131,26 @@ class TwoTables:
                                             "given: filter df instead")
             return self._given(subjects, rng, id_offset)
         assert n is not None, "n_subjects is given when subjects is not"
+        self._check_conditions(conditions)
         if self.persons is None:
-            if conditions:
-                raise InvalidConditionError("the person table has no column besides the key, so there is nothing "
-                                            "to condition on")
             persons = pd.DataFrame(index=range(n))
         else:
             persons = self.persons.sample(n, seed=seed, conditions=conditions, max_tries=max_tries)
         persons.insert(0, self.key, self._fresh_ids(len(persons), rng, id_offset))
         return persons[self._learned_columns()]
+
+    def _check_conditions(self, conditions: dict[str, Any] | None) -> None:
+        """Conditions name columns of the person table (not what the models learn beside it)."""
+        if not conditions:
+            return
+        columns = [c for c in self.person_columns if c != self.key]
+        if not columns:
+            raise InvalidConditionError("the person table has no column besides the key, so there is nothing to "
+                                        "condition on")
+        unknown = [c for c in conditions if c not in columns]
+        if unknown:
+            raise InvalidConditionError(f"cannot condition on {', '.join(map(repr, unknown))}: not a column of the "
+                                        f"person table; its columns: {', '.join(columns)}")
 
     def _fresh_ids(self, n: int, rng: np.random.Generator, id_offset: int) -> np.ndarray:
         return self.ids.inverse_transform(np.zeros((n, 0)), rng, id_offset).to_numpy()
@@ -154,15 +168,18 @@ class TwoTables:
         elif persons[self.key].isna().any() or persons[self.key].duplicated().any():
             raise DataError(f"the key column {self.key!r} of subjects has missing or repeated values; give each person "
                             "one id, or drop the column to get fresh ids")
-        start = self.column.start
-        if start is not None and start not in persons.columns:  # drawn from the person model's marginal
-            persons[start] = self.persons.sample(len(persons), seed=int(rng.integers(2**31)))[start].to_numpy()
+        missing = [c for c in self._learned_columns() if c not in persons.columns]
+        if missing:  # what the person model learned beside the table (first value, number of events): drawn
+            drawn = self.persons.sample(len(persons), seed=int(rng.integers(2**31)))
+            for name in missing:
+                persons[name] = drawn[name].to_numpy()
         return persons[self._learned_columns()]
 
     def events_of(self, persons: pd.DataFrame, seed: int, rng: np.random.Generator) -> pd.DataFrame:
         """Events of the person rows ``persons`` (their key and attributes), generated block by block."""
         gen = make_generator(seed, self.device)
         tokens = self.person_tokens(persons)
+        counts = self._counts(persons)
         frames, lengths = [], []
         with torch.no_grad():
             for start in range(0, len(persons), PERSON_CHUNK):
@@ -170,7 +187,7 @@ class TwoTables:
                 u = torch.rand(len(part), self.cap + 1, self.tokens.n_tokens + 1, device=self.device, generator=gen)
                 within = torch.rand(len(part), self.cap, len(self.tokens.cont_tokens), device=self.device,
                                     generator=gen)
-                events, n = self.net.generate(part, u)
+                events, n = self.net.generate(part, u, None if counts is None else counts[start:start + PERSON_CHUNK])
                 mask = torch.arange(self.cap, device=self.device)[None, :] < n[:, None]
                 matrix = self.tokens.decode(events[mask], within[mask])
                 frames.append(self.transformer.inverse_transform(matrix.cpu().numpy(), rng=rng, one_hot=True))
@@ -180,12 +197,22 @@ class TwoTables:
         counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         return assemble(decoded, counts, persons, self.key, self.column, self.event_columns)
 
+    def _counts(self, persons: pd.DataFrame) -> torch.Tensor | None:
+        """``[P]`` each person's number of events from the count column, at most the cap (-1 where
+        it is missing: the end token decides), or None without the column."""
+        if self.count_column is None or self.count_column not in persons.columns:
+            return None
+        n = pd.to_numeric(persons[self.count_column], errors="coerce").to_numpy(dtype="float64")
+        n = np.where(np.isnan(n), -1, np.clip(np.round(n), 0, self.cap))
+        return torch.as_tensor(n, dtype=torch.long, device=self.device)
+
     # --- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "column": self.column.to_dict(), "person_columns": self.person_columns,
                 "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
                 "cut_events": self.cut_events_, "cut_persons": self.cut_persons_, "rnn": self.net.rnn_kind,
                 "cut_shares": list(self.cut_shares_) if self.cut_shares_ is not None else None,
+                "count_column": self.count_column,
                 "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
 
     @classmethod
@@ -195,6 +222,7 @@ class TwoTables:
         out.ids = IdEncoder.from_dict(d["ids"])
         out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), d["cut_events"], d["cut_persons"]
         out.cut_shares_ = tuple(d["cut_shares"]) if d.get("cut_shares") is not None else None
+        out.count_column = d.get("count_column")
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
         sizes = persons.tokens_.sizes.tolist() if persons is not None else []

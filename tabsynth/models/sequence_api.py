@@ -19,7 +19,7 @@ from tabsynth.io import read_table
 from tabsynth.models.device import resolve_device, seeded
 from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
 from tabsynth.models.sequence import TwoTables
-from tabsynth.models.sequence_data import SequenceColumn, check_tables, split_long
+from tabsynth.models.sequence_data import SequenceColumn, check_tables, count_column, kept_counts, split_long
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
 
@@ -87,14 +87,17 @@ class TwoTableMixin(_Family):
             if self.verbose:
                 print(f"privacy: {self.privacy_}")
         else:
-            attrs = persons.drop(columns=[key])
-            person_model = type(self)(**self.get_params()).fit(attrs) if attrs.shape[1] else None
+            learned = persons.copy()
+            count = count_column(persons)
+            learned[count] = kept_counts(events, persons, key, max_events)
+            person_model = type(self)(**self.get_params()).fit(learned.drop(columns=[key]))
             if self.verbose:
                 print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
                       f"{events.shape[1]} columns) on {self.device_}")
             tables = TwoTables(self, person_model, key, column, list(persons.columns), list(events.columns))
+            tables.count_column = count
             with seeded(self.seed, self.device_):
-                tables.fit(events, persons, max_events)
+                tables.fit(events, learned, max_events)
             self.n_rows_, self.n_subjects_ = len(events), len(persons)
             self.privacy_ = None
         self.two_tables_ = tables

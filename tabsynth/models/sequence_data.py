@@ -267,6 +267,20 @@ def _check_bounds(v: np.ndarray, person: np.ndarray, subjects: pd.DataFrame, col
                             "order_bounds")
 
 
+def kept_counts(events: pd.DataFrame, subjects: pd.DataFrame, key: str, max_events: int | None) -> np.ndarray:
+    """``[P]`` each person's number of events, at most the cap :func:`prepare` applies."""
+    counts = np.bincount(pd.Index(subjects[key]).get_indexer(events[key]), minlength=len(subjects))
+    return np.minimum(counts, _cap(counts, max_events))
+
+
+def count_column(persons: pd.DataFrame) -> str:
+    """A fresh person column name for each person's number of events."""
+    name = "n_events"
+    while name in persons.columns:
+        name += "_"
+    return name
+
+
 def _cap(counts: np.ndarray, max_events: int | None) -> int:
     if max_events is not None:
         if not isinstance(max_events, (int, np.integer)) or isinstance(max_events, bool) or max_events < 1:

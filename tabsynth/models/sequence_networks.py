@@ -149,21 +149,21 @@ class SequenceNet(nn.Module):
                                                 (end == 0).unsqueeze(-1).expand(-1, -1, k)], -1)
         return torch.where(valid, ce, torch.zeros_like(ce)).sum((1, 2))
 
-    def draw_event(self, history: torch.Tensor, u: torch.Tensor, sizes: torch.Tensor, last: bool
+    def draw_event(self, history: torch.Tensor, u: torch.Tensor, sizes: torch.Tensor, end: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One event of every person from ``history [B, d]``: its tokens ``[B, K + 1]`` (column 0 the
-        end token, forced to 1 when ``last``) drawn by inverse CDF at uniforms ``u [B, K + 1]``, and
-        the sum of its event tokens' embeddings ``[B, d]`` (the next GRU input)."""
+        end token, set to ``end [B]`` where that is 0 or 1, drawn where it is -1 or ``end`` is None)
+        drawn by inverse CDF at uniforms ``u [B, K + 1]``, and the sum of its event tokens'
+        embeddings ``[B, d]`` (the next GRU input)."""
         b = len(history)
         out = torch.zeros(b, self.n_event_tokens + 1, dtype=torch.long, device=history.device)
         context, summed = history, torch.zeros_like(history)
         for j in range(self.n_event_tokens + 1):
             col = self.columns[j].expand(b)
-            if j == 0 and last:
-                value = torch.ones(b, dtype=torch.long, device=history.device)
-            else:
-                cdf = torch.softmax(self.events.logits(context, col), -1).cumsum_(-1)
-                value = torch.searchsorted(cdf, u[:, j:j + 1].contiguous()).squeeze(1).clamp_max(sizes[j] - 1)
+            cdf = torch.softmax(self.events.logits(context, col), -1).cumsum_(-1)
+            value = torch.searchsorted(cdf, u[:, j:j + 1].contiguous()).squeeze(1).clamp_max(sizes[j] - 1)
+            if j == 0 and end is not None:
+                value = torch.where(end >= 0, end, value)
             out[:, j] = value
             e = self.events.embed(value, col)
             context = context + e
@@ -171,9 +171,11 @@ class SequenceNet(nn.Module):
                 summed = summed + e
         return out, summed
 
-    def generate(self, person_tokens: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, person_tokens: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Events ``[B, cap, K]`` and their number per person ``[B]``, one position at a time for all
-        persons together, from uniforms ``u [B, cap + 1, K + 1]``."""
+        persons together, from uniforms ``u [B, cap + 1, K + 1]``. ``counts [B]`` gives a person's
+        number of events (-1: the end token decides)."""
         b, steps = len(person_tokens), u.shape[1]
         sizes = torch.tensor([2, *self.events.pad_bias.isfinite().sum(1)[1:].tolist()], device=u.device)
         person = self.person_vector(person_tokens)
@@ -185,7 +187,10 @@ class SequenceNet(nn.Module):
         for t in range(steps):
             out, state = self.rnn(x.unsqueeze(1), state)
             history = out[:, 0] + person + self.positions.weight[t]
-            drawn, x = self.draw_event(history, u[:, t], sizes, last=t == steps - 1)
+            end = None if counts is None else torch.where(counts >= 0, (t >= counts).long(), -1)
+            if t == steps - 1:
+                end = torch.ones(b, dtype=torch.long, device=u.device)
+            drawn, x = self.draw_event(history, u[:, t], sizes, end)
             alive &= drawn[:, 0] == 0
             if not alive.any():
                 break

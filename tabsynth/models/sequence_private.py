@@ -22,11 +22,11 @@ from torch import nn
 from tabsynth.errors import DataError
 from tabsynth.metadata.public import public_schema
 from tabsynth.models.ar_networks import ARNet
-from tabsynth.models.sequence_data import SequenceColumn, prepare
+from tabsynth.models.sequence_data import SequenceColumn, count_column, prepare
 from tabsynth.models.sequence_networks import SequenceNet
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
-from tabsynth.privacy.persons import PersonUnit, count_grid
+from tabsynth.privacy.persons import FLOOR_SIGMAS, PersonUnit, count_grid
 from tabsynth.privacy.trainer import DPTrainer
 from tabsynth.privacy.two_tables import PrivateTwoTables
 from tabsynth.transform.identifier import IdEncoder
@@ -92,12 +92,17 @@ def private_ids(key: str, s: pd.Series) -> IdEncoder:
     return IdEncoder(key, "prefixed", prefix=f"{key}-", digits=6, dtype=str(s.dtype))
 
 
-def expected_events(noisy_counts: np.ndarray, max_events: int) -> int:
-    """The kept events, estimated from the noisy events-per-person histogram (post-processing)."""
+def expected_events(noisy_counts: np.ndarray, std: float, n_hat: int, max_events: int) -> int:
+    """The kept events, estimated from the noisy events-per-person histogram and the noisy person
+    count (post-processing): ``n_hat`` times the mean kept count over the cells above
+    :data:`~tabsynth.privacy.persons.FLOOR_SIGMAS` noise deviations (one event each when none is)."""
     grid = count_grid()
     tops = np.append(grid[1:] - 1, grid[-1])
-    mid = np.minimum((grid + tops) / 2.0, max_events)
-    return max(int(round(float((np.clip(noisy_counts, 0, None) * mid).sum()))), 0)
+    kept = np.minimum((grid + tops) / 2.0, max_events)
+    c = np.asarray(noisy_counts, dtype=np.float64)
+    live = c >= FLOOR_SIGMAS * std
+    mean = float((c[live] * kept[live]).sum() / c[live].sum()) if live.any() else 1.0
+    return int(round(n_hat * mean))
 
 
 def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataFrame, max_events: int | None,
@@ -106,6 +111,9 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     its person model under DP per person; returns the statement of the whole fit."""
     key, column = tables.key, tables.column
     events, persons, values = private_tables(events, persons, key, column)
+    tables.count_column = count_column(persons)
+    persons = persons.copy()
+    persons[tables.count_column] = np.zeros(len(persons), dtype=np.int64)  # its dtype for the schema
     attrs = persons.drop(columns=[key])
     data_frame = prepare(events, persons, key, column, None, values=values).frame
     person_meta, person_assumed = public_schema(attrs, None)
@@ -118,6 +126,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     bound, bound_release = fit.persons, fit._bound_release
     assert bound is not None and bound_release is not None and fit.n_hat is not None, "measured by begin_two_tables"
     kept = events[bound.kept].reset_index(drop=True)
+    persons[tables.count_column] = np.bincount(pd.Index(persons[key]).get_indexer(kept[key]), minlength=len(persons))
+    attrs = persons.drop(columns=[key])
     data = prepare(kept, persons, key, column, bound.max_events, values=None if values is None else values[bound.kept])
     if data.frame.shape[1] == 0:
         raise DataError(f"the event table has no column besides the key {key!r}; give it at least one column to learn")
@@ -143,7 +153,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     if tables.persons is not None:
         tables.persons.privacy_ = statement
     owner.n_subjects_ = fit.n_hat
-    owner.n_rows_ = expected_events(np.asarray(bound_release.details["noisy_counts"]), bound.max_events)
+    owner.n_rows_ = expected_events(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier,
+                                    fit.n_hat, bound.max_events)
     return statement
 
 

@@ -104,7 +104,7 @@ def test_one_person_and_one_event_per_person():
 def test_persons_without_events():
     persons, events = _tables(n=80, empty_share=0.5, seed=1)
     assert events["id"].nunique() < len(persons)
-    model = _fit(events, persons, order_by="day", epochs=10)
+    model = _fit(events, persons, order_by="day", epochs=40)
     subjects, ev = model.sample(n_subjects=300, seed=0)
     share = 1 - ev["id"].nunique() / len(subjects)
     assert 0.2 < share < 0.8  # the real share is about one half
@@ -215,3 +215,25 @@ def test_a_two_table_file_of_a_family_without_that_mode_is_refused(fitted, tmp_p
         zf.writestr("weights.pt", weights)
     with pytest.raises(ts.errors.ModelFileError, match="no two-table mode"):
         ts.load(path)
+
+
+def test_a_persons_count_sets_their_number_of_events():
+    """The person model learns each person's number of events; the event network then generates
+    exactly that many (at most the cap), and the end token decides only where the count is unknown."""
+    import torch
+
+    from tabsynth.models.sequence_networks import SequenceNet
+
+    torch.manual_seed(0)
+    net = SequenceNet([3], [4, 5], 8, (8,), 6)
+    u = torch.rand(4, 7, 3)
+    _, lengths = net.generate(torch.zeros(4, 1, dtype=torch.long), u, torch.tensor([0, 3, 6, -1]))
+    assert lengths[:3].tolist() == [0, 3, 6] and 0 <= int(lengths[3]) <= 6
+    persons, events = _tables(n=40, seed=3)
+    model = _fit(events, persons, order_by="day")
+    tables = model.two_tables_
+    assert tables.count_column == "n_events" and tables.count_column in tables.persons.metadata_.column_names
+    drawn = tables.persons.sample(30, seed=0)[tables.count_column].round().clip(0, tables.cap).astype(int)
+    subjects, ev = model.sample(subjects=persons.head(30).assign(n_events=drawn.to_numpy()), seed=0)
+    got = ev.groupby("id").size().reindex(subjects["id"], fill_value=0).to_numpy()
+    assert (got == drawn.to_numpy()).all()

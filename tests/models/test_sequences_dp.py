@@ -230,3 +230,14 @@ def test_a_flat_dp_fit_of_an_event_table_states_a_row():
         warnings.simplefilter("ignore", PrivacyWarning)
         spent = ts.TabularAR(epsilon=4.0, epochs=1, **SMALL).fit(events).privacy_spent()
     assert "one-row" in spent.composition and "person" not in spent.composition
+
+
+def test_the_event_estimate_reads_the_noisy_histogram_above_its_noise():
+    from tabsynth.models.sequence_private import expected_events
+    from tabsynth.privacy.persons import count_grid, events_histogram
+
+    counts = np.r_[np.full(300, 2), np.full(100, 5)]
+    rng = np.random.default_rng(0)
+    noisy = events_histogram(counts) + rng.normal(0, 30, len(count_grid()))
+    estimate = expected_events(noisy, 30.0, 400, 8)
+    assert 0.7 * counts.sum() < estimate < 1.4 * counts.sum()
