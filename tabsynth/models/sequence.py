@@ -179,7 +179,7 @@ class TwoTables:
         """Events of the person rows ``persons`` (their key and attributes), generated block by block."""
         gen = make_generator(seed, self.device)
         tokens = self.person_tokens(persons)
-        counts = self._counts(persons)
+        given = self._counts(persons)
         frames, lengths = [], []
         with torch.no_grad():
             for start in range(0, len(persons), PERSON_CHUNK):
@@ -187,7 +187,7 @@ class TwoTables:
                 u = torch.rand(len(part), self.cap + 1, self.tokens.n_tokens + 1, device=self.device, generator=gen)
                 within = torch.rand(len(part), self.cap, len(self.tokens.cont_tokens), device=self.device,
                                     generator=gen)
-                events, n = self.net.generate(part, u, None if counts is None else counts[start:start + PERSON_CHUNK])
+                events, n = self.net.generate(part, u, None if given is None else given[start:start + PERSON_CHUNK])
                 mask = torch.arange(self.cap, device=self.device)[None, :] < n[:, None]
                 matrix = self.tokens.decode(events[mask], within[mask])
                 frames.append(self.transformer.inverse_transform(matrix.cpu().numpy(), rng=rng, one_hot=True))
