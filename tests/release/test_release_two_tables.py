@@ -147,7 +147,7 @@ def _paths(obj, path=""):
 
 
 def test_the_cli_releases_two_csv_tables_with_a_declared_order_kind(tmp_path, capsys):
-    persons, events = _pair(60, seed=1)
+    persons, events = _pair(150, seed=1)
     persons.to_csv(tmp_path / "persons.csv", index=False)
     events.to_csv(tmp_path / "events.csv", index=False)
     out = tmp_path / "rel"
@@ -162,3 +162,19 @@ def test_the_cli_releases_two_csv_tables_with_a_declared_order_kind(tmp_path, ca
     meta = json.loads((out / "public" / "metadata.json").read_text())
     assert meta["order_kind"] == "number" and meta["events"]["columns"]["day"]["kind"] == "numerical"
     assert (out / "public" / "data_events.csv.gz").exists() and verify(out) == []
+
+
+def test_the_cli_fits_two_csv_tables_under_dp_with_the_order_read_as_declared(tmp_path, capsys):
+    persons, events = _pair(150, seed=2)
+    persons.to_csv(tmp_path / "persons.csv", index=False)
+    events.to_csv(tmp_path / "events.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        code = main(["fit", str(tmp_path / "events.csv"), "--subjects", str(tmp_path / "persons.csv"), "--key", "id",
+                     "--order-by", "day", "--epsilon", "1", "-o", str(tmp_path / "m.tsyn"), "--epochs", "1", "-q"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "persons (noisy count)" in captured.out and "per person (key 'id')" in captured.out
+    assert main(["sample", str(tmp_path / "m.tsyn"), "-n", "5", "-o", str(tmp_path / "s.csv")]) == 0
+    ev = pd.read_csv(tmp_path / "s_events.csv")
+    assert ev.groupby("id", sort=False)["day"].apply(lambda s: s.is_monotonic_increasing).all()
