@@ -1,10 +1,15 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import tabsynth as ts
 from tabsynth.models.registry import MODELS
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: a second torch thread would only contend
+    torch.set_num_threads(1)
 
 #: Each family's step rule as the library has it (tests run with a shrunk one).
 LIBRARY_DP_STEPS: dict = {}

@@ -101,6 +101,7 @@ def _run_bash(code: str, cwd: Path, env: dict) -> None:
     assert proc.returncode == 0, f"README block failed:\n{code}\n--- stderr:\n{proc.stderr[-3000:]}"
 
 
+@pytest.mark.slow  # its DP fits run in subprocesses at the library's full step rule
 def test_bash_blocks_run(tmp_path, shims):
     for code in blocks("bash"):
         if "--nproc" not in code:

@@ -60,6 +60,7 @@ def test_tabularar_stops_on_its_validation_loss(table):
     assert "val_loss" not in off.fit(table).loss_history_
 
 
+@pytest.mark.slow
 def test_dp_fits_never_stop_early(table):
     with pytest.raises(PrivacyConfigError, match="early_stopping=True under DP"):
         ts.TabularAR(epsilon=1.0, early_stopping=True).fit(table)

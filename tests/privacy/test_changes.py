@@ -44,6 +44,7 @@ def test_german_credit_keeps_both_values_of_its_target_and_reports_what_it_folds
     assert _change(fixed, "purpose") == [] and sorted(fixed.transformer_.encoder_of("purpose").categories) == cats
 
 
+@pytest.mark.slow
 def test_a_year_column_far_from_zero_keeps_its_range():
     df = ts.datasets.load("flchain")[["sample.yr", "age", "sex"]]
     model, _ = _fit_and_warnings(ts.CTGAN, df)

@@ -147,6 +147,7 @@ def test_budget_too_small_fails_before_training():
     assert not hasattr(model, "transformer_")
 
 
+@pytest.mark.slow
 def test_wide_messy_table_trains_at_epsilon_one():
     rng = np.random.default_rng(0)
     n = 2000
@@ -221,7 +222,8 @@ def test_ghost_clipping_gives_the_per_sample_clipped_step():
     assert torch.allclose(hooks, ghost, atol=1e-5)
 
 
-@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN, ts.TabularAR])
+@pytest.mark.parametrize("cls", [pytest.param(ts.TVAE, marks=pytest.mark.slow),
+                                 pytest.param(ts.CTGAN, marks=pytest.mark.slow), ts.TabularAR])
 def test_ghost_clipping_trains_the_same_model(cls):
     df = ts.datasets.load("adult").head(400)
     fits = []
@@ -255,7 +257,8 @@ def test_dp_step_rule_sizes_small_tables_for_enough_steps(n, batch, epochs):
     assert StepRule(batch=500).batch_for(40) == 16 and StepRule(batch=500).batch_for(10) == 10
 
 
-@pytest.mark.parametrize("cls", [ts.TVAE, ts.CTGAN, ts.TabularAR])
+@pytest.mark.parametrize("cls", [pytest.param(ts.TVAE, marks=pytest.mark.slow),
+                                 pytest.param(ts.CTGAN, marks=pytest.mark.slow), ts.TabularAR])
 def test_dp_fit_applies_the_step_rule_to_what_is_left_unset(cls):
     df = ts.datasets.load("adult").head(600)
     with warnings.catch_warnings():
