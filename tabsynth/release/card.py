@@ -32,8 +32,9 @@ _LIMITS_AND_FILES = (
     "weakened or missing, and relations between many columns are only approximate.",
     "- Column names and kinds, and any domain the custodian declared public in the metadata, are "
     "treated as public; they are not protected.",
-    "- The number of synthetic rows is a setting; by default it is the noisy row count measured "
-    "inside the private preprocessing (the exact count is used nowhere and disclosed nowhere).",
+    "- The number of synthetic rows (of persons, for a person table and its events) is a setting; by default "
+    "it is the noisy row (person) count measured inside the private preprocessing (the exact count is used "
+    "nowhere and disclosed nowhere).",
     "- The budget is tracked per dataset id. Releases from the same people under another dataset id, "
     "or from another ledger, are not composed with this one.", "",
     "## Files and verification", "",

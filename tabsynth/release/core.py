@@ -43,7 +43,13 @@ from tabsynth.release.checks import (
     read_frame,
     read_holdout,
 )
-from tabsynth.release.sequences import TwoTableRelease, fit_and_sample, prepare_two_tables, two_table_report
+from tabsynth.release.sequences import (
+    TwoTableRelease,
+    fit_two_tables,
+    prepare_two_tables,
+    sample_two_tables,
+    two_table_report,
+)
 from tabsynth.release.steps import fail_closed, internal_report, published_settings, say
 
 __all__ = ["Release", "release"]
@@ -227,6 +233,10 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
     check_names(dataset_id, model)
     epsilon = check_epsilon(epsilon)
     df = read_frame(data, "data", private=True)
+    two = None
+    if two_tables is not None:
+        df, two = prepare_two_tables(model_class(model), df, n_rows=n_rows, metadata=metadata, holdout=holdout,
+                                     target=target, **two_tables)
     if delta is not None:
         delta = check_release_delta(delta)
     budget = None if budget is None else check_budget(budget)
@@ -240,10 +250,6 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
         metadata = check_metadata(metadata, df)
     out = check_target_folder(out)
     cls, synth, params = _build_model(model, epsilon, delta, seed, verbose, epochs, model_params)
-    two = None
-    if two_tables is not None:
-        df, two = prepare_two_tables(cls, df, n_rows=n_rows, metadata=metadata, holdout=holdout, target=target,
-                                     **two_tables)
     ledger = open_ledger(ledger, dataset_id, budget, unit, key)
     check_unit(ledger, dataset_id, unit, key)
     if delta is None:  # reserve the ledger's share; the fit spends at most that (rule 3)
@@ -304,12 +310,14 @@ def _fit_and_write(job: _Job, staging: Path, fingerprint: str, reservation: int)
     """Step 3: fit, sample, report and move the finished bundle to ``out``; returns the spend and what is left."""
     synth, two = job.synth, job.two
     if two is not None:
-        synthetic = fit_and_sample(two, synth, job.df, job.seed)
-        spent = _checked_spend(job)
+        fit_two_tables(two, synth, job.df)
     else:
         synth.fit(job.df, metadata=job.metadata)
-        spent = _checked_spend(job)
-        say(job.verbose, "fitted; sampling and writing the bundle")
+    spent = _checked_spend(job)
+    say(job.verbose, "fitted; sampling and writing the bundle")
+    if two is not None:
+        synthetic = sample_two_tables(two, synth, job.seed)
+    else:
         synthetic = synth.sample(synth.n_rows_ if job.n_rows is None else job.n_rows, seed=job.seed)
     rep, rep_error = None, None
     if job.report and two is not None:

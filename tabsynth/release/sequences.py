@@ -23,8 +23,8 @@ from tabsynth.metadata.sequence import SequenceMetadata
 from tabsynth.models.sequence_api import TwoTableMixin
 from tabsynth.release.checks import check_positive_int, read_frame
 
-__all__ = ["ORDER_KINDS", "TwoTableRelease", "declare_order", "fit_and_sample", "prepare_two_tables",
-           "two_table_report"]
+__all__ = ["ORDER_KINDS", "TwoTableRelease", "declare_order", "fit_two_tables", "prepare_two_tables",
+           "sample_two_tables", "two_table_report"]
 
 #: The kinds a sequence column may be declared: a number (day, year) or a date.
 ORDER_KINDS = ("number", "datetime")
@@ -107,10 +107,14 @@ def prepare_two_tables(cls: type, events: pd.DataFrame, *, subjects: Any, key: A
                                    n_subjects=check_positive_int(n_subjects, "n_subjects"), metadata=meta.public())
 
 
-def fit_and_sample(two: TwoTableRelease, synth: Any, events: pd.DataFrame, seed: int | None) -> Sequences:
-    """Fit ``synth`` on both tables under DP per person and sample its noisy person count (or ``n_subjects``)."""
+def fit_two_tables(two: TwoTableRelease, synth: Any, events: pd.DataFrame) -> None:
+    """Fit ``synth`` on both tables (under DP per person in a release)."""
     synth.fit(events, subjects=two.subjects, key=two.key, order_by=two.order_by, max_events=two.max_events,
               order_bounds=two.order_bounds)
+
+
+def sample_two_tables(two: TwoTableRelease, synth: Any, seed: int | None) -> Sequences:
+    """``n_subjects`` persons and their events, by default as many persons as the noisy person count."""
     n = synth.n_subjects_ if two.n_subjects is None else two.n_subjects
     pair = synth.sample(n_subjects=max(int(n), 1), seed=seed)
     return Sequences(pair.subjects.reset_index(drop=True), pair.events.reset_index(drop=True), two.key, two.order_by)
