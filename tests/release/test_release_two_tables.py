@@ -15,6 +15,7 @@ from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyWarning
 from tabsynth.metadata import SequenceMetadata
 from tabsynth.privacy.ledger import Ledger
 from tabsynth.release import release, verify
+from tabsynth.release.sequences import declare_order
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 
@@ -178,3 +179,38 @@ def test_the_cli_fits_two_csv_tables_under_dp_with_the_order_read_as_declared(tm
     assert main(["sample", str(tmp_path / "m.tsyn"), "-n", "5", "-o", str(tmp_path / "s.csv")]) == 0
     ev = pd.read_csv(tmp_path / "s_events.csv")
     assert ev.groupby("id", sort=False)["day"].apply(lambda s: s.is_monotonic_increasing).all()
+
+
+def test_a_per_person_release_on_a_per_row_budget_is_refused_before_reserving(tmp_path):
+    persons, events = _pair(20)
+    ledger = Ledger(tmp_path / "b.db")
+    ledger.set_budget("ds", 2.0, 1e-5)
+    with pytest.raises(PrivacyConfigError, match="budget is per row; this release is per person \\(key 'id'\\)"):
+        release(events, 0.5, ledger, tmp_path / "out", dataset_id="ds", subjects=persons, **TWO)
+    assert ledger.history() == [] and not (tmp_path / "out").exists()
+
+
+def test_text_sequence_and_bound_columns_are_read_as_the_declared_kind_one_cell_at_a_time():
+    events = pd.DataFrame({"id": ["1", "1", "2"], "day": ["3", "x", "2.5"], "when": ["2020-01-02", "soon", None]})
+    subjects = pd.DataFrame({"id": ["1", "2"], "end": ["9", "?"]})
+    ev, sub = declare_order(events, subjects, "day", (None, "end"), "number")
+    assert ev["day"].dtype == "float64" and ev["day"].isna().tolist() == [False, True, False]
+    assert sub["end"].tolist()[0] == 9.0 and np.isnan(sub["end"].tolist()[1]) and ev["id"].dtype == object
+    dates, _ = declare_order(events, None, "when", None, "datetime")
+    assert pd.api.types.is_datetime64_any_dtype(dates["when"]) and dates["when"].isna().tolist() == [False, True, True]
+    typed = events.assign(day=[3.0, 1.0, 2.5])
+    assert declare_order(typed, None, "day", None, None)[0] is typed  # typed columns are left as they are
+    with pytest.raises(ConfigError, match="order_kind must be 'number' or 'datetime'"):
+        declare_order(events, None, "day", None, "date")
+
+
+def test_an_event_table_alone_is_released_with_persons_of_no_attributes(tmp_path):
+    _, events = _pair(150, seed=4)
+    ledger = Ledger(tmp_path / "b.db")
+    ledger.set_budget("ds", 2.0, 1e-5, unit="person", key="id")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        r = release(events, 1.0, ledger, tmp_path / "rel", dataset_id="ds", **SMALL, **TWO)
+    subjects, ev = pd.read_parquet(r.subjects_path), pd.read_parquet(r.events_path)
+    assert list(subjects.columns) == ["id"] and set(ev["id"]) <= set(subjects["id"])
+    assert json.loads(r.metadata_path.read_text())["person_columns"] == [] and verify(r.path) == []
