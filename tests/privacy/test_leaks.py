@@ -65,8 +65,10 @@ def test_same_seed_does_not_replay_a_dp_fit(dp_pair, table):
     name, a, b = dp_pair
     cls = FAMILIES[name]
     pa, pb = (m.privacy_spent().parts["preprocessing"].details["noisy_row_count"] for m in (a, b))
-    enc_a, enc_b = (m.transformer_.encoder_of("x") for m in (a, b))
-    assert (pa, enc_a.lower, enc_a.upper) != (pb, enc_b.lower, enc_b.upper)
+    # every DP statistic behind the encoders (not only the rounded count and bounds, which can
+    # coincide by chance) is redrawn
+    enc_a, enc_b = (json.dumps(m.transformer_.to_dict(), sort_keys=True, default=str) for m in (a, b))
+    assert (pa, enc_a) != (pb, enc_b)
     assert _digest(a) != _digest(b)
     # the attack the default closes: seed-derived noise (test mode only) replays exactly
     with reproducible_noise(7):
@@ -387,3 +389,42 @@ def test_allow_list_catches_a_new_field():
     assert _unlisted({"privacy": {"parts": {"training": {"details": {"x": 1}}}}}, PRIVACY_FIELDS) == []
     assert _unlisted({"loss_history": {"discriminator_loss": [0.5]}}, MODEL_FIELDS) == [
         "loss_history.discriminator_loss.[]"]
+
+
+# --- two tables, the person as the unit ------------------------------------------------------------
+_PRE = [f for f in PRIVACY_FIELDS if ".parts.preprocessing." in f]
+TWO_TABLE_PRIVACY_FIELDS = PRIVACY_FIELDS + [
+    f.replace(".parts.preprocessing.", f".parts.{part}.") for part in ("preprocessing_persons", "preprocessing_events")
+    for f in _PRE] + ["privacy.assumptions.person_kinds.*", "privacy.assumptions.event_kinds.*"]
+TWO_TABLE_FIELDS = """
+two_tables.key two_tables.column.* two_tables.person_columns.[] two_tables.event_columns.[] two_tables.ids.*
+two_tables.cap two_tables.cut_events two_tables.cut_persons two_tables.cut_shares.[] two_tables.rnn
+two_tables.loss_history.epoch.[] two_tables.loss_history.epsilon.[] two_tables.n_rows two_tables.n_subjects
+two_tables.has_persons two_tables.ids.alphabets.[] loss_history.{}
+""".split() + [f"two_tables.{f}" for f in MODEL_FIELDS if f.startswith("transformer.")] + [
+    f"two_tables.{f}" for f in TWO_TABLE_PRIVACY_FIELDS]
+
+
+def test_every_field_of_a_saved_two_table_dp_model_is_on_the_allow_list(tmp_path):
+    rng = np.random.default_rng(0)
+    persons = pd.DataFrame({"pid": np.arange(120), "sex": rng.choice(["f", "m"], 120), "age": rng.normal(50, 9, 120)})
+    sizes = rng.integers(1, 6, 120)
+    events = pd.DataFrame({"pid": np.repeat(persons["pid"], sizes), "day": rng.random(sizes.sum()) * 900,
+                           "lab": rng.choice(["lo", "hi"], sizes.sum()), "x": rng.normal(0, 1, sizes.sum())})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        model = ts.TabularAR(epsilon=2.0, **TINY).fit(events, subjects=persons, key="pid", order_by="day")
+    with zipfile.ZipFile(model.save(tmp_path / "m.tsyn")) as zf:
+        config = json.loads(zf.read("config.json"))
+        tensors = torch.load(io.BytesIO(zf.read("weights.pt")), weights_only=True)
+    unlisted = _unlisted(config, MODEL_FIELDS + TWO_TABLE_PRIVACY_FIELDS + TWO_TABLE_FIELDS)
+    assert unlisted == [], unlisted
+    assert config["params"]["seed"] is None
+    two = config["two_tables"]
+    for enc in two["transformer"]["encoders"] + config["transformer"]["encoders"]:
+        assert all(not enc.get(k) for k in EMPTY_UNDER_DP), enc["column"]
+    # nothing read off the values: the origin, whole-number gaps and the id pattern are not learned
+    assert two["column"]["origin"] == 0.0 and two["column"]["integer"] is False
+    assert two["ids"]["style"] == "integer" and two["cut_events"] is None and two["cut_persons"] is None
+    assert config["n_rows"] == two["n_subjects"] == model.n_subjects_  # the person model's count is the noisy one
+    assert all(k.startswith(("events.", "persons.net.")) for k in tensors)
