@@ -81,7 +81,8 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     code, runtime = _process(args)
     if runtime is None:
         return code
-    if args.key is not None or args.subjects is not None or args.order_by is not None:
+    if any(v is not None for v in (args.key, args.subjects, args.order_by, args.order_kind, args.max_events,
+                                   args.order_bounds)):
         _fit_two_tables(args, _fit_params(args))
         return None
     # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
@@ -118,27 +119,33 @@ def _fit_params(args: argparse.Namespace) -> dict:
 def _fit_two_tables(args: argparse.Namespace, params: dict) -> None:
     """``tabsynth fit events.csv --subjects persons.csv --key id --order-by day``: both tables, one model."""
     from tabsynth.io import read_table
+    from tabsynth.release.sequences import declare_order
 
     if args.key is None:
-        raise UserError("--subjects and --order-by describe an event table: name its person id column with --key")
+        raise UserError("--subjects, --order-by, --order-kind, --max-events and --order-bounds describe an event "
+                        "table: name its person id column with --key")
     if args.model != "tabularar":
         raise UserError("a person table with its event table is fitted by --model tabularar (the default)")
     if args.metadata is not None:
         raise UserError("--metadata is not yet taken with --key (the columns' kinds are detected)")
+    if args.public_domain or args.public_bounds:
+        raise UserError("--public-domain and --public-bounds are not yet taken with --key; leave them out")
     model = model_class(args.model)(**params)
     t0 = time.perf_counter()
-    subjects = read_table(args.subjects) if args.subjects is not None else None
-    bounds = None
-    if args.order_bounds is not None:
-        if ":" not in args.order_bounds:
-            raise UserError(f"--order-bounds {args.order_bounds!r}: write LOWER:UPPER person columns, either side "
-                            "may be empty, e.g. --order-bounds :death_date")
-        bounds = tuple(part or None for part in args.order_bounds.split(":", 1))
-    model.fit(read_table(args.data), subjects=subjects, key=args.key, order_by=args.order_by,
-              max_events=args.max_events, order_bounds=bounds)
+    private = args.epsilon is not None  # under DP a CSV's cells are read as text: kinds declared, never inferred
+    subjects = read_table(args.subjects, text=private) if args.subjects is not None else None
+    events = read_table(args.data, text=private)
+    bounds = release_command.order_bounds(args.order_bounds)
+    kind = args.order_kind or ("number" if private and args.order_by else None)
+    events, subjects = declare_order(events, subjects, args.order_by, bounds, kind)
+    model.fit(events, subjects=subjects, key=args.key, order_by=args.order_by, max_events=args.max_events,
+              order_bounds=bounds)
     model.save(args.output)
-    print(f"fitted {args.model} on {model.n_subjects_} persons and {model.n_rows_} events in "
-          f"{time.perf_counter() - t0:.1f} s -> {args.output}")
+    counts = (f"about {model.n_subjects_} persons (noisy count)" if private  # the exact counts are private
+              else f"{model.n_subjects_} persons and {model.n_rows_} events")
+    print(f"fitted {args.model} on {counts} in {time.perf_counter() - t0:.1f} s -> {args.output}")
+    if args.quiet and private:
+        print(f"privacy: {model.privacy_spent()}")
 
 
 def _parse_conditions(items: list[str] | None) -> dict[str, str] | None:
@@ -241,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", help="metadata JSON (tabsynth or SDV format); detected when omitted, or under DP "
                                       "taken from the dtypes alone (a CSV's cells read as text: every column "
                                       "categorical unless declared here or by the flags below)")
-    _add_two_table_args(p)
+    release_command.add_two_table_args(p)
     p.add_argument("--epsilon", type=float, help="train with differential privacy at this epsilon (whole pipeline)")
     p.add_argument("--delta", type=float, help="DP delta (default min(1e-5, n^-1.5)); needs --epsilon")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="DP-SGD per-sample clipping norm (default 1)")
@@ -265,16 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_families_parser(sub)
     return parser
-
-
-def _add_two_table_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column")
-    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
-    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
-    p.add_argument("--max-events", type=positive_int,
-                   help="most events per person learned (default: the 99th percentile; the rest are left out)")
-    p.add_argument("--order-bounds", metavar="LOWER:UPPER",
-                   help="person columns the --order-by value of every event stays between (either may be empty)")
 
 
 def _add_sample_parser(sub) -> None:

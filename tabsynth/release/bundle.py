@@ -4,6 +4,9 @@ Layout of a bundle folder::
 
     public/data.parquet        the synthetic rows
     public/data.csv.gz         the same rows as gzip CSV (byte-reproducible: gzip mtime 0)
+                               (a person table and its events: data_subjects.* and data_events.*,
+                               and metadata.json declaring the key, the sequence column and
+                               which columns belong to the person)
     public/model_card.md       what was released, the DP statement, model, intended use, limits
     public/manifest.json       release facts and the SHA-256 of every public file (paths relative
                                to public/, so a shipped copy of public/ verifies on its own)
@@ -32,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from tabsynth.datasets import Sequences
 from tabsynth.errors import ConfigError, TabsynthError
 from tabsynth.privacy import PrivacySpent
 from tabsynth.release.card import _changes_section, model_card  # noqa: F401 - test_changes.py reads it here
@@ -141,7 +145,7 @@ def write_bundle(out: str | os.PathLike, model: Any, synthetic: pd.DataFrame, st
                  settings: dict[str, Any] | None = None, source_fingerprint: str | None = None,
                  source_sha256: str | None = None, budget: dict[str, Any] | None = None,
                  ledger: dict[str, Any] | None = None, report: Any = None, report_error: str | None = None,
-                 created_at: str | None = None) -> Path:
+                 created_at: str | None = None, sequence_metadata: Any = None) -> Path:
     """Write a release bundle to the folder ``out`` and return its path.
 
     ``model``: the fitted model (its class and ``get_params()`` describe the settings unless
@@ -150,14 +154,19 @@ def write_bundle(out: str | os.PathLike, model: Any, synthetic: pd.DataFrame, st
     be published; ``source_sha256``: the plain one (internal manifest only). ``budget``: dict with
     ``composition``, ``total``, ``this_release`` and ``remaining`` (each epsilon/delta);
     ``ledger``: reservation id and event hash. ``report``: a :class:`tabsynth.Report` written to
-    internal/ (``report_error`` records why it is missing instead).
+    internal/ (``report_error`` records why it is missing instead). A person table and its event
+    table (``synthetic`` a :class:`~tabsynth.datasets.Sequences`) are written as
+    ``data_subjects.*`` and ``data_events.*`` with ``sequence_metadata`` (a public
+    :class:`~tabsynth.metadata.SequenceMetadata`) as ``metadata.json``.
 
     Everything goes to a hidden sibling folder first and is renamed into place at the end, so a
     crash never leaves a complete-looking half bundle. ``out`` must not exist or be empty.
     """
     out = check_target_folder(out)
-    if not isinstance(synthetic, pd.DataFrame):
-        raise ConfigError(f"synthetic must be a pandas DataFrame, got {type(synthetic).__name__}")
+    if isinstance(synthetic, Sequences) != (sequence_metadata is not None) or not isinstance(
+            synthetic, (pd.DataFrame, Sequences)):
+        raise ConfigError("synthetic must be a pandas DataFrame, or a Sequences pair with its sequence_metadata; got "
+                          f"{type(synthetic).__name__} with sequence_metadata={type(sequence_metadata).__name__}")
     if statement is None:
         statement = model.privacy_spent() if hasattr(model, "privacy_spent") else PrivacySpent.none()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +176,7 @@ def write_bundle(out: str | os.PathLike, model: Any, synthetic: pd.DataFrame, st
         _write_into(tmp, model, synthetic, statement, release_id=release_id, dataset_id=dataset_id,
                     model_name=model_name, settings=settings, source_fingerprint=source_fingerprint,
                     source_sha256=source_sha256, budget=budget, ledger=ledger, report=report,
-                    report_error=report_error, created_at=created_at or _now())
+                    report_error=report_error, created_at=created_at or _now(), sequence_metadata=sequence_metadata)
         _fsync_dir(tmp)
         if out.exists():
             out.rmdir()  # empty (checked above); a folder created meanwhile and filled makes this fail
@@ -179,16 +188,37 @@ def write_bundle(out: str | os.PathLike, model: Any, synthetic: pd.DataFrame, st
     return out
 
 
-def _write_into(root: Path, model: Any, synthetic: pd.DataFrame, statement: PrivacySpent, *, release_id: str,
-                dataset_id: str, model_name: str | None, settings: dict[str, Any] | None,
+def _write_table(pub: Path, stem: str, table: pd.DataFrame) -> dict[str, Any]:
+    """``<stem>.parquet`` and ``<stem>.csv.gz`` (byte-reproducible) in ``pub``; their manifest entry."""
+    table = table.reset_index(drop=True)
+    table.to_parquet(pub / f"{stem}.parquet", index=False)
+    table.to_csv(pub / f"{stem}.csv.gz", index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0})
+    for name in (f"{stem}.parquet", f"{stem}.csv.gz"):
+        _fsync_file(pub / name)
+    return {"rows": len(table), "columns": [[str(c), str(t)] for c, t in table.dtypes.items()]}
+
+
+def _write_data(pub: Path, synthetic: pd.DataFrame | Sequences, sequence_metadata: Any) -> dict[str, Any]:
+    """The synthetic data files and the manifest's ``synthetic`` section: one table, or a person
+    table, its event table and the metadata JSON that links them."""
+    if not isinstance(synthetic, Sequences):
+        return _write_table(pub, "data", synthetic)
+    tables = {name: {"files": [f"data_{name}.parquet", f"data_{name}.csv.gz"],
+                     **_write_table(pub, f"data_{name}", table)}
+              for name, table in (("subjects", synthetic.subjects), ("events", synthetic.events))}
+    _write_text(pub / "metadata.json", sequence_metadata.to_json() + "\n")
+    return {"unit": "person", "key": synthetic.key, "order_by": synthetic.order_by, "metadata": "metadata.json",
+            **tables}
+
+
+def _write_into(root: Path, model: Any, synthetic: pd.DataFrame | Sequences, statement: PrivacySpent, *,
+                release_id: str, dataset_id: str, model_name: str | None, settings: dict[str, Any] | None,
                 source_fingerprint: str | None, source_sha256: str | None, budget: dict[str, Any] | None,
-                ledger: dict[str, Any] | None, report: Any, report_error: str | None, created_at: str) -> None:
+                ledger: dict[str, Any] | None, report: Any, report_error: str | None, created_at: str,
+                sequence_metadata: Any = None) -> None:
     pub, internal = root / PUBLIC, root / INTERNAL
     pub.mkdir()
-    synthetic = synthetic.reset_index(drop=True)
-    synthetic.to_parquet(pub / "data.parquet", index=False)
-    synthetic.to_csv(pub / "data.csv.gz", index=False, lineterminator="\n",
-                     compression={"method": "gzip", "mtime": 0})
+    data_section = _write_data(pub, synthetic, sequence_metadata)
     internal_files: list[str] = []
     if report is not None or report_error is not None:
         internal.mkdir()
@@ -214,13 +244,11 @@ def _write_into(root: Path, model: Any, synthetic: pd.DataFrame, statement: Priv
         "model": {"name": model_name or type(model).__name__.lower(),
                   "class": f"{type(model).__module__}.{type(model).__qualname__}",
                   "settings": _json_safe(settings)},
-        "synthetic": {"rows": len(synthetic), "columns": [[str(c), str(t)] for c, t in synthetic.dtypes.items()]},
+        "synthetic": data_section,
         "versions": dependency_versions(),
         "internal_files": [f"{INTERNAL}/{f}" for f in internal_files] or None,
     }
     _write_text(pub / "model_card.md", model_card(manifest, synthetic))
-    for name in ("data.parquet", "data.csv.gz"):
-        _fsync_file(pub / name)
     manifest["files"] = _listing(pub)
     _write_text(pub / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
     if internal.exists():

@@ -15,8 +15,8 @@ from tabsynth.models.registry import model_names
 from tabsynth.public_domains import add_public_domain_args, public_metadata
 from tabsynth.threads import add_threads_arg, use_threads
 
-__all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_verify_parser", "run", "run_release",
-           "run_ledger", "run_verify", "COMMANDS"]
+__all__ = ["add_parser", "add_release_parser", "add_ledger_parser", "add_two_table_args", "add_verify_parser",
+           "order_bounds", "run", "run_release", "run_ledger", "run_verify", "COMMANDS"]
 
 
 # --- parsers ----------------------------------------------------------------------------------
@@ -40,7 +40,9 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, help="training epochs (model default)")
     p.add_argument("--batch-size", type=positive_int, help="rows per training step (model default)")
     p.add_argument("--max-grad-norm", type=number, help="DP-SGD clipping norm (model default)")
-    p.add_argument("--rows", type=positive_int, help="synthetic rows to release (default: as many as the data)")
+    p.add_argument("--rows", type=positive_int,
+                   help="synthetic rows to release (default: the noisy row count); with --key: persons (default: "
+                        "the noisy person count)")
     p.add_argument("--seed", type=int, help="seed for a reproducible run")
     p.add_argument("--metadata", help="column kinds and public domains (metadata JSON); when omitted a CSV's cells "
                                       "are read as text and every column is categorical unless --public-bounds or "
@@ -53,9 +55,56 @@ def add_release_parser(subparsers) -> argparse.ArgumentParser:
                         "(creates the ledger file when there is none)")
     p.add_argument("--budget-delta", type=number, help="total delta budget (with --budget-epsilon)")
     add_public_domain_args(p)
+    add_two_table_args(p)
     add_threads_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
+
+
+def add_two_table_args(p: argparse.ArgumentParser) -> None:
+    """``--key``, ``--subjects``, ``--order-by``, ``--order-kind``, ``--max-events``, ``--order-bounds``."""
+    p.add_argument("--key", help="DATA is an event table (several rows per person) linked by this person id column; "
+                                 "under DP the person is then the unit of privacy")
+    p.add_argument("--subjects", help="the person table of the events (one row per person, with the --key column)")
+    p.add_argument("--order-by", help="the events' sequence column (a number or a date; default: the row order)")
+    p.add_argument("--order-kind", choices=["number", "datetime"],
+                   help="what --order-by (and --order-bounds' columns) hold when read as text, as a CSV is under DP "
+                        "(default under DP: number; never read off the cells)")
+    p.add_argument("--max-events", type=positive_int,
+                   help="most events per person learned (default: the 99th percentile, under DP a noisy one; "
+                        "the rest are left out)")
+    p.add_argument("--order-bounds", metavar="LOWER:UPPER",
+                   help="person columns the --order-by value of every event stays between (either may be empty)")
+
+
+def order_bounds(text: str | None) -> tuple[str | None, str | None] | None:
+    """``LOWER:UPPER`` of ``--order-bounds`` as a pair (an empty side is None)."""
+    if text is None:
+        return None
+    if ":" not in text:
+        raise ConfigError(f"--order-bounds {text!r}: write LOWER:UPPER person columns, either side may be empty, "
+                          "e.g. --order-bounds :death_date")
+    lower, upper = text.split(":", 1)
+    return lower or None, upper or None
+
+
+def _two_table_kwargs(args: argparse.Namespace) -> dict:
+    """The two-table arguments of :func:`~tabsynth.release.release` from the flags (empty without them)."""
+    given = [args.key, args.subjects, args.order_by, args.order_kind, args.max_events, args.order_bounds]
+    if all(v is None for v in given):
+        return {}
+    if args.key is None:
+        raise ConfigError("--subjects, --order-by, --order-kind, --max-events and --order-bounds describe an event "
+                          "table: name its person id column with --key")
+    if args.metadata or args.public_domain or args.public_bounds or args.holdout or args.target:
+        raise ConfigError("--metadata, --public-domain, --public-bounds, --holdout and --target are not yet taken "
+                          "with --key; leave them out")
+    from tabsynth.io import read_table
+
+    return {"key": args.key, "order_by": args.order_by, "max_events": args.max_events,
+            "order_kind": args.order_kind or ("number" if args.order_by else None),
+            "order_bounds": order_bounds(args.order_bounds), "n_subjects": args.rows,
+            "subjects": None if args.subjects is None else read_table(args.subjects, text=True)}
 
 
 def add_ledger_parser(subparsers) -> argparse.ArgumentParser:
@@ -105,11 +154,12 @@ def run_release(args: argparse.Namespace) -> None:
         extra["batch_size"] = args.batch_size
     if args.max_grad_norm is not None:
         extra["max_grad_norm"] = args.max_grad_norm
-    metadata = public_metadata(df, args)
+    two = _two_table_kwargs(args)
+    metadata = None if two else public_metadata(df, args)
     result = release(df, args.epsilon, args.ledger, args.output, args.model, dataset_id=args.dataset_id,
-                     delta=args.delta, n_rows=args.rows, epochs=args.epochs, seed=args.seed, holdout=holdout,
+                     delta=args.delta, n_rows=None if two else args.rows, epochs=args.epochs, seed=args.seed, holdout=holdout,
                      target=args.target, metadata=metadata, report=not args.no_report,
-                     verbose=not args.quiet, budget=budget, **extra)
+                     verbose=not args.quiet, budget=budget, **two, **extra)
     if is_new_file:
         print(f"created a new privacy ledger {args.ledger}")
     print(f"release {result.release_id}: {result.path}")

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 import os
 import secrets
 import shutil
-import traceback
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyError, TabsynthError, TabsynthWarning
+from tabsynth.errors import ConfigError, PrivacyConfigError, PrivacyError
 from tabsynth.models.registry import model_class
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import check_epsilon, release_delta
@@ -45,6 +43,14 @@ from tabsynth.release.checks import (
     read_frame,
     read_holdout,
 )
+from tabsynth.release.sequences import (
+    TwoTableRelease,
+    fit_two_tables,
+    prepare_two_tables,
+    sample_two_tables,
+    two_table_report,
+)
+from tabsynth.release.steps import fail_closed, internal_report, published_settings, say
 
 __all__ = ["Release", "release"]
 
@@ -72,6 +78,19 @@ class Release:
     @property
     def data_path(self) -> Path:
         return self.public_dir / "data.parquet"
+
+    @property
+    def subjects_path(self) -> Path:
+        """The person table of a release with a key (``events_path``: its events; ``metadata_path``: their link)."""
+        return self.public_dir / "data_subjects.parquet"
+
+    @property
+    def events_path(self) -> Path:
+        return self.public_dir / "data_events.parquet"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.public_dir / "metadata.json"
 
     @property
     def model_card_path(self) -> Path:
@@ -105,11 +124,6 @@ def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
-def _say(verbose: bool, msg: str) -> None:
-    if verbose:
-        print(f"tabsynth release: {msg}", flush=True)
-
-
 @dataclass
 class _Job:
     """One release once its arguments are checked: the data, the built model, the open ledger, where to write."""
@@ -135,6 +149,8 @@ class _Job:
     #: The privacy unit: "row", or "person" with ``key`` the person key column.
     unit: str = "row"
     key: str | None = None
+    #: With a key: the person table, the link and the public metadata of a two-table release.
+    two: TwoTableRelease | None = None
 
 
 def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledger | str | os.PathLike,
@@ -142,7 +158,10 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
             n_rows: int | None = None, epochs: int | None = None, seed: int | None = None,
             holdout: pd.DataFrame | str | os.PathLike | None = None, target: str | None = None,
             metadata: Any = None, report: bool = True, verbose: bool = False,
-            budget: tuple[float, float] | None = None, **model_params: Any) -> Release:
+            budget: tuple[float, float] | None = None, subjects: pd.DataFrame | str | os.PathLike | None = None,
+            key: str | None = None, order_by: str | None = None,
+            order_bounds: tuple[str | None, str | None] | None = None, max_events: int | None = None,
+            order_kind: str | None = None, n_subjects: int | None = None, **model_params: Any) -> Release:
     """Make a differentially private synthetic release of ``data`` under the ledger's budget.
 
     1. checks every argument (nothing is spent on a mistake);
@@ -164,24 +183,35 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     given may be at most 1e-5, a fixed cap checked before anything is reserved (the fit refuses one
     at or above ``1/n_hat``).
     ``model_params`` go to the model's constructor (e.g. ``batch_size``, ``max_grad_norm``).
-    Returns a :class:`Release`.
+
+    With ``key``, ``data`` is an event table and the release is per person (a person's row of
+    ``subjects`` and all their events): the dataset's budget must be per person with that key, the
+    model (TabularAR) fits both tables (``order_by``, ``order_bounds``, ``max_events`` as in its
+    ``fit``), ``n_subjects`` persons are released (default: the noisy person count) and the bundle
+    holds both tables and ``metadata.json``. A sequence column read from a CSV holds text: declare
+    ``order_kind`` ("number" or "datetime"). Returns a :class:`Release`.
     """
+    two = None
+    if key is not None or any(v is not None for v in (subjects, order_by, order_bounds, max_events, order_kind,
+                                                      n_subjects)):
+        two = {"subjects": subjects, "key": key, "order_by": order_by, "order_bounds": order_bounds,
+               "max_events": max_events, "order_kind": order_kind, "n_subjects": n_subjects}
     return _run(_prepare(data, epsilon, ledger, out, model, dataset_id=dataset_id, delta=delta, n_rows=n_rows,
                          epochs=epochs, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
-                         verbose=verbose, budget=budget, model_params=model_params))
+                         verbose=verbose, budget=budget, model_params=model_params, two_tables=two))
 
 
 def _run(job: _Job) -> Release:
     """Steps 2 to 4 of :func:`release` for a checked job: reserve, fit and write, commit."""
     staging = _staging_folder(job)
-    fingerprint = fingerprint_table(job.df)
+    fingerprint = _fingerprint(job)
     reservation = _reserve(job, staging, fingerprint)
     try:  # from here on the private rows may be read: any failure keeps the spend counted
         spent, remaining = _fit_and_write(job, staging, fingerprint, reservation)
     except BaseException as exc:
-        _fail_closed(job, reservation, staging, exc)
+        fail_closed(job, reservation, staging, exc)
     _commit(job, staging, reservation, spent)
-    _say(job.verbose, f"wrote {job.out}; remaining budget of {job.dataset_id!r}: {remaining}")
+    say(job.verbose, f"wrote {job.out}; remaining budget of {job.dataset_id!r}: {remaining}")
     manifest = json.loads((job.out / PUBLIC / MANIFEST).read_text(encoding="utf-8"))
     return Release(release_id=job.release_id, dataset_id=job.dataset_id, path=job.out, privacy=spent,
                    remaining=remaining, reservation_id=reservation, manifest=manifest)
@@ -190,13 +220,23 @@ def _run(job: _Job) -> Release:
 def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, dataset_id: Any, delta: Any,
              n_rows: Any, epochs: Any, seed: int | None, holdout: Any, target: Any, metadata: Any, report: bool,
              verbose: bool, budget: Any, model_params: dict[str, Any], unit: str = "row",
-             key: str | None = None) -> _Job:
+             key: str | None = None, two_tables: dict[str, Any] | None = None) -> _Job:
     """Step 1: every check that can fail without touching the budget, then the model and the ledger.
 
-    ``unit``/``key``: the release's privacy unit, which must be the dataset's in the ledger."""
+    ``unit``/``key``: the release's privacy unit, which must be the dataset's in the ledger;
+    ``two_tables``: the person-table arguments of :func:`release` (the unit is then the person)."""
+    if two_tables is not None:
+        if two_tables["key"] is None:
+            raise ConfigError("subjects, order_by, order_bounds, max_events, order_kind and n_subjects describe an "
+                              "event table: name its person id column with key=... (CLI: --key)")
+        unit, key = "person", two_tables["key"]
     check_names(dataset_id, model)
     epsilon = check_epsilon(epsilon)
     df = read_frame(data, "data", private=True)
+    two = None
+    if two_tables is not None:
+        df, two = prepare_two_tables(model_class(model), df, n_rows=n_rows, metadata=metadata, holdout=holdout,
+                                     target=target, **two_tables)
     if delta is not None:
         delta = check_release_delta(delta)
     budget = None if budget is None else check_budget(budget)
@@ -216,9 +256,9 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
         delta = default_release_delta(ledger.budget(dataset_id), epsilon)
         synth.set_params(dp=dataclasses.replace(synth.dp_config(), max_delta=delta))
     return _Job(df=df, epsilon=epsilon, delta=delta, dataset_id=dataset_id, model=model, cls=cls, synth=synth,
-                settings=_settings(synth, params), ledger=ledger, out=out, release_id=_new_release_id(),
+                settings=published_settings(synth, params), ledger=ledger, out=out, release_id=_new_release_id(),
                 n_rows=n_rows, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
-                verbose=verbose, unit=unit, key=key)
+                verbose=verbose, unit=unit, key=key, two=two)
 
 
 def _build_model(model: str, epsilon: float, delta: float | None, seed: int | None, verbose: bool,
@@ -261,34 +301,50 @@ def _reserve(job: _Job, staging: Path, fingerprint: str) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _say(job.verbose, f"reserved epsilon={job.epsilon:.6g}, delta={job.delta:.3g} for {job.dataset_id!r} "
+    say(job.verbose, f"reserved epsilon={job.epsilon:.6g}, delta={job.delta:.3g} for {job.dataset_id!r} "
                       f"(reservation {reservation}, release {job.release_id})")
     return reservation
 
 
 def _fit_and_write(job: _Job, staging: Path, fingerprint: str, reservation: int) -> tuple[PrivacySpent, Budget]:
     """Step 3: fit, sample, report and move the finished bundle to ``out``; returns the spend and what is left."""
-    synth = job.synth
-    synth.fit(job.df, metadata=job.metadata)
+    synth, two = job.synth, job.two
+    if two is not None:
+        fit_two_tables(two, synth, job.df)
+    else:
+        synth.fit(job.df, metadata=job.metadata)
     spent = _checked_spend(job)
-    _say(job.verbose, "fitted; sampling and writing the bundle")
-    synthetic = synth.sample(synth.n_rows_ if job.n_rows is None else job.n_rows, seed=job.seed)
+    say(job.verbose, "fitted; sampling and writing the bundle")
+    if two is not None:
+        synthetic = sample_two_tables(two, synth, job.seed)
+    else:
+        synthetic = synth.sample(synth.n_rows_ if job.n_rows is None else job.n_rows, seed=job.seed)
     rep, rep_error = None, None
-    if job.report:
-        rep, rep_error = _report(job.df, synthetic, job.holdout, job.target, job.metadata, job.model, synth,
-                                 job.verbose)
+    if job.report and two is not None:
+        rep, rep_error = two_table_report(two, job.df, synthetic, synth, job.model)
+    elif job.report:
+        rep, rep_error = internal_report(job.df, synthetic, job.holdout, job.target, job.metadata, job.model, synth,
+                                         job.verbose)
     remaining, budget = _budget_facts(job, spent)
     ledger = job.ledger
     path = write_bundle(
         staging / "bundle", synth, synthetic, spent, release_id=job.release_id, dataset_id=job.dataset_id,
-        model_name=job.model, settings=_settings(synth, job.settings), source_fingerprint=ledger.keyed_fingerprint(fingerprint),
-        source_sha256=fingerprint, budget=budget,
+        model_name=job.model, settings=published_settings(synth, job.settings),
+        source_fingerprint=ledger.keyed_fingerprint(fingerprint), source_sha256=fingerprint, budget=budget,
         ledger={"reservation_id": reservation, "reserved_at_event": ledger.event_hash(reservation)},
-        report=rep, report_error=rep_error)
+        report=rep, report_error=rep_error, sequence_metadata=None if two is None else two.metadata)
     if job.out.exists():
         job.out.rmdir()  # still empty (checked above); filled meanwhile -> OSError, nothing replaced
     os.rename(path, job.out)
     return spent, remaining
+
+
+def _fingerprint(job: _Job) -> str:
+    """The source fingerprint: of the table, or with a key of the event table and the person table together."""
+    fingerprint = fingerprint_table(job.df)
+    if job.two is not None and job.two.subjects is not None:
+        fingerprint = hashlib.sha256(f"{fingerprint}:{fingerprint_table(job.two.subjects)}".encode()).hexdigest()
+    return fingerprint
 
 
 def _checked_spend(job: _Job) -> PrivacySpent:
@@ -322,25 +378,6 @@ def _budget_facts(job: _Job, spent: PrivacySpent) -> tuple[Budget, dict[str, Any
     return remaining, budget
 
 
-def _fail_closed(job: _Job, reservation: int, staging: Path, exc: BaseException) -> NoReturn:
-    """Keep the reservation counted (status ``failed``) after a failed run, clean up, and re-raise ``exc``."""
-    try:
-        job.ledger.rollback(reservation, touched_data=True, note=f"{type(exc).__name__}: {exc}"[:500])
-    except Exception as rb_exc:  # noqa: BLE001 - the reservation stays 'reserved': still counted
-        warnings.warn(f"could not close reservation {reservation} ({rb_exc}); it stays counted",
-                      TabsynthWarning, stacklevel=3)
-    shutil.rmtree(staging, ignore_errors=True)
-    if isinstance(exc, TabsynthError) and not isinstance(exc, PrivacyError):
-        try:
-            wrapped = type(exc)(f"{exc} (the release failed after training started: its reservation of "
-                                f"epsilon={job.epsilon:.6g} stays counted in the ledger)")
-        except Exception:  # noqa: BLE001 - an exception type with another constructor
-            wrapped = None
-        if wrapped is not None:
-            raise wrapped from exc
-    raise exc
-
-
 def _commit(job: _Job, staging: Path, reservation: int, spent: PrivacySpent) -> None:
     """Step 4: commit the reservation at what the fit spent; the bundle is complete on disk already."""
     try:
@@ -355,35 +392,3 @@ def _commit(job: _Job, staging: Path, reservation: int, spent: PrivacySpent) -> 
 def default_release_delta(total: Budget, epsilon: float) -> float:
     """The ledger's delta in proportion to ``epsilon`` (:func:`tabsynth.privacy.config.release_delta`)."""
     return release_delta(total.epsilon, total.delta, epsilon)
-
-
-def _settings(synth: Any, params: dict[str, Any]) -> dict[str, Any]:
-    if hasattr(synth, "resolved_params"):
-        settings = synth.resolved_params()
-    else:
-        settings = synth.get_params(deep=False) if hasattr(synth, "get_params") else dict(params)
-    settings = {k: v for k, v in settings.items() if k not in ("verbose", "seed")}  # the seed is never published
-    out = {}
-    for k, v in settings.items():
-        if isinstance(v, (np.integer, np.floating)):
-            v = v.item()
-        elif isinstance(v, tuple):
-            v = list(v)
-        elif not isinstance(v, (str, int, float, bool, list, dict, type(None))):
-            v = str(v)
-        out[k] = v
-    return out
-
-
-def _report(df, synthetic, holdout, target, metadata, model_name, synth, verbose):
-    from tabsynth.report import evaluate
-
-    try:
-        rep = evaluate(df, synthetic, holdout=holdout, target=target, metadata=metadata, model=synth,
-                       title=f"Internal report (custodian only): {model_name} release")
-        _say(verbose, "internal report done")
-        return rep, None
-    except Exception as exc:  # noqa: BLE001 - the DP spend already happened: keep the synthetic data
-        warnings.warn(f"the internal report failed ({type(exc).__name__}: {exc}); the release goes on without it "
-                      "(see internal/report_error.txt)", TabsynthWarning, stacklevel=4)
-        return None, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -262,12 +262,29 @@ privacy.parts.events_per_person.details.noisy_counts.[] privacy.parts.events_per
 privacy.parts.events_per_person.details.declared privacy.parts.events_per_person.details.policy
 privacy.parts.events_per_person.details.noisy_cut_share_events
 privacy.parts.events_per_person.details.noisy_cut_share_persons
+privacy.assumptions.person_kinds.* privacy.assumptions.event_kinds.*
+privacy.parts.*.details.row_count_noise_std privacy.parts.*.details.noise_stds.*.[]
+privacy.parts.preprocessing_persons.details.noisy_row_count
+privacy.parts.preprocessing_persons.details.partition_selection_threshold
+privacy.parts.preprocessing_events.details.partition_selection_threshold
+privacy.parts.*.details.columns.*.statistic privacy.parts.*.details.columns.*.epsilon_alone
+privacy.parts.*.details.public_domains.[] privacy.parts.*.details.changes.[].column
+privacy.parts.*.details.changes.[].what privacy.parts.*.details.changes.[].material privacy.parts.*.details.changes.[].fix
 """.split()
 MANIFEST_FIELDS = """
 format manifest_version release_id dataset_id created_at source_fingerprint source_fingerprint_note internal_files
 budget.composition budget.*.epsilon budget.*.delta ledger.reservation_id ledger.reserved_at_event
 model.name model.class model.settings.* model.settings.*.[] synthetic.rows synthetic.columns.[].[] versions.*
 files.*.sha256 files.*.bytes
+synthetic.unit synthetic.key synthetic.order_by synthetic.metadata synthetic.subjects.rows synthetic.events.rows
+synthetic.subjects.columns.[].[] synthetic.events.columns.[].[] synthetic.subjects.files.[] synthetic.events.files.[]
+""".split()
+#: Every field of a two-table release's public metadata.json: the link and each column's kind, dtype
+#: and nullability (never a domain read off the rows).
+SEQUENCE_METADATA_FIELDS = """
+format schema_version key order_by order_kind order_bounds.lower order_bounds.upper person_columns.[] event_columns.[]
+persons.schema_version persons.primary_key persons.columns.*.kind persons.columns.*.dtype persons.columns.*.nullable
+events.schema_version events.columns.*.kind events.columns.*.dtype events.columns.*.nullable
 """.split()
 #: Encoder fields that must be empty under DP: they would hold real values.
 EMPTY_UNDER_DP = {"other_values", "other_weights"}
@@ -346,6 +363,26 @@ def test_every_field_of_a_per_person_statement_is_on_the_allow_list():
     statement = fit.statement({"schema": "given"}).to_dict()
     assert "events_per_person" in statement["parts"]
     assert _unlisted({"privacy": statement}, PRIVACY_FIELDS) == []
+
+
+def test_every_field_of_a_two_table_release_is_on_the_allow_list(tmp_path):
+    rng = np.random.default_rng(0)
+    persons = pd.DataFrame({"id": np.arange(150), "sex": rng.choice(["f", "m"], 150), "age": rng.normal(50, 9, 150)})
+    pid = np.repeat(persons["id"].to_numpy(), rng.integers(1, 5, 150))
+    events = pd.DataFrame({"id": pid, "day": rng.integers(0, 300, len(pid)), "lab": rng.choice(["lo", "hi"], len(pid))})
+    ledger = Ledger(tmp_path / "b.db")
+    ledger.set_budget("d", 2.0, 1e-5, unit="person", key="id")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PrivacyWarning)
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        r = release(events, 1.0, ledger, tmp_path / "rel", dataset_id="d", subjects=persons, key="id",
+                    order_by="day", epochs=1, report=False, embedding_dim=8, hidden=(8,))
+    assert sorted(p.name for p in Path(r.path, "public").iterdir()) == [
+        "data_events.csv.gz", "data_events.parquet", "data_subjects.csv.gz", "data_subjects.parquet",
+        "manifest.json", "metadata.json", "model_card.md"]
+    assert _unlisted(r.manifest, MANIFEST_FIELDS + PRIVACY_FIELDS) == []
+    assert "seed" not in r.manifest["model"]["settings"]
+    assert _unlisted(json.loads(r.metadata_path.read_text()), SEQUENCE_METADATA_FIELDS) == []
 
 
 def test_allow_list_catches_a_new_field():
