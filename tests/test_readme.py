@@ -9,7 +9,8 @@
 To keep the default suite fast the text of each block is changed before it runs, in these ways only
 (``SHRINK``): 300 epochs become 1; each bundled table is cut to its first 600 rows; the sampled row
 counts become a few hundred; a DP fit or release on the command line gets ``--epochs 1``, and so does a
-fit of a person table with its events (in Python and on the command line). ``pip install`` lines are not run (tests have no network and must not
+fit of a person table with its events (in Python and on the command line), and a DP one in Python a small
+network. ``pip install`` lines are not run (tests have no network and must not
 change the environment); the test checks instead that the package they install is this checkout.
 """
 
@@ -39,6 +40,7 @@ SHRINK = [
     (r"-n 10000\b", "-n 300"),
     (r"(tabsynth (?:fit|release) [^\n]*--epsilon 1\b)(?![^\n]*--epochs)", r"\1 --epochs 1"),
     (r"TabularAR\(seed=0\)\.fit\(events\b", "TabularAR(seed=0, epochs=1).fit(events"),
+    (r"TabularAR\(epsilon=1\.0\)\.fit\(events\b", "TabularAR(epsilon=1.0, embedding_dim=16, hidden=(16,)).fit(events"),
     (r"(tabsynth fit [^\n]*--key \w+)(?![^\n]*--epochs)", r"\1 --epochs 1"),
 ]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)

@@ -106,6 +106,7 @@ def test_read_shard_missing_path_is_an_input_error(tmp_path):
         read_shard(tmp_path / "nope.parquet", 0, 2)
 
 
+@pytest.mark.slow
 def test_cli_fit_and_sample_with_nproc(torchrun_run, tmp_path):
     data, _ = torchrun_run
     model = tmp_path / "m.tsyn"
