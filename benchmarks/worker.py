@@ -161,7 +161,8 @@ METHODS: dict[str, Method] = {
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),
     "ts-ar-seq": _tabsynth_pair(), "engine-seq": Method(".venv-engine", False, peers.engine_pair, kind="pair"),
     "sdv-par": Method(".venv-sdv", False, peers.sdv_par, kind="pair"),
-    "ts-ar-seq-dp": _tabsynth_pair(dp=True), "engine-seq-dp": Method(".venv-engine", True, functools.partial(peers.engine_pair, dp=True), kind="pair"),
+    "ts-ar-seq-dp": _tabsynth_pair(dp=True),
+    "engine-seq-dp": Method(".venv-engine", True, functools.partial(peers.engine_pair, dp=True), kind="pair"),
 }
 
 
