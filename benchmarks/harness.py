@@ -72,6 +72,8 @@ class Config:
     against_scores: list[str] = field(default_factory=lambda: ["quality", "tstr_auc"])
     #: report.SCORES keys shown in one table, ours and the ``against`` baseline side by side per table
     side_by_side: list[str] = field(default_factory=list)
+    #: what the numbers show, written after a run: the page's closing section (markdown)
+    notes: str = ""
 
 
 def load_config(ref: str) -> Config:

@@ -166,7 +166,9 @@ def render(cfg: Any, records: list[dict[str, Any]]) -> str:
     for key, title, digits in SCORES:
         if not cfg.scores or key in cfg.scores:
             out += [f"## {title}", "", *score_table(ok, key, digits, columns, tables), ""]
-    return "\n".join(out + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
+    notes = getattr(cfg, "notes", "").strip()
+    closing = ["## What the numbers show", "", notes, ""] if notes else []
+    return "\n".join(out + closing + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
 
 
 def _failures(parts: pd.DataFrame) -> list[str]:
