@@ -70,6 +70,10 @@ class Config:
     against_label: str = ""
     #: the two scores ``against`` counts tables won on (default: quality and TSTR)
     against_scores: list[str] = field(default_factory=lambda: ["quality", "tstr_auc"])
+    #: report.SCORES keys shown in one table, ours and the ``against`` baseline side by side per table
+    side_by_side: list[str] = field(default_factory=list)
+    #: what the numbers show, written after a run: the page's closing section (markdown)
+    notes: str = ""
 
 
 def load_config(ref: str) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,18 @@ Pair = dict[str, pd.DataFrame]
 Fitted = tuple[Callable[[int], Pair], float]
 
 
-def engine_pair(train: Pair, a: argparse.Namespace) -> Fitted:
+def engine_pair(train: Pair, a: argparse.Namespace, dp: bool = False) -> Fitted:
     """MOSTLY AI's engine as its SDK chains it: a flat TabularARGN for the person attributes, then a
     sequential TabularARGN for the events given the persons (context), sampled for the synthetic
     persons, so both tables are synthetic. Without person attributes the events model has the keys
-    alone as context."""
+    alone as context.
+
+    With ``dp`` each model is trained under the engine's DP with a budget of its own (as its SDK
+    configures DP per table): the person model ``max_epsilon = epsilon * engine_person_share``, the
+    events model the rest, each at the engine's default delta, and each model's value protection
+    (its rare-category and range step) takes ``engine_value_share`` of its model's budget. The
+    epsilon spent is their sum (basic composition: nothing in the engine adds them up), with each
+    model's part."""
     from mostlyai.engine import TabularARGN
 
     key, subjects, events = a.key, train["subjects"], train["events"]
@@ -31,16 +39,44 @@ def engine_pair(train: Pair, a: argparse.Namespace) -> Fitted:
     if a.epochs:
         base["max_epochs"] = a.epochs
     work = a.out.parent / "engine-workspace"
-    flat = TabularARGN(**base, workspace_dir=work / "persons").fit(subjects[attrs]) if attrs else None
+    budgets = {"persons": a.epsilon * a.engine_person_share if attrs else 0.0}
+    budgets["events"] = a.epsilon - budgets["persons"]
+
+    def private(part: str) -> dict[str, Any]:
+        if not dp:
+            return {}
+        from mostlyai.engine.domain import DifferentialPrivacyConfig
+
+        eps = budgets[part]
+        return {"differential_privacy": DifferentialPrivacyConfig(
+            max_epsilon=eps, value_protection_epsilon=eps * a.engine_value_share)}
+
+    flat = (TabularARGN(**base, workspace_dir=work / "persons", **private("persons")).fit(subjects[attrs])
+            if attrs else None)
     seq = TabularARGN(**base, workspace_dir=work / "events", tgt_context_key=key, ctx_primary_key=key,
-                      ctx_data=subjects).fit(events)
+                      ctx_data=subjects, **private("events")).fit(events)
 
     def sample(n: int) -> Pair:
         persons = flat.sample(n_samples=n) if flat is not None else pd.DataFrame(index=range(n))
         persons = persons.reset_index(drop=True)
         persons.insert(0, key, np.arange(n))
         return {"subjects": persons, "events": seq.sample(ctx_data=persons)}
-    return sample, float("inf")
+    if not dp:
+        return sample, float("inf")
+    spent = {f"epsilon_{part}": engine_epsilon(work / part) if budgets[part] else 0.0 for part in budgets}
+    return sample, {"epsilon": sum(spent.values()), "delta": 2 * 1e-5 if attrs else 1e-5, "unit": "person", **spent,
+                    **{f"epsilon_{part}_max": eps for part, eps in budgets.items()}}
+
+
+def engine_epsilon(work: Path) -> float:
+    """Epsilon of an engine model as its progress log reports it for the kept checkpoint (the last
+    one: it trains on past the best, up to its max_epsilon), value protection included."""
+    for p in Path(work).rglob("progress-messages.csv"):
+        log = pd.read_csv(p)
+        kept = log[(log["is_checkpoint"] == 1) & log["dp_eps"].notna()]
+        if len(kept):
+            return float(kept["dp_eps"].iloc[-1])
+    return float("nan")
 
 
 def sdv_par(train: Pair, a: argparse.Namespace) -> Fitted:

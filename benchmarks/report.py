@@ -108,6 +108,39 @@ def against(ok: pd.DataFrame, cfg: Any, columns: list[str]) -> list[str]:
     return lines
 
 
+def _side_cell(rows: pd.DataFrame, key: str, digits: int) -> str:
+    cell = _cell(rows[key], digits) if key in rows else "-"
+    parts = [f"epsilon_{p}" for p in ("persons", "events")]
+    if key == "epsilon" and cell != "-" and all(p in rows and rows[p].notna().any() for p in parts):
+        cell += " (" + " + ".join(_cell(rows[p], digits) for p in parts) + ")"
+    return cell
+
+
+def side_by_side(ok: pd.DataFrame, cfg: Any, columns: list[str], tables: list[str]) -> list[str]:
+    """Per table, each of our methods beside the config's baseline on the ``side_by_side`` scores
+    (a two-model baseline's epsilon with its person and event models' parts in brackets)."""
+    from worker import METHODS
+
+    digits = {k: d for k, _, d in SCORES}
+    names = {k: t.split(" (")[0] for k, t, _ in SCORES}
+    out: list[str] = []
+    for col in columns:
+        method, _, mode = col.partition(" ")
+        base = cfg.against.get("dp" if METHODS[method].dp else "plain") if method in METHODS else None
+        peer = f"{base} {mode}".strip() if base else None
+        if method not in METHODS or METHODS[method].venv is not None or peer not in set(ok.column):
+            continue
+        head = ["table", *(f"{names.get(k, k)}: {who}" for k in cfg.side_by_side for who in (col, peer))]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for t in tables:
+            sub = ok[ok.table == t]
+            cells = [_side_cell(sub[sub.column == who], k, digits.get(k, 3))
+                     for k in cfg.side_by_side for who in (col, peer)]
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
+        out += [f"## {col} beside {peer}", "", *lines, ""]
+    return out
+
+
 def render(cfg: Any, records: list[dict[str, Any]]) -> str:
     """The markdown page of a config (``harness.Config``) for its records."""
     parts = pd.DataFrame(records)
@@ -128,10 +161,14 @@ def render(cfg: Any, records: list[dict[str, Any]]) -> str:
                    "method finished (their count in brackets), so compare means only across equal counts."), ""]
     if cfg.against:
         out += [*against(ok, cfg, columns), ""]
+    if getattr(cfg, "side_by_side", None) and cfg.against:
+        out += side_by_side(ok, cfg, columns, tables)
     for key, title, digits in SCORES:
         if not cfg.scores or key in cfg.scores:
             out += [f"## {title}", "", *score_table(ok, key, digits, columns, tables), ""]
-    return "\n".join(out + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
+    notes = getattr(cfg, "notes", "").strip()
+    closing = ["## What the numbers show", "", notes, ""] if notes else []
+    return "\n".join(out + closing + _failures(parts) + _missing(cfg, parts) + _environment(ok, columns))
 
 
 def _failures(parts: pd.DataFrame) -> list[str]:

@@ -15,6 +15,7 @@ synthetic tables under the same names to ``--out`` and its costs to ``--stats``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -47,7 +48,8 @@ def _peak_rss_mb() -> float:
 
 
 # --- methods: each fits and returns (sample(n) -> DataFrame, epsilon spent) ----------------------
-Fitted = tuple[Callable[[int], Any], float]
+#: epsilon spent: a float, or a dict with "epsilon" (the total) and its parts for the stats
+Fitted = tuple[Callable[[int], Any], float | dict[str, Any]]
 Fit = Callable[[Any, argparse.Namespace], Fitted]
 
 
@@ -93,18 +95,8 @@ def _engine(dp: bool) -> Method:
         if a.epochs:
             kw["max_epochs"] = a.epochs
         m = TabularARGN(**kw).fit(train)
-        return (lambda n: m.sample(n_samples=n)), _engine_epsilon(work) if dp else float("inf")
+        return (lambda n: m.sample(n_samples=n)), peers.engine_epsilon(work) if dp else float("inf")
     return Method(".venv-engine", dp, fit)
-
-
-def _engine_epsilon(work: Path) -> float:
-    """Epsilon of the engine's kept model: its last checkpoint's (it trains on past the best one)."""
-    for p in Path(work).rglob("progress-messages.csv"):
-        log = pd.read_csv(p)
-        kept = log[(log["is_checkpoint"] == 1) & log["dp_eps"].notna()]
-        if len(kept):
-            return float(kept["dp_eps"].iloc[-1])
-    return float("nan")
 
 
 def _sdv(model: str) -> Method:
@@ -138,11 +130,13 @@ def _one_table(out: pd.DataFrame | dict[str, pd.DataFrame]) -> pd.DataFrame:
     return next(iter(out.values())) if isinstance(out, dict) else out
 
 
-def _tabsynth_pair() -> Method:
+def _tabsynth_pair(dp: bool = False) -> Method:
     def fit(train: dict[str, pd.DataFrame], a: argparse.Namespace) -> Fitted:
         import tabsynth as ts
 
         kw: dict[str, Any] = {"seed": a.seed, "verbose": False, **a.params}
+        if dp:  # per person over both tables; delta at its default unless the mode sets one
+            kw.update(epsilon=a.epsilon, **({"delta": a.delta_pair} if a.delta_pair else {}))
         if a.epochs:
             kw["epochs"] = a.epochs
         m = ts.TabularAR(**kw).fit(train["events"], subjects=train["subjects"], key=a.key, order_by=a.order_by)
@@ -150,8 +144,12 @@ def _tabsynth_pair() -> Method:
         def sample(n: int) -> dict[str, pd.DataFrame]:
             subjects, events = m.sample(n_subjects=n, seed=a.seed + 1)
             return {"subjects": subjects, "events": events}
-        return sample, float("inf")
-    return Method(None, False, fit, kind="pair")
+        if not dp:
+            return sample, float("inf")
+        spent = m.privacy_spent()
+        return sample, {"epsilon": float(spent.epsilon), "delta": float(spent.delta), "unit": spent.unit,
+                        **{f"epsilon_{name}": float(part.epsilon) for name, part in spent.parts.items()}}
+    return Method(None, dp, fit, kind="pair")
 
 
 METHODS: dict[str, Method] = {
@@ -163,6 +161,8 @@ METHODS: dict[str, Method] = {
     "sdv-gc": _sdv("gaussian_copula"), "sdv-ctgan": _sdv("ctgan"), "sdv-tvae": _sdv("tvae"),
     "ts-ar-seq": _tabsynth_pair(), "engine-seq": Method(".venv-engine", False, peers.engine_pair, kind="pair"),
     "sdv-par": Method(".venv-sdv", False, peers.sdv_par, kind="pair"),
+    "ts-ar-seq-dp": _tabsynth_pair(dp=True),
+    "engine-seq-dp": Method(".venv-engine", True, functools.partial(peers.engine_pair, dp=True), kind="pair"),
 }
 
 
@@ -174,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stats", required=True, type=Path, help="costs and epsilon (JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--options", default="{}", help="JSON: epsilon, delta, epochs, params, engine_value_share; "
-                   "for a pair: key, order_by, min_subjects (persons sampled: as many as trained on, at least this)")
+                   "for a pair: key, order_by, min_subjects (persons sampled: as many as trained on, at least this), "
+                   "delta_pair (our DP pair's delta; its default when unset), engine_person_share (the engine's "
+                   "person model's share of epsilon, the events model getting the rest)")
     a = p.parse_args(argv)
     opts = {"epsilon": 1.0, "delta": 1e-5, "epochs": None, "params": {}, "engine_value_share": 0.1,
-            "key": None, "order_by": None, "min_subjects": 0,
+            "key": None, "order_by": None, "min_subjects": 0, "delta_pair": None, "engine_person_share": 0.3,
             **json.loads(a.options)}
     vars(a).update(opts)
     try:
@@ -202,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = sum(len(f) for f in synth.values())
     stats = {"fit_cpu_s": fit_cpu, "fit_wall_s": fit_wall, "sample_s": sample_wall,
              "sample_rows_per_s": rows / max(sample_wall, 1e-9), "peak_rss_mb": _peak_rss_mb(),
-             "epsilon": None if spent == float("inf") else spent, "python": sys.version.split()[0]}
+             "python": sys.version.split()[0]}
+    if isinstance(spent, dict):
+        stats.update(spent)
+    else:
+        stats["epsilon"] = None if spent == float("inf") else spent
     a.stats.write_text(json.dumps(stats, allow_nan=True))
     return 0
 

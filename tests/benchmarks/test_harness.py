@@ -8,6 +8,7 @@ from pathlib import Path
 
 import harness
 import pandas as pd
+import peers
 import pytest
 import report
 import worker
@@ -123,7 +124,26 @@ def test_engine_epsilon_is_its_last_checkpoints(tmp_path):
     log = pd.DataFrame({"is_checkpoint": [1, 0, 1, 0], "dp_eps": [0.3, 0.5, 0.7, 0.9]})
     (tmp_path / "ModelStore").mkdir()
     log.to_csv(tmp_path / "ModelStore" / "progress-messages.csv", index=False)
-    assert worker._engine_epsilon(tmp_path) == 0.7
+    assert peers.engine_epsilon(tmp_path) == 0.7
+
+
+def test_the_side_by_side_table_puts_our_dp_method_beside_the_engines_with_its_two_models_epsilons_and_notes_close():
+    cfg = harness.Config(name="t", title="T", about="", tables=["t1", "t2"], kind="pair",
+                         methods=["ts-ar-seq-dp", "engine-seq-dp"], against={"dp": "engine-seq-dp"},
+                         against_scores=["qa_accuracy_overall", "person_tstr_auc"],
+                         side_by_side=["qa_accuracy_overall", "epsilon"], notes="Ours is ahead on t1.")
+    recs = [{"table": "t1", "method": "ts-ar-seq-dp", "seed": 0, "status": "ok", "qa_accuracy_overall": 0.8,
+             "person_tstr_auc": 0.7, "epsilon": 0.99, "fit_cpu_s": 5.0},
+            {"table": "t1", "method": "engine-seq-dp", "seed": 0, "status": "ok", "qa_accuracy_overall": 0.75,
+             "person_tstr_auc": 0.6, "epsilon": 0.9, "epsilon_persons": 0.25, "epsilon_events": 0.65,
+             "fit_cpu_s": 10.0},
+            {"table": "t2", "method": "ts-ar-seq-dp", "seed": 0, "status": "timeout"}]
+    text = report.render(cfg, recs)
+    assert "## ts-ar-seq-dp beside engine-seq-dp" in text
+    assert "| t1 | 0.800 | 0.750 | 0.990 | 0.900 (0.250 + 0.650) |" in text
+    assert "| t2 | - | - | - | - |" in text
+    assert "## What the numbers show\n\nOurs is ahead on t1.\n" in text
+    assert "| ts-ar-seq-dp | engine-seq-dp | 1 | 1 | 1 | +0.050 | +0.100 | 0.50 |" in text
 
 
 @pytest.mark.slow
