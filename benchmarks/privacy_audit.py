@@ -228,21 +228,23 @@ def person_statistic(events) -> float:
     return float((events[list(PERSON_MATCH)] == [PERSON_CANARY_EVENT[c] for c in PERSON_MATCH]).all(axis=1).mean())
 
 
-def fit_person_once(persons, events, epsilon: float, delta: float, epochs: int | None, max_events: int, seed: int,
-                    synth_persons: int) -> tuple[float, float, int, float]:
+def fit_person_once(persons, events, epsilon: float | None, delta: float, epochs: int | None, max_events: int,
+                    seed: int, synth_persons: int) -> tuple[float, float | None, int, float]:
     """One DP fit of the two tables; returns (statistic, epsilon per person spent, synthetic events, the
     smallest share of synthetic events carrying one of the canary's matched values: > 0 shows that
     preprocessing kept every value)."""
     import tabsynth as ts
 
-    m = ts.TabularAR(epsilon=epsilon, delta=delta, epochs=epochs, embedding_dim=32, hidden=(32,), seed=seed,
-                     verbose=False, device="cpu")
+    kw: dict[str, Any] = ({"epsilon": epsilon, "delta": delta, "epochs": epochs} if epsilon is not None
+                          else {"epochs": epochs or 40})
+    m = ts.TabularAR(embedding_dim=32, hidden=(32,), seed=seed, verbose=False, device="cpu", **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m.fit(events, subjects=persons, key="id", order_by="day", max_events=max_events)
         _, synth = m.sample(n_subjects=synth_persons, seed=seed + 7)
     kept = min(float((synth[c] == PERSON_CANARY_EVENT[c]).mean()) if len(synth) else 0.0 for c in PERSON_MATCH)
-    return person_statistic(synth), m.privacy_spent().epsilon, len(synth), kept
+    spent = m.privacy_spent().epsilon if epsilon is not None else None
+    return person_statistic(synth), spent, len(synth), kept
 
 
 def score(s_in: list[float], s_out: list[float], delta: float, alpha: float) -> tuple[dict, dict]:
@@ -253,10 +255,13 @@ def score(s_in: list[float], s_out: list[float], delta: float, alpha: float) -> 
     return held, eps_lower_bound(s_in, s_out, best_threshold(s_in, s_out), delta, alpha)
 
 
-def run_person_audit(runs: int = 12, epsilon: float = 1.0, *, epochs: int | None = None, canary_events: int = 30,
+def run_person_audit(runs: int = 12, epsilon: float | None = 1.0, *, epochs: int | None = None, canary_events: int = 30,
                      max_events: int = 30, synth_persons: int = 1000, delta: float = 1e-5, alpha: float = 0.05,
                      seed: int = 0, verbose: bool = False) -> dict[str, Any]:
-    """Person-canary in/out audit of the two-table DP fit (epsilon per person); ``runs`` fits per side."""
+    """Person-canary in/out audit of the two-table DP fit (epsilon per person); ``runs`` fits per side.
+
+    ``epsilon=None`` audits the non-DP fit (a control that shows the attack's power; ``epochs`` 40
+    unless given, the DP step rule's count on pbcseq)."""
     import pandas as pd
     import torch
 
@@ -277,13 +282,14 @@ def run_person_audit(runs: int = 12, epsilon: float = 1.0, *, epochs: int | None
             kept.append(k)
             secs.append(time.perf_counter() - t1)
             store.append(stat)
-            spent.append(eps)
+            if eps is not None:
+                spent.append(eps)
             n_synth.append(n)
         if verbose:
             print(f"[{time.perf_counter() - t0:6.0f}s] run {i + 1}/{runs}: in {s_in[-1]:.4f} out {s_out[-1]:.4f}",
                   file=sys.stderr, flush=True)
     held, optimistic = score(s_in, s_out, delta, alpha)
-    claimed = max(spent)
+    claimed = max(spent) if spent else None
     base_share = person_statistic(e_out)
     return {
         "unit": "person", "model": "tabularar", "dataset": "pbcseq", "epsilon_target": epsilon,
@@ -296,7 +302,7 @@ def run_person_audit(runs: int = 12, epsilon: float = 1.0, *, epochs: int | None
         "synth_events_mean": sum(n_synth) / len(n_synth), "canary_value_min_share": min(kept),
         "fit_seconds_mean": sum(secs) / len(secs),
         "held_out": held, "optimistic_same_runs": optimistic, "eps_lb": held["eps_lb"],
-        "passed": bool(held["eps_lb"] <= claimed), "seconds": time.perf_counter() - t0,
+        "passed": None if claimed is None else bool(held["eps_lb"] <= claimed), "seconds": time.perf_counter() - t0,
     }
 
 
@@ -306,9 +312,11 @@ def person_markdown(res: list[dict]) -> str:
     rows = []
     for r in res:
         h, o = r["held_out"], r["optimistic_same_runs"]
-        rows.append([r["model"], r["epsilon_target"], r["epsilon_spent_max"], r["runs"], r["canary_events"],
+        rows.append([r["model"] + ("" if r["epsilon_target"] is not None else " (no DP, control)"),
+                     r["epsilon_target"], r["epsilon_spent_max"], r["runs"], r["canary_events"],
                      r["max_events"], r["stat_in_mean"], r["stat_out_mean"], f"{h['tpr']:.2f}/{h['fpr']:.2f}",
-                     h["eps_lb"], o["eps_lb"], "PASS" if r["passed"] else "FAIL", r["fit_seconds_mean"],
+                     h["eps_lb"], o["eps_lb"], "-" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL"),
+                     r["fit_seconds_mean"],
                      r["seconds"]])
     r0 = res[0]
     scored = r0["runs"] - r0["runs"] // 2
@@ -392,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
                               max_events=args.max_events, synth_persons=args.synth_persons, delta=args.delta,
                               verbose=True)
         results = [dp]
+        if args.control_runs:
+            results.append(run_person_audit(args.control_runs, None, epochs=args.epochs,
+                                            canary_events=args.canary_events, max_events=args.max_events,
+                                            synth_persons=args.synth_persons, delta=args.delta, verbose=True))
     else:
         shared = dict(model=args.model, rows=args.rows, epochs=3 if args.epochs is None else args.epochs,
                       batch_size=args.batch_size, synth_rows=args.synth_rows, delta=args.delta, verbose=True)
