@@ -36,10 +36,10 @@ def test_person_canary_combination_is_new_but_each_value_common():
     assert len(canary_events) == 30 and audit.person_statistic(canary_events) == 1.0
     assert list(canary_events.columns) == list(events.columns)
     assert (canary_events.dtypes == events.dtypes).all()
-    # each value on its own is held by a large share of persons, so DP preprocessing keeps it
+    # each value alone is held by a large share of persons, above the DP selection threshold
     weight = 1.0 / events.groupby("id")["id"].transform("size")
     for c, v in zip(match, values):
-        assert weight[events[c] == v].sum() / len(persons) > 0.25, c
+        assert weight[events[c] == v].sum() / len(persons) > 0.4, c
 
 
 def test_person_audit_scores_held_out_runs():
