@@ -239,7 +239,7 @@ def fit_person_once(persons, events, epsilon: float | None, delta: float, epochs
     import tabsynth as ts
 
     kw: dict[str, Any] = ({"epsilon": epsilon, "delta": delta, "epochs": epochs} if epsilon is not None
-                          else {"epochs": epochs or 40})
+                          else {"epochs": epochs or 100, "early_stopping": False})
     m = ts.TabularAR(embedding_dim=32, hidden=(32,), seed=seed, verbose=False, device="cpu", **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -263,8 +263,8 @@ def run_person_audit(runs: int = 12, epsilon: float | None = 1.0, *, epochs: int
                      seed: int = 0, verbose: bool = False) -> dict[str, Any]:
     """Person-canary in/out audit of the two-table DP fit (epsilon per person); ``runs`` fits per side.
 
-    ``epsilon=None`` audits the non-DP fit (a control that shows the attack's power; ``epochs`` 40
-    unless given, the DP step rule's count on pbcseq)."""
+    ``epsilon=None`` audits the non-DP fit (a control that shows the attack's power; ``epochs`` 100
+    unless given, without early stopping)."""
     import pandas as pd
     import torch
 
@@ -316,26 +316,30 @@ def person_markdown(res: list[dict]) -> str:
     for r in res:
         h, o = r["held_out"], r["optimistic_same_runs"]
         rows.append([r["model"] + ("" if r["epsilon_target"] is not None else " (no DP, control)"),
-                     r["epsilon_target"], r["epsilon_spent_max"], r["runs"], r["canary_events"],
-                     r["max_events"], r["stat_in_mean"], r["stat_out_mean"], f"{h['tpr']:.2f}/{h['fpr']:.2f}",
+                     r["epsilon_target"], r["epsilon_spent_max"], r["runs"], r["epochs"], r["canary_events"],
+                     r["max_events"], r["stat_in_mean"], r["stat_out_mean"],
+                     f"{sum(i > o for i, o in zip(r['stats_in'], r['stats_out']))}/{r['runs']}",
+                     f"{h['tpr']:.2f}/{h['fpr']:.2f}",
                      h["eps_lb"], o["eps_lb"], "-" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL"),
                      r["fit_seconds_mean"],
                      r["seconds"]])
     r0 = res[0]
     scored = r0["runs"] - r0["runs"] // 2
-    table = md_table(["model", "target eps/person", "eps spent/person", "runs/side", "canary events",
-                      "max_events", "stat in (mean)", "stat out (mean)", "TPR/FPR (held-out)", "eps_lb (95%)",
+    table = md_table(["model", "target eps/person", "eps spent/person", "runs/side", "epochs", "canary events",
+                      "max_events", "stat in (mean)", "stat out (mean)", "in > out (run pairs)", "TPR/FPR (held-out)",
+                      "eps_lb (95%)",
                       "eps_lb optimistic", "eps_lb <= spent", "seconds/fit", "seconds"], rows)
     return "\n\n".join([
-        f"## Person canary: two tables, DP per person ({r0['persons_out']} pbcseq persons, {r0['events_out']} "
-        f"events of key, day and 5 categorical columns; delta={r0['delta']:g}; CPU, {PERSON_THREADS} torch thread; `--unit person`)",
+        f"## Person canary: two tables, DP per person ({r0['persons_out']} pbcseq persons, "
+        f"{r0['events_out']} events of key, day and 5 categorical columns; delta={r0['delta']:g}; CPU, "
+        f"{PERSON_THREADS} torch thread; `--unit person`)",
         table,
         f"Canary: one new person {r0['canary_person']} with {r0['canary_events']} visits (120 days apart), every "
         f"one {r0['canary_event']}; `max_events={r0['max_events']}` is declared so "
         f"that all of them count (the worst case). Every base event matching on {', '.join(r0['match_columns'])} "
         f"is removed (each value is its column's most common on its own), so the canary's events are "
         f"{r0['stat_canary_in_data']:.3f} of the events in the 'in' data and 0 in the 'out' data. "
-        f"Model: TabularAR(embedding_dim=32, hidden=(32,), epochs={r0['epochs'] or 'default'}), "
+        "Model: TabularAR(embedding_dim=32, hidden=(32,)) (the control: no DP, no early stopping), "
         f"each fit its own seed; statistic: share of the synthetic events of {r0['synth_persons']} sampled persons "
         f"matching the canary on {', '.join(r0['match_columns'])}. Threshold and bounds as above; with {scored} "
         f"scored runs per side the largest provable eps_lb is about "
@@ -394,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also audit the same model without DP with this many runs per side (attack power)")
     ap.add_argument("--canary-events", type=int, default=30, help="person unit: the canary's events")
     ap.add_argument("--max-events", type=int, default=30, help="person unit: declared contribution bound")
+    ap.add_argument("--control-epochs", type=int, default=100, help="person unit: epochs of the non-DP control")
     ap.add_argument("--synth-persons", type=int, default=1000, help="person unit: persons sampled per fit")
     ap.add_argument("--out", type=Path, default=RESULTS / "privacy_audit")
     args = ap.parse_args(argv)
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                               verbose=True)
         results = [dp]
         if args.control_runs:
-            results.append(run_person_audit(args.control_runs, None, epochs=args.epochs,
+            results.append(run_person_audit(args.control_runs, None, epochs=args.control_epochs,
                                             canary_events=args.canary_events, max_events=args.max_events,
                                             synth_persons=args.synth_persons, delta=args.delta, verbose=True))
     else:
