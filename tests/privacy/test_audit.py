@@ -55,4 +55,5 @@ def test_person_canary_audit_lower_bound_stays_below_claimed_epsilon():
     result = audit.run_person_audit(runs=2, epsilon=1.0, epochs=1, synth_persons=200, seed=0)
     assert result["epsilon_spent_max"] <= 1.0 + 1e-9
     assert result["eps_lb"] <= result["epsilon_spent_max"]
-    assert result["canary_value_min_share"] > 0.0
+    assert len(result["stats_in"]) == len(result["stats_out"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in result["stats_in"] + result["stats_out"])
