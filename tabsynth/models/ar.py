@@ -44,7 +44,9 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
         epochs: passes over the data (without DP, early stopping usually ends sooner).
         batch_size: rows per step (expected Poisson batch under DP).
         embedding_dim: width of the token and query embeddings; the context of a column is the sum of
-            the embeddings of the tokens before it, plus its query (the MLP's first layer).
+            the embeddings of the tokens before it, plus its query (the MLP's first layer). Left unset,
+            a two-table fit under DP uses 64: DP-SGD per person computes a gradient per person for
+            every parameter, and the narrower networks cost a tenth of the CPU.
         hidden: hidden sizes of the MLP head after that first layer.
         bins: bins of each continuous scalar (edges a public function of ``bins`` alone).
         order: ``"any"`` (a random column order per training row; conditions are met directly) or
@@ -66,8 +68,8 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
             as for :class:`~tabsynth.models.gan.CTGAN`.
     """
 
-    embedding_dim: int
-    hidden: Sequence[int]
+    embedding_dim: int | None
+    hidden: Sequence[int] | None
     bins: int
     order: str | None
     lr: float | None
@@ -75,14 +77,16 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
     early_stopping: bool | None
 
     _DEFAULTS = {**Hyperparameters._DEFAULTS, "epochs": (100, None), "batch_size": (None, None),
-                 "order": ("any", "fixed")}
+                 "order": ("any", "fixed"), "embedding_dim": (256, 256), "hidden": ((256,), (256,))}
 
     _RULES = {"batch_size": ("the largest power of two giving 64 steps per epoch, 32 to 512 rows", None),
+              "embedding_dim": (None, "256 (a two-table fit: 64)"),
+              "hidden": (None, "(256,) (a two-table fit: (64,))"),
               "lr": ("1e-3 * sqrt(batch_size / 32)", None),
               "early_stopping": ("on (10% of the rows held out)", "off")}
 
-    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int = 256,
-                 hidden: Sequence[int] = (256,), bins: int = DEFAULT_BINS, order: str | None = None,
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, embedding_dim: int | None = None,
+                 hidden: Sequence[int] | None = None, bins: int = DEFAULT_BINS, order: str | None = None,
                  lr: float | None = None, l2scale: float = 1e-6, early_stopping: bool | None = None,
                  marginal_weight: float = 0.0,
                  numerical: str = "mode", max_categories: int = 500, device: str = "auto", seed: int | None = None,
@@ -95,6 +99,14 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
         if self.lr is not None:
             return self.lr
         return 1e-2 if self._private else 1e-3 * math.sqrt(self._batch_size / 32)
+
+    @property
+    def _embedding_dim(self) -> int:
+        return int(self._resolved("embedding_dim"))
+
+    @property
+    def _hidden(self) -> Sequence[int]:
+        return tuple(self._resolved("hidden"))
 
     @property
     def _order(self) -> str:
@@ -128,7 +140,7 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
     # --- networks -------------------------------------------------------------------------------
     def _build(self, data_dim: int) -> None:
         self.tokens_ = Tokenizer(self.layout_.spans, self.device_, self.bins)
-        self.net_ = ARNet(self.tokens_.sizes.tolist(), self.embedding_dim, self.hidden).to(self.device_)
+        self.net_ = ARNet(self.tokens_.sizes.tolist(), self._embedding_dim, self._hidden).to(self.device_)
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"net": self.net_}
@@ -243,7 +255,7 @@ class TabularAR(TwoTableMixin, MarginalMatching, BaseSynthesizer):
         u, order, fixed = draws["u"], draws["order"], draws["fixed"]
         n = len(u)
         tokens = torch.zeros(n, tok.n_tokens, dtype=torch.long, device=self.device_)
-        context = torch.zeros(n, self.embedding_dim, device=self.device_)
+        context = torch.zeros(n, self._embedding_dim, device=self.device_)
         for j in range(tok.n_tokens):
             col = order[:, j]
             cdf = torch.softmax(net.logits(context, col), dim=-1).cumsum_(-1)

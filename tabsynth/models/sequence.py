@@ -48,6 +48,8 @@ class TwoTables:
         self.person_columns, self.event_columns = person_columns, event_columns
         self.device = owner.device_
         self.cut_shares_: tuple[float, float] | None = None
+        #: The event network's embedding width and hidden sizes.
+        self.widths: tuple[int, tuple[int, ...]] = (0, ())
         #: The person column the person model learns each person's number of (kept) events in.
         self.count_column: str | None = None
 
@@ -70,7 +72,8 @@ class TwoTables:
         self.tokens = Tokenizer(self.transformer.spans_, self.device, owner.bins)
         person_tokens = self.person_tokens(subjects)
         sizes = self.persons.tokens_.sizes.tolist() if self.persons is not None else []
-        self.net = SequenceNet(sizes, self.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, self.cap).to(
+        self.widths = (owner._embedding_dim, tuple(owner._hidden))
+        self.net = SequenceNet(sizes, self.tokens.sizes.tolist(), *self.widths, self.cap).to(
             self.device)
         if owner.verbose and data.cut:
             print(f"tabsynth TabularAR: {data.cut} events of {data.cut_persons} persons are over the cap of "
@@ -212,7 +215,7 @@ class TwoTables:
                 "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
                 "cut_events": self.cut_events_, "cut_persons": self.cut_persons_, "rnn": self.net.rnn_kind,
                 "cut_shares": list(self.cut_shares_) if self.cut_shares_ is not None else None,
-                "count_column": self.count_column,
+                "count_column": self.count_column, "embedding_dim": self.widths[0], "hidden": list(self.widths[1]),
                 "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
 
     @classmethod
@@ -226,7 +229,8 @@ class TwoTables:
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
         sizes = persons.tokens_.sizes.tolist() if persons is not None else []
-        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, out.cap,
+        out.widths = (int(d.get("embedding_dim", owner._embedding_dim)), tuple(d.get("hidden", owner._hidden)))
+        out.net = SequenceNet(sizes, out.tokens.sizes.tolist(), *out.widths, out.cap,
                               rnn=d.get("rnn", "gru"))
         out.net.load_state_dict(state)
         out.net.to(out.device)

@@ -188,6 +188,7 @@ class TwoTableMixin(_Family):
         if person is not None:
             tensors.update({f"persons.{k}": v for k, v in model_tensors(person).items()})
         two = {**tables.to_dict(), "n_rows": self.n_rows_, "n_subjects": self.n_subjects_,
+               "person_params": None if person is None else model_config(person)["params"],
                "has_persons": person is not None, "privacy": self.privacy_spent().to_dict()}
         return write_model_file(path, {**head, "two_tables": two}, tensors)
 
@@ -205,6 +206,7 @@ class TwoTableMixin(_Family):
         person = None
         if two["has_persons"]:
             inner = {k: v for k, v in config.items() if k != "two_tables"}
+            inner["params"] = two.get("person_params") or inner["params"]
             person = restore_model(cls, inner, {k[8:]: v for k, v in tensors.items() if k.startswith("persons.")},
                                    device)
         state = {k[7:]: v for k, v in tensors.items() if k.startswith("events.")}

@@ -34,6 +34,9 @@ from tabsynth.transform.tokens import Tokenizer
 
 #: Persons per physical batch of DP-SGD (each holds its per-sample gradients).
 PHYSICAL_PERSONS = 128
+#: The networks' embedding width and hidden sizes when left unset: DP-SGD per person computes a
+#: gradient per person for every parameter (at 256 wide, nine times the engine's CPU on pbcseq).
+DP_WIDTHS = (64, (64,))
 
 
 class PersonsAndEvents(nn.Module):
@@ -138,11 +141,13 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     tables.transformer = fit.event_transformer(data.frame, 1.0 / data.lengths[data.person], seed=owner.seed,
                                                max_categories=owner.max_categories)
     tables.tokens = Tokenizer(tables.transformer.spans_, tables.device, owner.bins)
-    tables.persons = _person_model(owner, fit, attrs) if attrs.shape[1] else None
+    tables.widths = dp_widths(owner)
+    tables.persons = _person_model(owner, fit, attrs, tables.widths) if attrs.shape[1] else None
     person_tokens = tables.person_tokens(persons)
     sizes = tables.persons.tokens_.sizes.tolist() if tables.persons is not None else []
-    tables.net = SequenceNet(sizes, tables.tokens.sizes.tolist(), owner.embedding_dim, owner.hidden, tables.cap,
-                             rnn="linear").to(tables.device)
+    width, hidden = tables.widths
+    tables.net = SequenceNet(sizes, tables.tokens.sizes.tolist(), width, hidden, tables.cap, rnn="linear").to(
+        tables.device)
     trainer = fit.trainer(epochs=owner._epochs, batch_size=owner._batch_size, rule=owner._DP_STEPS,
                           device=tables.device)
     history = _train(tables, owner, trainer, person_tokens, tables._padded(data),
@@ -158,10 +163,16 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     return statement
 
 
-def _person_model(owner: Any, fit: PrivateTwoTables, attrs: pd.DataFrame) -> Any:
+def dp_widths(owner: Any) -> tuple[int, tuple[int, ...]]:
+    """The networks' ``(embedding_dim, hidden)``: the owner's where set, else :data:`DP_WIDTHS`."""
+    d = owner.embedding_dim if owner.embedding_dim is not None else DP_WIDTHS[0]
+    return int(d), tuple(owner.hidden if owner.hidden is not None else DP_WIDTHS[1])
+
+
+def _person_model(owner: Any, fit: PrivateTwoTables, attrs: pd.DataFrame, widths: tuple[int, tuple[int, ...]]) -> Any:
     """The flat model of the person table, its encoders from the noisy statistics (trained below,
     with the events)."""
-    model = type(owner)(**owner.get_params())
+    model = type(owner)(**{**owner.get_params(), "embedding_dim": widths[0], "hidden": widths[1]})
     model._runtime = owner._runtime
     model._n_global = fit.counted_rows()
     model._fit_batch = model._fit_epochs = None

@@ -137,7 +137,7 @@ def plan(metadata: Metadata, accountant: Accountant, share: float, *,
         return None
     z = accountant.preprocessing_noise(share, 1.0) if noise_multiplier is None else noise_multiplier
     row_std, stds = noise_scales(metadata, z, row_count=row_count)
-    ref = max(row_std, *(s for v in stds.values() for s in v))
+    ref = max([row_std, *(s for v in stds.values() for s in v)])
     sensitivity = ref / z  # the statistics scaled to a common noise std ``ref``
     release = Release(name, z,
                       mechanism="gaussian (histograms and counts, each statistic with its own noise; L2 sensitivity "

@@ -401,6 +401,8 @@ two_tables.key two_tables.column.* two_tables.person_columns.[] two_tables.event
 two_tables.cap two_tables.cut_events two_tables.cut_persons two_tables.cut_shares.[] two_tables.rnn
 two_tables.loss_history.epoch.[] two_tables.loss_history.epsilon.[] two_tables.n_rows two_tables.n_subjects
 two_tables.has_persons two_tables.ids.alphabets.[] loss_history.{} two_tables.count_column
+two_tables.embedding_dim two_tables.hidden.[] two_tables.person_params.* two_tables.person_params.*.[]
+two_tables.person_params.dp.*
 """.split() + [f"two_tables.{f}" for f in MODEL_FIELDS if f.startswith("transformer.")] + [
     f"two_tables.{f}" for f in TWO_TABLE_PRIVACY_FIELDS]
 
@@ -421,6 +423,7 @@ def test_every_field_of_a_saved_two_table_dp_model_is_on_the_allow_list(tmp_path
     assert unlisted == [], unlisted
     assert config["params"]["seed"] is None
     two = config["two_tables"]
+    assert two["person_params"]["seed"] is None
     for enc in two["transformer"]["encoders"] + config["transformer"]["encoders"]:
         assert all(not enc.get(k) for k in EMPTY_UNDER_DP), enc["column"]
     # nothing read off the values: the origin, whole-number gaps and the id pattern are not learned
