@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from tabsynth.datasets import Sequences
 from tabsynth.errors import ConfigError, DataError, InvalidConditionError
@@ -24,6 +23,7 @@ from tabsynth.models.device import make_generator
 from tabsynth.models.sequence_data import Prepared, SequenceColumn, assemble, prepare
 from tabsynth.models.sequence_networks import SequenceNet
 from tabsynth.models.stopping import VALIDATION_SHARE, EarlyStopping, validation_loss
+from tabsynth.models.training import PlainTrainer, shuffled
 from tabsynth.transform import TableTransformer
 from tabsynth.transform.identifier import IdEncoder
 from tabsynth.transform.tokens import Tokenizer
@@ -252,7 +252,8 @@ def _split_persons(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | No
 
 
 class _Trainer:
-    """Adam over batches of whole persons; early stopping on held-out persons as the flat model does."""
+    """Adam over batches of whole persons through the shared :class:`~tabsynth.models.training.
+    PlainTrainer`; early stopping on held-out persons as the flat model does."""
 
     def __init__(self, tables: TwoTables, owner: Any) -> None:
         self.net, self.owner, self.device = tables.net, owner, tables.device
@@ -274,23 +275,20 @@ class _Trainer:
         lr = owner.lr if owner.lr is not None else 1e-3 * math.sqrt(bs / 32)
         opt = torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=owner.l2scale)
         stopper = EarlyStopping(self.net, opt, owner._runtime) if valid is not None else None
-        history = []
-        for epoch in tqdm(range(owner._epochs), desc="TabularAR events", disable=not owner.verbose, unit="epoch"):
-            total, steps = 0.0, 0
-            for idx in train[torch.randperm(len(train), device=self.device)].split(bs):
-                loss = self._loss(person[idx], tokens[idx], lengths[idx])
-                opt.zero_grad(set_to_none=True)
-                (loss.sum() / len(idx)).backward()
-                opt.step()
-                total, steps = total + float(loss.detach().sum()) / len(idx), steps + 1
-            record = {"epoch": epoch, "loss": total / max(steps, 1)}
-            history.append(record)
-            if stopper is not None and valid is not None:
-                summed = validation_loss(lambda i: self._loss(person[i], tokens[i], lengths[i]), valid, 4 * bs)
-                stop = stopper.step(epoch, summed, len(valid))
-                record["val_loss"] = stopper.last
-                if stop:
-                    break
-        if stopper is not None:
-            stopper.restore()
-        return pd.DataFrame(history)
+
+        def step(pos: torch.Tensor) -> dict[str, torch.Tensor]:
+            idx = train[pos]
+            loss = self._loss(person[idx], tokens[idx], lengths[idx])
+            opt.zero_grad(set_to_none=True)
+            (loss.sum() / len(idx)).backward()
+            opt.step()
+            return {"loss": loss.detach().sum() / len(idx)}
+
+        def validate() -> tuple[Any, int]:
+            assert valid is not None, "only called with the stopper"
+            return validation_loss(lambda i: self._loss(person[i], tokens[i], lengths[i]), valid, 4 * bs), len(valid)
+
+        trainer = PlainTrainer(epochs=owner._epochs, desc="TabularAR events", verbose=owner.verbose,
+                               runtime=owner._runtime, stopper=stopper, validate=validate)
+        steps = math.ceil(len(train) / bs)
+        return pd.DataFrame(trainer.run(step, shuffled(len(train), bs, steps, owner._runtime, self.device)))
