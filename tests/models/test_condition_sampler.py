@@ -3,9 +3,9 @@ import pandas as pd
 import torch
 
 import tabsynth as ts
-from tabsynth.transform.layout import SpanLayout
 from tabsynth.models.condition import ConditionSampler
 from tabsynth.transform import TableTransformer
+from tabsynth.transform.layout import SpanLayout
 
 
 def _setup(df):

@@ -5,9 +5,9 @@ import torch
 from torch.nn import functional as F
 
 from tabsynth.models.gan_networks import Discriminator, Generator
-from tabsynth.transform.layout import SpanLayout, _SpanActivation, gumbel_noise
 from tabsynth.models.vae_networks import VAENet
 from tabsynth.transform import Span
+from tabsynth.transform.layout import SpanLayout, _SpanActivation, gumbel_noise
 
 SPANS = [("c", 1), ("d", 10), ("d", 9), ("c", 1), ("d", 3), ("d", 16), ("d", 2), ("d", 42), ("c", 1), ("d", 1)]
 

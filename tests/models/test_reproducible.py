@@ -9,8 +9,8 @@ models. A refactor's bit-for-bit check against a reference commit is ``make refa
 from __future__ import annotations
 
 import pytest
-
 from bit_exact import CASES, run_case
+
 from tabsynth.models.registry import MODELS
 
 #: The quick cases run by default; the others (other tables, Opacus hooks with physical batches) are slow.
