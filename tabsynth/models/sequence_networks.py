@@ -71,6 +71,7 @@ class SequenceNet(nn.Module):
                              if person_sizes else torch.zeros(0, dtype=torch.long))
         self.person = nn.Embedding(max(sum(person_sizes), 1), embedding_dim)
         nn.init.normal_(self.person.weight, std=1.0 / max(len(person_sizes), 1) ** 0.5)
+        self.person.weight.requires_grad_(bool(person_sizes))  # unused without person tokens
         # row 0: the person vector's bias, row 1: the first event's input (embeddings, so that every
         # parameter sits in a layer with per-sample gradients)
         self.constants = nn.Embedding(2, embedding_dim)

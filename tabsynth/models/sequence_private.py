@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from tabsynth.errors import DataError
+from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.metadata.public import public_schema
 from tabsynth.models.ar_networks import ARNet
-from tabsynth.models.sequence_data import SequenceColumn, count_column, prepare
+from tabsynth.models.sequence_data import SequenceColumn, prepare
 from tabsynth.models.sequence_networks import SequenceNet
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
@@ -114,12 +115,12 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     its person model under DP per person; returns the statement of the whole fit."""
     key, column = tables.key, tables.column
     events, persons, values = private_tables(events, persons, key, column)
-    tables.count_column = count_column(persons)
-    persons = persons.copy()
-    persons[tables.count_column] = np.zeros(len(persons), dtype=np.int64)  # its dtype for the schema
+    # the number of events is left to the end token: as a person column its domain (0 to the bound)
+    # would be read by a noisy histogram, which on a few hundred persons comes out constant
     attrs = persons.drop(columns=[key])
     data_frame = prepare(events, persons, key, column, None, values=values).frame
-    person_meta, person_assumed = public_schema(attrs, None)
+    person_meta, person_assumed = public_schema(attrs, None) if attrs.shape[1] else (
+        Metadata([ColumnSpec(key, "id")]), {"schema": "the person table has no column besides the key", "kinds": {}})
     event_meta, event_assumed = public_schema(data_frame, None)
     order = None if values is None else values
     config = dataclasses.replace(dp, grad_sample_mode="hooks",
@@ -129,8 +130,6 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     bound, bound_release = fit.persons, fit._bound_release
     assert bound is not None and bound_release is not None and fit.n_hat is not None, "measured by begin_two_tables"
     kept = events[bound.kept].reset_index(drop=True)
-    persons[tables.count_column] = np.bincount(pd.Index(persons[key]).get_indexer(kept[key]), minlength=len(persons))
-    attrs = persons.drop(columns=[key])
     data = prepare(kept, persons, key, column, bound.max_events, values=None if values is None else values[bound.kept])
     if data.frame.shape[1] == 0:
         raise DataError(f"the event table has no column besides the key {key!r}; give it at least one column to learn")

@@ -241,3 +241,15 @@ def test_the_event_estimate_reads_the_noisy_histogram_above_its_noise():
     noisy = events_histogram(counts) + rng.normal(0, 30, len(count_grid()))
     estimate = expected_events(noisy, 30.0, 400, 8)
     assert 0.7 * counts.sum() < estimate < 1.4 * counts.sum()
+
+
+def test_events_alone_without_a_sequence_column_under_dp():
+    """A person table of keys alone and the row order as the sequence: only the event network
+    trains (the person embedding has no tokens and no per-person gradient)."""
+    _, events = _tables(n=150, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        model = ts.TabularAR(epsilon=4.0, **SMALL).fit(events.drop(columns=["day"]), key="id")
+    assert model.two_tables_.persons is None and model.privacy_spent().unit == "person"
+    subjects, ev = model.sample(n_subjects=40, seed=0)
+    assert list(subjects.columns) == ["id"] and set(ev["id"]) <= set(subjects["id"]) and len(ev) > 0
