@@ -5,7 +5,7 @@ from tabsynth import (  # noqa: E402
            errors,
            release,  # noqa: E402  (a callable module: ts.release(df, ...) runs release.release)
 )
-from tabsynth.metadata import ColumnSpec, Metadata  # noqa: E402
+from tabsynth.metadata import ColumnSpec, Metadata, SequenceMetadata  # noqa: E402
 from tabsynth.models import CTGAN, TVAE, TabularAR, load  # noqa: E402
 from tabsynth.privacy import PrivacySpent  # noqa: E402
 from tabsynth.privacy.config import DPConfig  # noqa: E402
@@ -13,7 +13,8 @@ from tabsynth.privacy.ledger import Ledger  # noqa: E402
 from tabsynth.report import Report, evaluate  # noqa: E402
 from tabsynth.version import __version__
 
-__all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "TabularAR", "datasets",
+__all__ = ["CTGAN", "DPConfig", "TVAE", "ColumnSpec", "Ledger", "Metadata", "PrivacySpent", "Report", "SequenceMetadata",
+           "TabularAR", "datasets",
            "errors",
            "evaluate", "load", "release",
            "__version__"]

@@ -82,7 +82,7 @@ def _cmd_fit(args: argparse.Namespace) -> int | None:
     if runtime is None:
         return code
     if any(v is not None for v in (args.key, args.subjects, args.order_by, args.order_kind, args.max_events,
-                                   args.order_bounds)):
+                                   args.order_bounds, args.non_decreasing)):
         _fit_two_tables(args, _fit_params(args))
         return None
     # under DP a CSV's cells are read as text: its kinds are declared, never inferred from cells
@@ -122,24 +122,29 @@ def _fit_two_tables(args: argparse.Namespace, params: dict) -> None:
     from tabsynth.release.sequences import declare_order
 
     if args.key is None:
-        raise UserError("--subjects, --order-by, --order-kind, --max-events and --order-bounds describe an event "
-                        "table: name its person id column with --key")
+        raise UserError("--subjects, --order-by, --order-kind, --max-events, --order-bounds and --non-decreasing "
+                        "describe an event table: name its person id column with --key")
     if args.model != "tabularar":
         raise UserError("a person table with its event table is fitted by --model tabularar (the default)")
-    if args.metadata is not None:
-        raise UserError("--metadata is not yet taken with --key (the columns' kinds are detected)")
     if args.public_domain or args.public_bounds:
-        raise UserError("--public-domain and --public-bounds are not yet taken with --key; leave them out")
+        raise UserError("--public-domain and --public-bounds are not taken with --key; declare public domains in the "
+                        "sequence metadata JSON (--metadata) instead")
     model = model_class(args.model)(**params)
     t0 = time.perf_counter()
     private = args.epsilon is not None  # under DP a CSV's cells are read as text: kinds declared, never inferred
     subjects = read_table(args.subjects, text=private) if args.subjects is not None else None
     events = read_table(args.data, text=private)
     bounds = release_command.order_bounds(args.order_bounds)
-    kind = args.order_kind or ("number" if private and args.order_by else None)
-    events, subjects = declare_order(events, subjects, args.order_by, bounds, kind)
-    model.fit(events, subjects=subjects, key=args.key, order_by=args.order_by, max_events=args.max_events,
-              order_bounds=bounds)
+    meta = None
+    if args.metadata is not None:  # the declared kinds read the cells (under DP each on its own)
+        from tabsynth.metadata import SequenceMetadata
+
+        meta = SequenceMetadata.from_json(args.metadata)
+    else:
+        kind = args.order_kind or ("number" if private and args.order_by else None)
+        events, subjects = declare_order(events, subjects, args.order_by, bounds, kind)
+    model.fit(events, meta, subjects=subjects, key=args.key, order_by=args.order_by, max_events=args.max_events,
+              order_bounds=bounds, non_decreasing=args.non_decreasing)
     model.save(args.output)
     counts = (f"about {model.n_subjects_} persons (noisy count)" if private  # the exact counts are private
               else f"{model.n_subjects_} persons and {model.n_rows_} events")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,9 @@ class SequenceMetadata:
     ``order_by``: the event column that orders a person's events (None: the rows' order), of kind
     ``order_kind`` (``"number"`` or ``"datetime"``, read off its column when None).
     ``order_bounds``: ``(lower, upper)`` person columns (either None) every event's ``order_by``
-    value lies between. A column other than the key belongs to one table only. Invalid metadata
-    raises :class:`~tabsynth.errors.MetadataError` saying what to fix.
+    value lies between. ``non_decreasing``: event columns (numbers) that never fall within a person
+    (a disease stage, cumulative experience). A column other than the key belongs to one table only.
+    Invalid metadata raises :class:`~tabsynth.errors.MetadataError` saying what to fix.
     """
 
     persons: Metadata
@@ -47,6 +48,7 @@ class SequenceMetadata:
     order_by: str | None = None
     order_kind: str | None = None
     order_bounds: tuple[str | None, str | None] = (None, None)
+    non_decreasing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("persons", "events"):
@@ -55,6 +57,7 @@ class SequenceMetadata:
         self._check_key()
         object.__setattr__(self, "order_kind", self._checked_order())
         object.__setattr__(self, "order_bounds", self._checked_bounds())
+        object.__setattr__(self, "non_decreasing", self._checked_non_decreasing())
         shared = [c for c in self.persons.columns if c in self.events.columns and c != self.key]
         if shared:
             raise MetadataError(f"columns {shared} are in both tables; a column other than the key belongs to the "
@@ -116,6 +119,20 @@ class SequenceMetadata:
                                     f"bounds {self.order_by!r}, a {self.order_kind} column, so it must be one too")
         return (bounds[0], bounds[1])
 
+    def _checked_non_decreasing(self) -> tuple[str, ...]:
+        names = self.non_decreasing
+        if isinstance(names, str) or not isinstance(names, (tuple, list)):
+            raise MetadataError(f"non_decreasing must be a list of event columns, got {names!r}")
+        for name in names:
+            spec = self.events.columns.get(name)
+            if spec is None or name in (self.key, self.order_by):
+                raise MetadataError(f"non_decreasing names {name!r}, which is not an event column besides the key "
+                                    f"and order_by; columns: {', '.join(self.event_columns)}")
+            if spec.kind not in ("numerical", "integer"):
+                raise MetadataError(f"non_decreasing column {name!r} has kind {spec.kind!r}; a column that never "
+                                    "falls is a number: declare its kind numerical or integer")
+        return tuple(dict.fromkeys(names))
+
     # --- access ------------------------------------------------------------------------------
     @property
     def person_columns(self) -> list[str]:
@@ -136,7 +153,7 @@ class SequenceMetadata:
             return Metadata(specs, primary_key=primary, source=meta.source)
 
         return SequenceMetadata(strip(self.persons, self.key), strip(self.events, self.events.primary_key), self.key,
-                                self.order_by, self.order_kind, self.order_bounds)
+                                self.order_by, self.order_kind, self.order_bounds, self.non_decreasing)
 
     def check_frames(self, events: pd.DataFrame, subjects: pd.DataFrame, values: bool = True) -> None:
         """Raise :class:`MetadataError` unless both tables have exactly the described columns."""
@@ -147,30 +164,35 @@ class SequenceMetadata:
     @classmethod
     def detect(cls, events: pd.DataFrame, subjects: pd.DataFrame | None = None, *, key: str,
                order_by: str | None = None, order_bounds: tuple[str | None, str | None] | None = None,
-               text: str = "pii") -> SequenceMetadata:
+               non_decreasing: Sequence[str] = (), text: str = "pii") -> SequenceMetadata:
         """Detect both tables' columns from their values (:meth:`Metadata.detect`: outside DP only, its
         observed domains are private) and link them. ``subjects`` None: persons with no attributes,
         one per key of ``events``. A key, ``order_by`` or bound missing from its table raises
         :class:`~tabsynth.errors.DataError`."""
         events, subjects = _check_tables(events, subjects, key, order_by, order_bounds)
         return cls._link(Metadata.detect(subjects, text=text), Metadata.detect(events, text=text), key, order_by,
-                         order_bounds)
+                         order_bounds, non_decreasing)
 
     @classmethod
     def from_dtypes(cls, events: pd.DataFrame, subjects: pd.DataFrame | None = None, *, key: str,
                     order_by: str | None = None,
-                    order_bounds: tuple[str | None, str | None] | None = None) -> SequenceMetadata:
+                    order_bounds: tuple[str | None, str | None] | None = None,
+                    non_decreasing: Sequence[str] = ()) -> SequenceMetadata:
         """Describe both tables from their column names and dtypes alone, reading no value
         (:meth:`Metadata.from_dtypes`: the schema a DP fit may use for free)."""
         events, subjects = _check_tables(events, subjects, key, order_by, order_bounds)
-        return cls._link(Metadata.from_dtypes(subjects), Metadata.from_dtypes(events), key, order_by, order_bounds)
+        return cls._link(Metadata.from_dtypes(subjects), Metadata.from_dtypes(events), key, order_by, order_bounds,
+                         non_decreasing)
 
     @classmethod
     def _link(cls, persons: Metadata, events: Metadata, key: str, order_by: str | None,
-              order_bounds: tuple[str | None, str | None] | None) -> SequenceMetadata:
+              order_bounds: tuple[str | None, str | None] | None,
+              non_decreasing: Sequence[str] = ()) -> SequenceMetadata:
         """The two tables' metadata with the key as an id (the person table's primary key)."""
         return cls(_with_key(persons, key, primary=True), _with_key(events, key, primary=False), key, order_by,
-                   order_bounds=order_bounds if order_bounds is not None else (None, None))
+                   order_bounds=order_bounds if order_bounds is not None else (None, None),
+                   non_decreasing=non_decreasing if isinstance(non_decreasing, str)  # type: ignore[arg-type]
+                   else tuple(non_decreasing))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SequenceMetadata:
@@ -189,8 +211,10 @@ class SequenceMetadata:
         if isinstance(bounds, Mapping):
             bounds = (bounds.get("lower"), bounds.get("upper"))
         key: Any = d.get("key")
+        rising: Any = d.get("non_decreasing") or ()
         meta = cls(tables["persons"], tables["events"], key, d.get("order_by"), d.get("order_kind"),
-                   tuple(bounds) if isinstance(bounds, (list, tuple)) else bounds)
+                   tuple(bounds) if isinstance(bounds, (list, tuple)) else bounds,
+                   tuple(rising) if isinstance(rising, list) else rising)
         for name in ("person_columns", "event_columns"):
             if name in d and list(d[name]) != getattr(meta, name):
                 raise MetadataError(f"{name} {list(d[name])} do not match the table's columns besides the key "
@@ -216,6 +240,7 @@ class SequenceMetadata:
         return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "key": self.key, "order_by": self.order_by,
                 "order_kind": self.order_kind,
                 "order_bounds": {"lower": self.order_bounds[0], "upper": self.order_bounds[1]},
+                "non_decreasing": list(self.non_decreasing),
                 "person_columns": self.person_columns, "event_columns": self.event_columns,
                 "persons": self.persons.to_dict(), "events": self.events.to_dict()}
 

@@ -22,6 +22,7 @@ from tabsynth.errors import ConfigError, DataError, InvalidConditionError
 from tabsynth.models.device import make_generator
 from tabsynth.models.sequence_data import Prepared, SequenceColumn, assemble, prepare
 from tabsynth.models.sequence_networks import SequenceNet
+from tabsynth.models.sequence_schema import event_metadata
 from tabsynth.models.stopping import VALIDATION_SHARE, EarlyStopping, validation_loss
 from tabsynth.models.training import PlainTrainer, shuffled
 from tabsynth.transform import TableTransformer
@@ -52,12 +53,16 @@ class TwoTables:
         self.widths: tuple[int, tuple[int, ...]] = (0, ())
         #: The person column the person model learns each person's number of (kept) events in.
         self.count_column: str | None = None
+        #: The event columns that never fall within a person, each with the bounds its values are kept in.
+        self.rising: dict[str, tuple[float, float] | None] = {}
+        #: Declared metadata of both tables (None: detected); read by the fit only, never saved.
+        self.metadata: Any = None
 
     # --- fit -------------------------------------------------------------------------------------
     def fit(self, events: pd.DataFrame, subjects: pd.DataFrame, max_events: int | None) -> TwoTables:
         """Learn the events of ``subjects``' persons (the person model is fitted already)."""
         self.ids = IdEncoder.fit(self.key, subjects[self.key])
-        data = prepare(events, subjects, self.key, self.column, max_events)
+        data = prepare(events, subjects, self.key, self.column, max_events, rising=list(self.rising))
         self.cap, self.cut_events_, self.cut_persons_ = data.cap, data.cut, data.cut_persons
         self.cut_shares_ = None
         if data.frame.shape[1] == 0:
@@ -68,7 +73,8 @@ class TwoTables:
         owner = self.owner
         self.transformer = TableTransformer(numerical=owner.numerical, max_categories=owner.max_categories,
                                             seed=owner.seed if owner.seed is not None else 0)
-        self.transformer.fit(data.frame, self._event_metadata(data.frame))
+        self.transformer.fit(data.frame, event_metadata(self.metadata, data.frame, self.column.name,
+                                                        self.column.integer, private=False))
         self.tokens = Tokenizer(self.transformer.spans_, self.device, owner.bins)
         person_tokens = self.person_tokens(subjects)
         sizes = self.persons.tokens_.sizes.tolist() if self.persons is not None else []
@@ -81,17 +87,6 @@ class TwoTables:
         self.loss_history = _Trainer(self, owner).run(person_tokens, self._padded(data), torch.as_tensor(
             data.lengths, device=self.device))
         return self
-
-    def _event_metadata(self, frame: pd.DataFrame) -> Any:
-        from tabsynth.metadata import Metadata
-
-        metadata = Metadata.detect(frame)
-        name = self.column.name
-        if name is not None:
-            kind = "integer" if self.column.integer else "numerical"
-            metadata = metadata.with_column(name, kind=kind, categories=None, bounds=None, dtype=str(frame[name].dtype),
-                                            datetime_format=None, timezone=None, resolution=None)
-        return metadata
 
     def _padded(self, data: Prepared) -> torch.Tensor:
         """``[P, cap + 1, K]`` tokens of every person's events, zeros past their end."""
@@ -198,7 +193,7 @@ class TwoTables:
         decoded = pd.concat(frames, ignore_index=True) if frames else self.transformer.inverse_transform(
             np.zeros((0, self.transformer.output_dim_), dtype=np.float32), rng=rng, one_hot=True)
         counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
-        return assemble(decoded, counts, persons, self.key, self.column, self.event_columns)
+        return assemble(decoded, counts, persons, self.key, self.column, self.event_columns, self.rising)
 
     def _counts(self, persons: pd.DataFrame) -> torch.Tensor | None:
         """``[P]`` each person's number of events from the count column, at most the cap (-1 where
@@ -215,7 +210,9 @@ class TwoTables:
                 "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
                 "cut_events": self.cut_events_, "cut_persons": self.cut_persons_, "rnn": self.net.rnn_kind,
                 "cut_shares": list(self.cut_shares_) if self.cut_shares_ is not None else None,
-                "count_column": self.count_column, "embedding_dim": self.widths[0], "hidden": list(self.widths[1]),
+                "count_column": self.count_column, "rising": {c: list(b) if b is not None else None
+                                                              for c, b in self.rising.items()},
+                "embedding_dim": self.widths[0], "hidden": list(self.widths[1]),
                 "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
 
     @classmethod
@@ -226,6 +223,7 @@ class TwoTables:
         out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), d["cut_events"], d["cut_persons"]
         out.cut_shares_ = tuple(d["cut_shares"]) if d.get("cut_shares") is not None else None
         out.count_column = d.get("count_column")
+        out.rising = {c: tuple(b) if b is not None else None for c, b in (d.get("rising") or {}).items()}
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)
         sizes = persons.tokens_.sizes.tolist() if persons is not None else []

@@ -20,6 +20,8 @@ from tabsynth.models.device import resolve_device, seeded
 from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
 from tabsynth.models.sequence import TwoTables
 from tabsynth.models.sequence_data import SequenceColumn, check_tables, count_column, kept_counts, split_long
+from tabsynth.models.sequence_rises import observed_bounds
+from tabsynth.models.sequence_schema import Link, declared_rise_bounds, person_metadata, resolve_link
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
 
@@ -35,41 +37,52 @@ class TwoTableMixin(_Family):
     def fit(self, data: Any, metadata: Any = None, *, subjects: pd.DataFrame | str | os.PathLike | None = None,
             key: str | None = None, order_by: str | None = None, max_events: int | None = None,
             subject_columns: Sequence[str] | str | None = None,
-            order_bounds: tuple[str | None, str | None] | None = None) -> Any:
+            order_bounds: tuple[str | None, str | None] | None = None,
+            non_decreasing: Sequence[str] | str | None = None) -> Any:
         """Learn ``data``; with ``key`` it is an event table (several rows per person), learned with the
         person table ``subjects`` (one row per person; None: persons without attributes), the events
         of a person in ``order_by`` order (None: their row order), at most ``max_events`` per person
         (default: the 99th percentile). A single long table with the person columns repeated on every
         event names them in ``subject_columns`` (``"auto"``: those constant within every person).
         ``order_bounds=(lower, upper)`` names person columns (either may be None) that every event's
-        ``order_by`` value lies between (e.g. no visit after ``death_date``); generated events meet them.
-        Returns ``self``."""
-        two = (subjects, order_by, max_events, subject_columns, order_bounds)
-        if key is None and all(v is None for v in two):
+        ``order_by`` value lies between (e.g. no visit after ``death_date``); ``non_decreasing`` names
+        event columns that never fall within a person (a disease stage); generated events meet both.
+        ``metadata`` may be a :class:`~tabsynth.metadata.SequenceMetadata` (or its JSON file): it
+        declares the link and both tables' columns. Returns ``self``."""
+        from tabsynth.metadata.sequence import SequenceMetadata
+
+        two = (subjects, order_by, max_events, subject_columns, order_bounds, non_decreasing)
+        sequence_meta = isinstance(metadata, SequenceMetadata) or _is_sequence_json(metadata)
+        if key is None and not sequence_meta and all(v is None for v in two):
             self.__dict__.pop("two_tables_", None)
             return super().fit(data, metadata)
-        if key is None:
-            raise ConfigError("subjects, subject_columns, order_by and max_events describe an event table: name its person id "
-                              "column with key=..., e.g. fit(events, subjects=persons, key='id')")
-        if metadata is not None:
-            raise ConfigError("metadata is not yet taken in the two-table mode; leave it unset (the kinds of the "
-                              "person and event columns are detected)")
+        link = resolve_link(metadata, key, order_by, order_bounds, non_decreasing)
+        if link.key is None:
+            raise ConfigError("subjects, subject_columns, order_by, max_events and non_decreasing describe an event "
+                              "table: name its person id column with key=..., e.g. fit(events, subjects=persons, "
+                              "key='id')")
         self._validate_params()
+        key, order_by = link.key, link.order_by
         events = read_table(data) if isinstance(data, (str, os.PathLike)) else data
         subjects = read_table(subjects) if isinstance(subjects, (str, os.PathLike)) else subjects
+        if subject_columns is None and subjects is None and link.metadata is not None and isinstance(events, pd.DataFrame):
+            declared = [c for c in link.metadata.person_columns if c in events.columns]
+            subject_columns = declared or None
         if subject_columns is not None:
             if subjects is not None:
                 raise ConfigError("give the person table as subjects=... or name its columns in a long table "
                                   "with subject_columns=..., not both")
             subjects, events = split_long(events, key, order_by, subject_columns)
         persons = check_tables(events, subjects, key, order_by, private=self._private)
-        lower, upper = _bounds(order_bounds, order_by, persons, key)
+        events, persons = _declared(link.metadata, events, persons, self._private)
+        _check_rising(link.non_decreasing, events, key, order_by, self._private)
+        lower, upper = _bounds(link.order_bounds, order_by, persons, key)
         column = SequenceColumn(order_by, lower=lower, upper=upper)
-        self._fit_two_tables(events, persons, key, column, max_events)
+        self._fit_two_tables(events, persons, key, column, max_events, link)
         return self
 
     def _fit_two_tables(self, events: pd.DataFrame, persons: pd.DataFrame, key: str, column: SequenceColumn,
-                        max_events: int | None) -> None:
+                        max_events: int | None, link: Link) -> None:
         from tabsynth.distributed import current
 
         self._runtime = current()
@@ -82,6 +95,8 @@ class TwoTableMixin(_Family):
                 print(f"tabsynth TabularAR: fitting a person table and its event table ({events.shape[1]} columns) "
                       f"on {self.device_} under differential privacy per person")
             tables = TwoTables(self, None, key, column, list(persons.columns), list(events.columns))
+            tables.metadata = link.metadata
+            tables.rising = declared_rise_bounds(link.metadata, link.non_decreasing)
             with seeded(self.seed, self.device_):
                 self.privacy_ = fit_private(tables, self, events, persons, max_events, dp)
             if self.verbose:
@@ -90,12 +105,18 @@ class TwoTableMixin(_Family):
             learned = persons.copy()
             count = count_column(persons)
             learned[count] = kept_counts(events, persons, key, max_events)
-            person_model = type(self)(**self.get_params()).fit(learned.drop(columns=[key]))
+            attrs = learned.drop(columns=[key])
+            person_model = type(self)(**self.get_params()).fit(attrs, person_metadata(link.metadata, attrs,
+                                                                                     {count: None}))
             if self.verbose:
                 print(f"tabsynth TabularAR: fitting the events of {len(persons)} persons ({len(events)} events x "
                       f"{events.shape[1]} columns) on {self.device_}")
             tables = TwoTables(self, person_model, key, column, list(persons.columns), list(events.columns))
             tables.count_column = count
+            tables.metadata = link.metadata
+            declared = declared_rise_bounds(link.metadata, link.non_decreasing)
+            observed = observed_bounds(events, link.non_decreasing)
+            tables.rising = {c: declared[c] or observed[c] for c in link.non_decreasing}
             with seeded(self.seed, self.device_):
                 tables.fit(events, learned, max_events)
             self.n_rows_, self.n_subjects_ = len(events), len(persons)
@@ -217,6 +238,43 @@ class TwoTableMixin(_Family):
         model.privacy_ = spent if spent is not None and spent.is_dp else None
         model._sample_calls = 0
         return model
+
+
+def _is_sequence_json(metadata: Any) -> bool:
+    """Whether ``metadata`` names a JSON file of sequence metadata (a one-table metadata file is not)."""
+    if not isinstance(metadata, (str, os.PathLike)):
+        return False
+    try:
+        return '"tabsynth-sequences"' in Path(metadata).read_text()
+    except OSError:
+        return False
+
+
+def _declared(meta: Any, events: pd.DataFrame, persons: pd.DataFrame, private: bool
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables checked against declared metadata; under DP each cell read as its declared kind
+    (one that does not parse is missing, never named)."""
+    if meta is None:
+        return events, persons
+    meta.check_frames(events, persons, values=not private)
+    if not private:
+        return events, persons
+    from tabsynth.metadata.public import declared_values
+
+    return declared_values(events, meta.events), declared_values(persons, meta.persons)
+
+
+def _check_rising(names: tuple[str, ...], events: pd.DataFrame, key: str, order_by: str | None,
+                  private: bool) -> None:
+    for name in names:
+        if name not in events.columns or name in (key, order_by):
+            raise ConfigError(f"non_decreasing names {name!r}, which is not an event column besides the key and "
+                              f"order_by; columns: {', '.join(c for c in events.columns if c not in (key, order_by))}")
+        dtype = events[name].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            how = "its dtype" if private else "its values"
+            raise ConfigError(f"non_decreasing column {name!r} is not numeric ({how}: {dtype}); a column that never "
+                              "falls is a number: convert it with pd.to_numeric")
 
 
 def _bounds(order_bounds: Any, order_by: str | None, persons: pd.DataFrame, key: str) -> tuple[str | None, str | None]:

@@ -11,6 +11,7 @@ Each person keeps at most ``cap`` events, the first ones. Everything is vectoris
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tabsynth.errors import DataError
+from tabsynth.models.sequence_rises import from_rises, to_rises
 
 #: Quantile of events per person that sets the default cap.
 CAP_QUANTILE = 0.99
@@ -224,9 +226,11 @@ class Prepared:
 
 
 def prepare(events: pd.DataFrame, subjects: pd.DataFrame, key: str, column: SequenceColumn,
-            max_events: int | None, values: np.ndarray | None = None) -> Prepared:
-    """Sort, cap and turn the sequence column into gaps (``column`` is fitted here, unless its float
-    ``values`` are given: then it was fitted already)."""
+            max_events: int | None, values: np.ndarray | None = None, rising: Sequence[str] = (),
+            private: bool = False) -> Prepared:
+    """Sort, cap, turn the sequence column into gaps and the ``rising`` columns (that never fall) into
+    rises (``column`` is fitted here, unless its float ``values`` are given: then it was fitted
+    already; ``private``: a fall is cut to a rise of zero, never named)."""
     person = pd.Index(subjects[key]).get_indexer(events[key])
     if column.name is not None:
         if values is None:
@@ -241,7 +245,7 @@ def prepare(events: pd.DataFrame, subjects: pd.DataFrame, key: str, column: Sequ
     position = np.arange(len(person)) - starts[person]
     cap = _cap(counts, max_events)
     keep = position < cap
-    frame = events.iloc[rows].drop(columns=[key]).reset_index(drop=True)
+    frame = to_rises(events.iloc[rows].drop(columns=[key]).reset_index(drop=True), person, rising, private)
     if values is not None:
         v = values[rows]
         _check_bounds(v, person, subjects, column)
@@ -290,12 +294,13 @@ def _cap(counts: np.ndarray, max_events: int | None) -> int:
 
 
 def assemble(decoded: pd.DataFrame, lengths: np.ndarray, persons: pd.DataFrame, key: str, column: SequenceColumn,
-             columns: list[str]) -> pd.DataFrame:
+             columns: list[str], rising: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The event table from decoded events (person-major, ``lengths[p]`` events of person ``p``): the
     key of each event's person first, the sequence column cumulated from its gaps (a person's events
-    past their ``upper`` bound left out: their sequence ends there), then ``columns``' order."""
+    past their ``upper`` bound left out: their sequence ends there), the ``rising`` columns (name to
+    bounds or None) cumulated from their rises, then ``columns``' order."""
     owner = np.repeat(np.arange(len(lengths)), lengths)
-    out = decoded.copy()
+    out = from_rises(decoded, owner, rising or {})
     if column.name is not None:
         gaps = np.maximum(pd.to_numeric(out[column.name], errors="coerce").fillna(0.0).to_numpy("float64"), 0.0)
         total = np.cumsum(gaps)

@@ -25,6 +25,7 @@ from tabsynth.metadata.public import public_schema
 from tabsynth.models.ar_networks import ARNet
 from tabsynth.models.sequence_data import SequenceColumn, prepare
 from tabsynth.models.sequence_networks import SequenceNet
+from tabsynth.models.sequence_schema import event_metadata, person_metadata, start_spec
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.persons import FLOOR_SIGMAS, PersonUnit, count_grid
@@ -118,10 +119,15 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     # the number of events is left to the end token: as a person column its domain (0 to the bound)
     # would be read by a noisy histogram, which on a few hundred persons comes out constant
     attrs = persons.drop(columns=[key])
-    data_frame = prepare(events, persons, key, column, None, values=values).frame
-    person_meta, person_assumed = public_schema(attrs, None) if attrs.shape[1] else (
-        Metadata([ColumnSpec(key, "id")]), {"schema": "the person table has no column besides the key", "kinds": {}})
-    event_meta, event_assumed = public_schema(data_frame, None)
+    rising = list(tables.rising)
+    data_frame = prepare(events, persons, key, column, None, values=values, rising=rising, private=True).frame
+    declared = tables.metadata
+    added = {column.start: start_spec(declared, column.start, attrs[column.start])} if column.start else {}
+    person_meta, person_assumed = public_schema(attrs, person_metadata(declared, attrs, added)) if attrs.shape[1] \
+        else (Metadata([ColumnSpec(key, "id")]), {"schema": "the person table has no column besides the key",
+                                                  "kinds": {}})
+    event_meta, event_assumed = public_schema(data_frame, event_metadata(declared, data_frame, column.name,
+                                                                         column.integer, private=True))
     order = None if values is None else values
     config = dataclasses.replace(dp, grad_sample_mode="hooks",
                                  max_physical_batch_size=dp.max_physical_batch_size or PHYSICAL_PERSONS)
@@ -130,7 +136,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     bound, bound_release = fit.persons, fit._bound_release
     assert bound is not None and bound_release is not None and fit.n_hat is not None, "measured by begin_two_tables"
     kept = events[bound.kept].reset_index(drop=True)
-    data = prepare(kept, persons, key, column, bound.max_events, values=None if values is None else values[bound.kept])
+    data = prepare(kept, persons, key, column, bound.max_events, values=None if values is None else values[bound.kept],
+                   rising=rising, private=True)
     if data.frame.shape[1] == 0:
         raise DataError(f"the event table has no column besides the key {key!r}; give it at least one column to learn")
     tables.ids = private_ids(key, persons[key])

@@ -75,6 +75,8 @@ def add_two_table_args(p: argparse.ArgumentParser) -> None:
                         "the rest are left out)")
     p.add_argument("--order-bounds", metavar="LOWER:UPPER",
                    help="person columns the --order-by value of every event stays between (either may be empty)")
+    p.add_argument("--non-decreasing", metavar="COLUMN", action="append",
+                   help="an event column that never falls within a person (a disease stage); repeat for several")
 
 
 def order_bounds(text: str | None) -> tuple[str | None, str | None] | None:
@@ -90,20 +92,23 @@ def order_bounds(text: str | None) -> tuple[str | None, str | None] | None:
 
 def _two_table_kwargs(args: argparse.Namespace) -> dict:
     """The two-table arguments of :func:`~tabsynth.release.release` from the flags (empty without them)."""
-    given = [args.key, args.subjects, args.order_by, args.order_kind, args.max_events, args.order_bounds]
+    given = [args.key, args.subjects, args.order_by, args.order_kind, args.max_events, args.order_bounds,
+             args.non_decreasing]
     if all(v is None for v in given):
         return {}
     if args.key is None:
-        raise ConfigError("--subjects, --order-by, --order-kind, --max-events and --order-bounds describe an event "
-                          "table: name its person id column with --key")
-    if args.metadata or args.public_domain or args.public_bounds or args.holdout or args.target:
-        raise ConfigError("--metadata, --public-domain, --public-bounds, --holdout and --target are not yet taken "
-                          "with --key; leave them out")
+        raise ConfigError("--subjects, --order-by, --order-kind, --max-events, --order-bounds and --non-decreasing "
+                          "describe an event table: name its person id column with --key")
+    if args.public_domain or args.public_bounds or args.holdout or args.target:
+        raise ConfigError("--public-domain, --public-bounds, --holdout and --target are not taken with --key; "
+                          "declare public domains in the sequence metadata JSON (--metadata) instead")
     from tabsynth.io import read_table
 
+    declared = args.metadata is not None
     return {"key": args.key, "order_by": args.order_by, "max_events": args.max_events,
-            "order_kind": args.order_kind or ("number" if args.order_by else None),
+            "order_kind": args.order_kind or ("number" if args.order_by and not declared else None),
             "order_bounds": order_bounds(args.order_bounds), "n_subjects": args.rows,
+            "non_decreasing": args.non_decreasing,
             "subjects": None if args.subjects is None else read_table(args.subjects, text=True)}
 
 

@@ -48,6 +48,7 @@ from tabsynth.release.sequences import (
     fit_two_tables,
     prepare_two_tables,
     sample_two_tables,
+    sequence_metadata,
     two_table_report,
 )
 from tabsynth.release.steps import fail_closed, internal_report, published_settings, say
@@ -161,7 +162,8 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
             budget: tuple[float, float] | None = None, subjects: pd.DataFrame | str | os.PathLike | None = None,
             key: str | None = None, order_by: str | None = None,
             order_bounds: tuple[str | None, str | None] | None = None, max_events: int | None = None,
-            order_kind: str | None = None, n_subjects: int | None = None, **model_params: Any) -> Release:
+            order_kind: str | None = None, n_subjects: int | None = None,
+            non_decreasing: list[str] | None = None, **model_params: Any) -> Release:
     """Make a differentially private synthetic release of ``data`` under the ledger's budget.
 
     1. checks every argument (nothing is spent on a mistake);
@@ -187,15 +189,18 @@ def release(data: pd.DataFrame | str | os.PathLike, epsilon: float, ledger: Ledg
     With ``key``, ``data`` is an event table and the release is per person (a person's row of
     ``subjects`` and all their events): the dataset's budget must be per person with that key, the
     model (TabularAR) fits both tables (``order_by``, ``order_bounds``, ``max_events`` as in its
-    ``fit``), ``n_subjects`` persons are released (default: the noisy person count) and the bundle
-    holds both tables and ``metadata.json``. A sequence column read from a CSV holds text: declare
-    ``order_kind`` ("number" or "datetime"). Returns a :class:`Release`.
+    ``fit``, and ``non_decreasing``), ``n_subjects`` persons are released (default: the noisy person
+    count), the bundle holds both tables and ``metadata.json``. A sequence column read from a CSV is
+    text: declare ``order_kind`` ("number"/"datetime"), or give ``metadata`` as
+    :class:`~tabsynth.metadata.SequenceMetadata` (kinds, link, public domains). Returns a :class:`Release`.
     """
     two = None
-    if key is not None or any(v is not None for v in (subjects, order_by, order_bounds, max_events, order_kind,
-                                                      n_subjects)):
-        two = {"subjects": subjects, "key": key, "order_by": order_by, "order_bounds": order_bounds,
-               "max_events": max_events, "order_kind": order_kind, "n_subjects": n_subjects}
+    declared = sequence_metadata(metadata)
+    given = (subjects, order_by, order_bounds, max_events, order_kind, n_subjects, non_decreasing)
+    if declared is not None or key is not None or any(v is not None for v in given):
+        two = {"subjects": subjects, "key": key if key is not None or declared is None else declared.key,
+               "order_by": order_by, "order_bounds": order_bounds, "max_events": max_events,
+               "order_kind": order_kind, "n_subjects": n_subjects, "non_decreasing": non_decreasing}
     return _run(_prepare(data, epsilon, ledger, out, model, dataset_id=dataset_id, delta=delta, n_rows=n_rows,
                          epochs=epochs, seed=seed, holdout=holdout, target=target, metadata=metadata, report=report,
                          verbose=verbose, budget=budget, model_params=model_params, two_tables=two))
@@ -237,6 +242,7 @@ def _prepare(data: Any, epsilon: Any, ledger: Any, out: Any, model: Any, *, data
     if two_tables is not None:
         df, two = prepare_two_tables(model_class(model), df, n_rows=n_rows, metadata=metadata, holdout=holdout,
                                      target=target, **two_tables)
+        metadata = None  # a two-table release's metadata is in ``two`` (declared) and its public JSON
     if delta is not None:
         delta = check_release_delta(delta)
     budget = None if budget is None else check_budget(budget)

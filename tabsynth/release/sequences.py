@@ -8,9 +8,11 @@ noisy person count unless told otherwise.
 
 from __future__ import annotations
 
+import os
 import traceback
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +23,7 @@ from tabsynth.metadata import ColumnSpec, Metadata
 from tabsynth.metadata.public import declared_values
 from tabsynth.metadata.sequence import SequenceMetadata
 from tabsynth.models.sequence_api import TwoTableMixin
+from tabsynth.models.sequence_schema import resolve_link
 from tabsynth.release.checks import check_positive_int, read_frame
 
 __all__ = ["ORDER_KINDS", "TwoTableRelease", "declare_order", "fit_two_tables", "prepare_two_tables",
@@ -41,6 +44,9 @@ class TwoTableRelease:
     max_events: int | None
     n_subjects: int | None
     metadata: SequenceMetadata
+    non_decreasing: tuple[str, ...] = ()
+    #: The metadata the user declared (None: the dtypes), which the fit reads.
+    declared: SequenceMetadata | None = None
 
 
 def declare_order(events: pd.DataFrame, subjects: pd.DataFrame | None, order_by: str | None,
@@ -78,16 +84,23 @@ def _declared(df: pd.DataFrame, columns: list[str], order_kind: str | None) -> p
 
 def prepare_two_tables(cls: type, events: pd.DataFrame, *, subjects: Any, key: Any, order_by: Any, order_bounds: Any,
                        max_events: Any, order_kind: Any, n_subjects: Any, n_rows: Any, metadata: Any, holdout: Any,
-                       target: Any) -> tuple[pd.DataFrame, TwoTableRelease]:
-    """The checked event table and the person side of a release with ``key``; nothing read but dtypes."""
+                       target: Any, non_decreasing: Any = None) -> tuple[pd.DataFrame, TwoTableRelease]:
+    """The checked event table and the person side of a release with ``key``; nothing read but dtypes
+    (and the declared :class:`SequenceMetadata` in ``metadata``, when given)."""
     if not issubclass(cls, TwoTableMixin):
         raise ConfigError(f"key=... asks for a person table and its event table, and only TabularAR has the "
                           f"two-table mode; {cls.__name__} has not: use model='tabularar' (the default)")
     if not isinstance(key, str) or not key:
         raise ConfigError(f"key must name the person id column, got {key!r}")
+    declared = sequence_metadata(metadata)
+    if declared is not None:
+        link = resolve_link(declared, key, order_by, order_bounds, non_decreasing)
+        key, order_by, order_bounds, non_decreasing = link.key, link.order_by, link.order_bounds, link.non_decreasing
+        metadata = None
     for name, value, fix in (("n_rows", n_rows, "give n_subjects, the number of persons to release"),
-                             ("metadata", metadata, "give the tables with the dtypes to use (pd.to_numeric, "
-                                                    "pd.to_datetime); the release's metadata JSON is made from them"),
+                             ("metadata", metadata, "give ts.SequenceMetadata (or its JSON), or the tables with the "
+                                                    "dtypes to use (pd.to_numeric, pd.to_datetime); the release's "
+                                                    "metadata JSON is made from them"),
                              ("holdout", holdout, "leave it unset; the internal report then compares the training "
                                                   "persons only"),
                              ("target", target, "leave it unset")):
@@ -100,17 +113,34 @@ def prepare_two_tables(cls: type, events: pd.DataFrame, *, subjects: Any, key: A
             raise ConfigError(f"order_bounds must be a pair (lower, upper) of person columns, either None, and "
                               f"needs order_by; got {order_bounds!r}")
         order_bounds = (order_bounds[0], order_bounds[1])
-    events, subjects = declare_order(events, subjects, order_by, order_bounds, order_kind)
-    meta = SequenceMetadata.from_dtypes(events, subjects, key=key, order_by=order_by, order_bounds=order_bounds)
+    rising = tuple([non_decreasing] if isinstance(non_decreasing, str) else non_decreasing or ())
+    if declared is None:
+        events, subjects = declare_order(events, subjects, order_by, order_bounds, order_kind)
+        meta = SequenceMetadata.from_dtypes(events, subjects, key=key, order_by=order_by, order_bounds=order_bounds,
+                                            non_decreasing=rising)
+    else:
+        meta = declared
     return events, TwoTableRelease(subjects=subjects, key=key, order_by=order_by, order_bounds=order_bounds,
                                    max_events=check_positive_int(max_events, "max_events"),
-                                   n_subjects=check_positive_int(n_subjects, "n_subjects"), metadata=meta.public())
+                                   n_subjects=check_positive_int(n_subjects, "n_subjects"), metadata=meta.public(),
+                                   non_decreasing=rising, declared=declared)
+
+
+def sequence_metadata(metadata: Any) -> SequenceMetadata | None:
+    """``metadata`` as :class:`SequenceMetadata` when it is one or names its JSON file, else None."""
+    if isinstance(metadata, SequenceMetadata):
+        return metadata
+    if isinstance(metadata, (str, os.PathLike)):
+        path = Path(metadata)
+        if path.is_file() and '"tabsynth-sequences"' in path.read_text(encoding="utf-8"):
+            return SequenceMetadata.from_json(path)
+    return None
 
 
 def fit_two_tables(two: TwoTableRelease, synth: Any, events: pd.DataFrame) -> None:
     """Fit ``synth`` on both tables (under DP per person in a release)."""
-    synth.fit(events, subjects=two.subjects, key=two.key, order_by=two.order_by, max_events=two.max_events,
-              order_bounds=two.order_bounds)
+    synth.fit(events, two.declared, subjects=two.subjects, key=two.key, order_by=two.order_by,
+              max_events=two.max_events, order_bounds=two.order_bounds, non_decreasing=two.non_decreasing)
 
 
 def sample_two_tables(two: TwoTableRelease, synth: Any, seed: int | None) -> Sequences:
@@ -128,7 +158,7 @@ def two_table_report(two: TwoTableRelease, events: pd.DataFrame, synthetic: Sequ
     subjects = two.subjects if two.subjects is not None else pd.DataFrame({two.key: pd.unique(events[two.key])})
     try:
         rep = evaluate_sequences(Sequences(subjects, events, two.key, two.order_by), synthetic, model=synth,
-                                 order_bounds=two.order_bounds,
+                                 order_bounds=two.order_bounds, non_decreasing=list(two.non_decreasing),
                                  title=f"Internal report (custodian only): {model_name} release")
         return rep, None
     except Exception as exc:  # noqa: BLE001 - the DP spend already happened: keep the synthetic data

@@ -41,6 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     two.add_argument("--order-by", help="the events' sequence column (default: the row order within a person)")
     two.add_argument("--order-bounds", metavar="LOWER:UPPER",
                      help="person columns the --order-by value of every event stays between (either may be empty)")
+    two.add_argument("--non-decreasing", metavar="COLUMN", action="append",
+                     help="an event column declared never to fall within a person (checked); repeat for several")
     p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html); the "
                                                                  "JSON goes beside it with suffix .json")
     return p
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> None:
         from tabsynth.report import evaluate_sequences
 
         real, synthetic, common["holdout"], bounds = _pairs(args)
-        report = evaluate_sequences(real, synthetic, order_bounds=bounds, **common)
+        report = evaluate_sequences(real, synthetic, order_bounds=bounds, non_decreasing=args.non_decreasing,
+                                    **common)
     else:
         _refuse_two_table_options(args)
         common["holdout"] = read_table(args.holdout) if args.holdout else None
@@ -85,7 +88,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {out} and {json_path}\nscores: {scores}\nverdicts: {verdicts}\nformal privacy: {privacy}")
 
 
-_TWO_TABLE_OPTIONS = ("subjects", "synthetic_subjects", "holdout_subjects", "order_by", "order_bounds")
+_TWO_TABLE_OPTIONS = ("subjects", "synthetic_subjects", "holdout_subjects", "order_by", "order_bounds",
+                      "non_decreasing")
 
 
 def _refuse_two_table_options(args: argparse.Namespace) -> None:

@@ -36,8 +36,8 @@ from tabsynth.report.section import Section, threshold_check
 from tabsynth.report.sequences import (
     N_EVENTS,
     aggregates,
-    check_bounds,
     check_like,
+    check_rules,
     check_sequences,
     events_per_person,
     gap_name,
@@ -56,6 +56,7 @@ _UNIT = ("one person: their person-table row and the aggregates of all their eve
 def evaluate_sequences(real: Sequences, synthetic: Sequences, holdout: Sequences | None = None,
                        target: str | None = None, profile: str | None = None, model: Any = None, *,
                        order_bounds: tuple[str | None, str | None] | None = None,
+                       non_decreasing: list[str] | None = None,
                        quasi_identifiers: list[str] | None = None, sensitive: list[str] | None = None,
                        max_rows: int = DEFAULT_MAX_ROWS, max_plots: int = 20, n_attacks: int = 2000, seed: int = 0,
                        title: str | None = None) -> Report:
@@ -65,18 +66,20 @@ def evaluate_sequences(real: Sequences, synthetic: Sequences, holdout: Sequences
     column and columns (holdout: real persons the generator never saw; enables the reference,
     utility and the privacy attacks). target: a person column or a per-person aggregate (e.g.
     ``"bili_last"``, ``"n_events"``) to predict for utility. order_bounds: the (lower, upper) person
-    columns that bound the sequence column, either None. quasi_identifiers / sensitive name columns
+    columns that bound the sequence column, either None. non_decreasing: event columns declared never
+    to fall within a person (checked with the order). quasi_identifiers / sensitive name columns
     of the per-person frame. The other arguments are those of :func:`tabsynth.report.evaluate`.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="openmp"):
         return _evaluate_sequences(real, synthetic, holdout, target, profile, model, order_bounds=order_bounds,
+                                   non_decreasing=non_decreasing,
                                    quasi_identifiers=quasi_identifiers, sensitive=sensitive, max_rows=max_rows,
                                    max_plots=max_plots, n_attacks=n_attacks, seed=seed, title=title)
 
 
-def _check_inputs(real, synthetic, holdout, order_bounds, profile, settings: dict[str, Any]):
+def _check_inputs(real, synthetic, holdout, order_bounds, non_decreasing, profile, settings: dict[str, Any]):
     from tabsynth.report.inventory import check_profile
 
     real = check_sequences(real, "real")
@@ -85,11 +88,11 @@ def _check_inputs(real, synthetic, holdout, order_bounds, profile, settings: dic
                         "least two")
     synthetic = check_like(real, check_sequences(synthetic, "synthetic"), "synthetic")
     holdout = check_like(real, check_sequences(holdout, "holdout", allow_none=True), "holdout")
-    bounds = check_bounds(real, order_bounds)
+    rules = check_rules(real, order_bounds, non_decreasing)
     settings["profile"] = check_profile(profile)
     for name, minimum in (("max_rows", 10), ("max_plots", 0), ("n_attacks", 10)):
         settings[name] = check_positive_int(settings[name], name, minimum)
-    return real, synthetic, holdout, bounds
+    return real, synthetic, holdout, rules
 
 
 def _halves(real: Sequences, seed: int) -> tuple[Sequences, Sequences]:
@@ -158,11 +161,13 @@ def _check_target(target: str | None, prep_w: Prepared) -> None:
                           f"{', '.join(map(str, prep_w.columns))}")
 
 
-def _evaluate_sequences(real, synthetic, holdout, target, profile, model, *, order_bounds, quasi_identifiers,
+def _evaluate_sequences(real, synthetic, holdout, target, profile, model, *, order_bounds, non_decreasing,
+                        quasi_identifiers,
                         sensitive, max_rows, max_plots, n_attacks, seed, title) -> Report:
     t0 = time.perf_counter()
     settings = {"max_rows": max_rows, "max_plots": max_plots, "n_attacks": n_attacks, "seed": seed}
-    real, synthetic, holdout, bounds = _check_inputs(real, synthetic, holdout, order_bounds, profile, settings)
+    real, synthetic, holdout, rules = _check_inputs(real, synthetic, holdout, order_bounds, non_decreasing, profile,
+                                                    settings)
     caveats: list[str] = []
     pairs = _frames(real, synthetic, holdout, seed, caveats)
     prep_p = _person_prep(real, pairs)
@@ -171,10 +176,10 @@ def _evaluate_sequences(real, synthetic, holdout, target, profile, model, *, ord
     people = {k: _per_person(prep_p, base, p, prep_e.frames[k]) for k, p in pairs.items() if p is not None}
     prep_w = person_prep(prep_p, base, {k: people[k][1] for k in ("real", "synthetic", "holdout") if k in people})
     _check_target(target, prep_w)
-    parts = _parts(real, pairs, prep_p, prep_e, prep_w, people, bounds, target, caveats,
+    parts = _parts(real, pairs, prep_p, prep_e, prep_w, people, rules, target, caveats,
                    {**settings, "quasi_identifiers": quasi_identifiers, "sensitive": sensitive, "model": model})
     sections = _sections(parts)
-    data = _data(parts, sections, caveats, real, pairs, prep_w, settings, target, bounds)
+    data = _data(parts, sections, caveats, real, pairs, prep_w, settings, target, rules)
     data["title"] = title or "Synthetic data report: person table and event table"
     data["seconds"] = time.perf_counter() - t0
     figures = {"fidelity": parts.pop("person_figs"), "events": parts.pop("event_figs"),
@@ -197,7 +202,7 @@ def _fidelities(prep_p: Prepared | None, prep_e: Prepared, settings: dict[str, A
     return out
 
 
-def _sequence_parts(pairs, prep_e: Prepared, prep_w: Prepared, people, bounds) -> dict[str, Any]:
+def _sequence_parts(pairs, prep_e: Prepared, prep_w: Prepared, people, rules) -> dict[str, Any]:
     """Events per person, aggregates, transitions and the rules met."""
     from tabsynth.report.sequence_sections import (
         aggregate_scores,
@@ -216,11 +221,11 @@ def _sequence_parts(pairs, prep_e: Prepared, prep_w: Prepared, people, bounds) -
         "events_per_person": events_per_person_scores(*(counts[k] for k in _SIDES)),
         "aggregates": aggregate_scores(prep_w, names, {k: people[k][1] for k in _SIDES}, source),
         "transitions": transition_scores(prep_e, {k: people[k][0] for k in _SIDES}, key),
-        "order": order_scores(pairs["real"], pairs["synthetic"], bounds),
+        "order": order_scores(pairs["real"], pairs["synthetic"], rules),
     }
 
 
-def _parts(real, pairs, prep_p, prep_e, prep_w, people, bounds, target, caveats, settings) -> dict[str, Any]:
+def _parts(real, pairs, prep_p, prep_e, prep_w, people, rules, target, caveats, settings) -> dict[str, Any]:
     """Every section's numbers (and figures), timed."""
     from tabsynth.report.formal import formal_section
     from tabsynth.report.inventory import assign_roles, build_inventory, threat_model
@@ -229,7 +234,7 @@ def _parts(real, pairs, prep_p, prep_e, prep_w, people, bounds, target, caveats,
     roles = assign_roles(prep_w, settings["profile"], target, settings["quasi_identifiers"], settings["sensitive"])
     out: dict[str, Any] = {"formal": formal, **_fidelities(prep_p, prep_e, settings)}
     t = time.perf_counter()
-    out.update(_sequence_parts(pairs, prep_e, prep_w, people, bounds))
+    out.update(_sequence_parts(pairs, prep_e, prep_w, people, rules))
     out["sequence_seconds"] = time.perf_counter() - t
     out["utility"] = run_utility(prep_w, target, seed=settings["seed"], max_rows=settings["max_rows"])
     out["inventory"] = build_inventory(prep_w, prep_w.frames["real"], roles, settings["profile"])
@@ -284,7 +289,7 @@ def _sizes_of(pairs: dict[str, Sequences | None]) -> dict[str, Any]:
             "events": {k: size(pairs[k], 1) for k in ("real", "synthetic", "holdout")}}
 
 
-def _data(parts, sections, caveats, real, pairs, prep_w, settings, target, bounds) -> dict[str, Any]:
+def _data(parts, sections, caveats, real, pairs, prep_w, settings, target, rules) -> dict[str, Any]:
     """The report's JSON: the one-table report's keys on persons, and the sequence parts."""
     from tabsynth.report.summary import build_summary, section_scores
 
@@ -296,7 +301,8 @@ def _data(parts, sections, caveats, real, pairs, prep_w, settings, target, bound
         "tabsynth_version": package_version(),
         "scores": section_scores(sections),
         "summary": build_summary(sections, caveats),
-        "settings": {**settings, "target": target, "order_bounds": list(bounds) if bounds else None},
+        "settings": {**settings, "target": target, "order_bounds": list(rules.bounds) if rules.bounds else None,
+                     "non_decreasing": list(rules.non_decreasing)},
         "data": {"rows": sizes["persons"], "columns": len(prep_w.columns), "analysed_columns": prep_w.columns,
                  "excluded_id_columns": [real.key], "subsample_cap": settings["max_rows"]},
         "formal_guarantee": parts["formal"],

@@ -17,6 +17,7 @@ from tabsynth.datasets import Sequences
 from tabsynth.report._common import NUMERIC_KINDS, Prepared, fmt, traffic
 from tabsynth.report.section import Section, threshold_check
 from tabsynth.report.sequences import (
+    Rules,
     as_number,
     filled,
     ks_complement,
@@ -150,32 +151,39 @@ def _share(bad: pd.Series) -> dict[str, Any]:
     return {"persons": n, "met": met, "share": met / n if n else None}
 
 
-def rules_met(pair: Sequences, bounds: tuple[str | None, str | None] | None) -> dict[str, Any]:
+def rules_met(pair: Sequences, rules: Rules) -> dict[str, Any]:
     """Per rule, the persons (with events) whose every event meets it, in the table's row order."""
     key, ev = pair.key, pair.events
-    v = as_number(ev[pair.order_by])
-    step = v - v.groupby(ev[key].to_numpy(), sort=False).shift(1)
-    checks = {"non_decreasing": (step < 0) | v.isna()}
-    for side, col in zip(("lower", "upper"), bounds or (None, None)):
-        if col is None:
+    keys = ev[key].to_numpy()
+    v = as_number(ev[pair.order_by]) if pair.order_by is not None else None
+    checks = {}
+    if v is not None:
+        checks["non_decreasing"] = (v - v.groupby(keys, sort=False).shift(1) < 0) | v.isna()
+    for side, col in zip(("lower", "upper"), rules.bounds or (None, None)):
+        if col is None or v is None:
             continue
         bound = ev[key].map(as_number(pair.subjects[col]).set_axis(pair.subjects[key].to_numpy()))
         checks[f"{side}_bound:{col}"] = (v < bound) if side == "lower" else (v > bound)
-    keys = ev[key].to_numpy()
+    for col in rules.non_decreasing:
+        x = as_number(ev[col])
+        previous = x.groupby(keys, sort=False).shift(1).groupby(keys, sort=False).ffill()
+        checks[f"non_decreasing:{col}"] = x < previous
     per = {name: bad.groupby(keys, sort=False).any() for name, bad in checks.items()}
     all_bad = pd.concat(per.values(), axis=1).any(axis=1)
     return {"rules": {name: _share(bad) for name, bad in per.items()}, "all": _share(all_bad)}
 
 
-def order_scores(real: Sequences, syn: Sequences, bounds: tuple[str | None, str | None] | None) -> dict[str, Any]:
-    """The order and declared bounds met by the real and the synthetic persons."""
-    if real.order_by is None:
+def order_scores(real: Sequences, syn: Sequences, rules: Rules) -> dict[str, Any]:
+    """The order and the declared rules met by the real and the synthetic persons."""
+    if real.order_by is None and not rules.non_decreasing:
         return {"skipped": "no sequence column (order_by) was given: the row order is the sequence"}
-    r, s = rules_met(real, bounds), rules_met(syn, bounds)
-    return {"order_by": real.order_by, "order_bounds": list(bounds) if bounds else None,
+    r, s = rules_met(real, rules), rules_met(syn, rules)
+    return {"order_by": real.order_by, "order_bounds": list(rules.bounds) if rules.bounds else None,
+            "non_decreasing": list(rules.non_decreasing),
             "real": r, "synthetic": s, "score": s["all"]["share"],
             "score_definition": "share of synthetic persons whose events, in the table's row order, never go back "
-                                "in the sequence column and stay within the declared bounds",
+                                "in the sequence column, stay within the declared bounds and never lower a "
+                                "column declared non_decreasing",
             "thresholds": dict(ORDER_THRESHOLDS)}
 
 

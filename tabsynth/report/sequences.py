@@ -7,6 +7,7 @@ and the aggregates of their events, and each event beside the previous event of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -63,6 +64,28 @@ def check_like(real: Sequences, other: Sequences | None, what: str) -> Sequences
     subjects = check_same_columns(real.subjects, other.subjects, f"{what}.subjects")
     events = check_same_columns(real.events, other.events, f"{what}.events")
     return Sequences(subjects, events, real.key, real.order_by)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The declared rules a report checks: the (lower, upper) person columns bounding the sequence
+    column (None: none declared) and the event columns that never fall within a person."""
+
+    bounds: tuple[str | None, str | None] | None = None
+    non_decreasing: tuple[str, ...] = ()
+
+
+def check_rules(real: Sequences, order_bounds: Any, non_decreasing: Any) -> Rules:
+    """The declared rules, checked against the real pair's columns."""
+    if isinstance(non_decreasing, str):
+        non_decreasing = [non_decreasing]
+    rising = tuple(non_decreasing or ())
+    for c in rising:
+        if c not in real.events.columns or c in (real.key, real.order_by):
+            others = [str(x) for x in real.events.columns if x not in (real.key, real.order_by)]
+            raise ConfigError(f"non_decreasing column {c!r} is not an event column besides the key and order_by; "
+                              f"choose among {', '.join(others)}")
+    return Rules(check_bounds(real, order_bounds), rising)
 
 
 def check_bounds(real: Sequences, order_bounds: Any) -> tuple[str | None, str | None] | None:

@@ -130,3 +130,17 @@ def test_bad_json_and_mismatched_tables_are_refused(pair, tmp_path):
     _raises(MetadataError, meta.check_frames, pair[1].drop(columns=["lab"]), pair[0], match="not in the table")
     _raises(MetadataError, SequenceMetadata, Metadata([ColumnSpec("pid", "id")], primary_key="pid"), "not metadata",
             "pid", match="events must be a tabsynth Metadata")
+
+
+def test_non_decreasing_is_declared_checked_and_kept_in_json(pair, tmp_path):
+    meta = _meta(pair, non_decreasing=["dose"])
+    assert meta.non_decreasing == ("dose",) and meta.public().non_decreasing == ("dose",)
+    again = SequenceMetadata.from_json(meta.to_json(tmp_path / "m.json"))
+    assert again == meta and json.loads(meta.to_json())["non_decreasing"] == ["dose"]
+    for names, match in ((["sex"], "not an event column"), (["visit"], "not an event column"),
+                         ("dose", "must be a list")):
+        _raises(MetadataError, _meta, pair, non_decreasing=names, match=match)
+    persons, events = pair
+    text = SequenceMetadata.detect(events.assign(dose=events["dose"].astype(str) + "x"), persons, key="pid")
+    _raises(MetadataError, SequenceMetadata, text.persons, text.events, "pid", non_decreasing=("dose",),
+            match="declare its kind numerical or integer")

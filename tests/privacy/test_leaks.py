@@ -283,6 +283,7 @@ synthetic.subjects.columns.[].[] synthetic.events.columns.[].[] synthetic.subjec
 #: and nullability (never a domain read off the rows).
 SEQUENCE_METADATA_FIELDS = """
 format schema_version key order_by order_kind order_bounds.lower order_bounds.upper person_columns.[] event_columns.[]
+non_decreasing.[]
 persons.schema_version persons.primary_key persons.columns.*.kind persons.columns.*.dtype persons.columns.*.nullable
 events.schema_version events.columns.*.kind events.columns.*.dtype events.columns.*.nullable
 """.split()
@@ -401,6 +402,7 @@ two_tables.key two_tables.column.* two_tables.person_columns.[] two_tables.event
 two_tables.cap two_tables.cut_events two_tables.cut_persons two_tables.cut_shares.[] two_tables.rnn
 two_tables.loss_history.epoch.[] two_tables.loss_history.epsilon.[] two_tables.n_rows two_tables.n_subjects
 two_tables.has_persons two_tables.ids.alphabets.[] loss_history.{} two_tables.count_column
+two_tables.rising.{} two_tables.rising.* two_tables.rising.*.[]
 two_tables.embedding_dim two_tables.hidden.[] two_tables.person_params.* two_tables.person_params.*.[]
 two_tables.person_params.dp.*
 """.split() + [f"two_tables.{f}" for f in MODEL_FIELDS if f.startswith("transformer.")] + [

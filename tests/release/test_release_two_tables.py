@@ -214,3 +214,40 @@ def test_an_event_table_alone_is_released_with_persons_of_no_attributes(tmp_path
     subjects, ev = pd.read_parquet(r.subjects_path), pd.read_parquet(r.events_path)
     assert list(subjects.columns) == ["id"] and set(ev["id"]) <= set(subjects["id"])
     assert json.loads(r.metadata_path.read_text())["person_columns"] == [] and verify(r.path) == []
+
+
+def _rising(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, SequenceMetadata]:
+    """The pair with a stage that never falls, and metadata declaring it, the kinds and public domains."""
+    persons, events = _pair(n, seed)
+    events["stage"] = np.minimum(1 + events.groupby("id").cumcount() // 2, 4)
+    meta = SequenceMetadata.from_dtypes(events, persons, key="id", order_by="day", non_decreasing=["stage"])
+    ev_meta = meta.events.with_column("stage", kind="integer", dtype="int64", bounds=(1, 4), domain_source="public")
+    ev_meta = ev_meta.with_column("lab", categories=("lo", "mid", "hi"), domain_source="public")
+    return persons, events, SequenceMetadata(meta.persons, ev_meta, "id", "day", non_decreasing=("stage",))
+
+
+def test_a_release_with_declared_sequence_metadata_keeps_its_rules_and_public_domains(tmp_path):
+    persons, events, meta = _rising(150, 3)
+    r = _release(events, persons, tmp_path, "declared", metadata=meta, key=None, order_by=None)
+    d = json.loads(r.metadata_path.read_text())
+    columns = d["events"]["columns"]
+    assert d["non_decreasing"] == ["stage"] and columns["stage"]["domain"] == {"source": "public", "bounds": [1, 4]}
+    assert columns["lab"]["domain"]["categories"] == ["lo", "mid", "hi"]
+    ev = pd.read_parquet(r.events_path)
+    assert ev.groupby("id", sort=False)["stage"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert ev["stage"].between(1, 4).all()
+
+
+def test_the_cli_fits_with_a_sequence_metadata_json_and_a_non_decreasing_column(tmp_path, capsys):
+    persons, events, meta = _rising(100, 4)
+    persons.to_csv(tmp_path / "persons.csv", index=False)
+    events.to_csv(tmp_path / "events.csv", index=False)
+    meta.to_json(tmp_path / "meta.json")
+    args = ["fit", str(tmp_path / "events.csv"), "--subjects", str(tmp_path / "persons.csv"), "--key", "id",
+            "--metadata", str(tmp_path / "meta.json"), "-o", str(tmp_path / "m.tsyn"), "--epochs", "1", "-q"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "m.tsyn"), "-n", "30", "-o", str(tmp_path / "s.csv")]) == 0
+    ev = pd.read_csv(tmp_path / "s_events.csv")
+    assert ev.groupby("id", sort=False)["stage"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert main(["pid" if a == "id" else a for a in args]) == 2
+    assert "disagrees with the metadata's 'id'" in capsys.readouterr().err

@@ -221,3 +221,19 @@ def test_dates_as_the_sequence_column_and_bound(real):
     assert seq["order"]["synthetic"]["rules"]["upper_bound:end"]["share"] < 0.8
     gaps = next(r for r in seq["event_fidelity"]["per_column"] if r["column"] == "day_gap")
     assert gaps["kind"] == "numerical" and gaps["synthetic"] < 1.0
+
+
+def test_a_declared_non_decreasing_column_that_falls_is_caught(real):
+    events = real.events.assign(level=real.events.groupby("id").cumcount())
+    rising = Sequences(real.subjects, events, "id", "day")
+    fallen = events.copy()
+    fallen.loc[fallen.groupby("id").cumcount() == 1, "level"] = -1
+    report = evaluate_sequences(rising, Sequences(real.subjects, fallen, "id", "day"), non_decreasing=["level"],
+                                **FAST).to_dict()
+    order = report["sequences"]["order"]
+    assert order["real"]["rules"]["non_decreasing:level"]["share"] == 1.0
+    with_two = int((events.groupby("id").size() > 1).sum())
+    assert order["synthetic"]["rules"]["non_decreasing:level"]["met"] == len(real.subjects) - with_two
+    assert report["settings"]["non_decreasing"] == ["level"]
+    with pytest.raises(ConfigError, match="non_decreasing column 'sex' is not an event column"):
+        evaluate_sequences(rising, rising, non_decreasing=["sex"], **FAST)
