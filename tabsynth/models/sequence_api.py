@@ -4,6 +4,7 @@ model file of a two-table fit. A model fitted on one table is untouched by all o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from tabsynth.models.device import resolve_device, seeded
 from tabsynth.models.persistence import FORMAT, FORMAT_VERSION, model_config, model_tensors, restore_model, write_model_file
 from tabsynth.models.sequence import TwoTables
 from tabsynth.models.sequence_data import SequenceColumn, check_tables, count_column, kept_counts, split_long
-from tabsynth.models.sequence_rises import observed_bounds
+from tabsynth.models.sequence_rises import detect_rising, observed_bounds
 from tabsynth.models.sequence_schema import Link, declared_rise_bounds, person_metadata, resolve_link
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
@@ -47,6 +48,8 @@ class TwoTableMixin(_Family):
         ``order_bounds=(lower, upper)`` names person columns (either may be None) that every event's
         ``order_by`` value lies between (e.g. no visit after ``death_date``); ``non_decreasing`` names
         event columns that never fall within a person (a disease stage); generated events meet both.
+        Left None outside DP, the numeric event columns that never fall within any person in the data
+        (and rise for one) are learned so too (``two_tables_.rising`` lists them); ``[]`` turns that off.
         ``metadata`` may be a :class:`~tabsynth.metadata.SequenceMetadata` (or its JSON file): it
         declares the link and both tables' columns. Returns ``self``."""
         from tabsynth.metadata.sequence import SequenceMetadata
@@ -78,6 +81,11 @@ class TwoTableMixin(_Family):
         _check_rising(link.non_decreasing, events, key, order_by, self._private)
         lower, upper = _bounds(link.order_bounds, order_by, persons, key)
         column = SequenceColumn(order_by, lower=lower, upper=upper)
+        if non_decreasing is None and not self._private:
+            found = detect_rising(events.drop(columns=[key]), pd.Index(persons[key]).get_indexer(events[key]),
+                                  None if order_by is None else column.values(events[order_by]),
+                                  exclude=[c for c in (order_by, *link.non_decreasing) if c is not None])
+            link = dataclasses.replace(link, non_decreasing=(*link.non_decreasing, *found))
         self._fit_two_tables(events, persons, key, column, max_events, link)
         return self
 

@@ -85,3 +85,22 @@ def rise_bounds(bounds: tuple[Any, Any] | None) -> tuple[float, float] | None:
         return None
     low, high = float(bounds[0]), float(bounds[1])
     return min(low, 0.0), max(high, high - low)
+
+
+def detect_rising(events: pd.DataFrame, person: np.ndarray, order: np.ndarray | None,
+                  exclude: Sequence[str]) -> list[str]:
+    """Outside DP: the numeric event columns (besides ``exclude``) that never fall within a person
+    and rise for at least one, with the events of ``person`` (codes) in ``order`` (None: row order)."""
+    rows = np.lexsort((order, person)) if order is not None else np.argsort(person, kind="stable")
+    owner = person[rows]
+    out = []
+    for name in events.columns:
+        dtype = events[name].dtype
+        if name in exclude or pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            continue
+        x = pd.Series(_numbers(events[name])[rows])
+        previous = x.groupby(owner, sort=False).shift(1).groupby(owner, sort=False).ffill().to_numpy()
+        step = x.to_numpy() - previous
+        if (step > 0).any() and not (step < 0).any():
+            out.append(name)
+    return out

@@ -53,11 +53,31 @@ def test_a_non_decreasing_column_never_falls_and_stays_in_its_range(rising):
     assert ev.groupby("id")["stage"].nunique().max() > 1  # it does rise within persons
 
 
-def test_without_the_rule_the_same_model_lets_the_column_fall():
+def test_turned_off_the_same_model_lets_the_column_fall():
     persons, events = _tables()
-    model = _model().fit(events, subjects=persons, key="id", order_by="day")
+    model = _model().fit(events, subjects=persons, key="id", order_by="day", non_decreasing=[])
+    assert model.two_tables_.rising == {}
     _, ev = model.sample(n_subjects=150, seed=1)
     assert not _never_falls(ev, "stage")
+
+
+def test_outside_dp_a_column_that_never_falls_in_the_data_is_found():
+    persons, events = _tables()
+    events["count"] = events.groupby("id").cumcount()
+    model = _model().fit(events, subjects=persons, key="id", order_by="day")
+    assert sorted(model.two_tables_.rising) == ["count", "stage"]  # lab falls; day is the sequence column
+    shuffled = events.sample(frac=1.0, random_state=0)  # found in sequence order, not row order
+    assert sorted(_model().fit(shuffled, subjects=persons, key="id", order_by="day").two_tables_.rising) == [
+        "count", "stage"]
+
+
+def test_under_dp_nothing_is_found_from_the_values():
+    persons, events = _tables(40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        model = ts.TabularAR(epsilon=1.0, epochs=1, verbose=False, embedding_dim=16, hidden=(16,)).fit(
+            events, subjects=persons, key="id", order_by="day")
+    assert model.two_tables_.rising == {}
 
 
 def test_the_rule_survives_save_and_load(rising, tmp_path):
