@@ -53,6 +53,9 @@ class TwoTables:
         self.widths: tuple[int, tuple[int, ...]] = (0, ())
         #: The person column the person model learns each person's number of (kept) events in.
         self.count_column: str | None = None
+        #: Under DP: the law of each person's number of events ``0..cap`` read off the noisy
+        #: events-per-person histogram (None: the end token decides).
+        self.count_law: list[float] | None = None
         #: The event columns that never fall within a person, each with the bounds its values are kept in.
         self.rising: dict[str, tuple[float, float] | None] = {}
         #: Declared metadata of both tables (None: detected); read by the fit only, never saved.
@@ -177,7 +180,7 @@ class TwoTables:
         """Events of the person rows ``persons`` (their key and attributes), generated block by block."""
         gen = make_generator(seed, self.device)
         tokens = self.person_tokens(persons)
-        given = self._counts(persons)
+        given = self._counts(persons, rng)
         frames, lengths = [], []
         with torch.no_grad():
             for start in range(0, len(persons), PERSON_CHUNK):
@@ -195,11 +198,14 @@ class TwoTables:
         counts = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         return assemble(decoded, counts, persons, self.key, self.column, self.event_columns, self.rising)
 
-    def _counts(self, persons: pd.DataFrame) -> torch.Tensor | None:
+    def _counts(self, persons: pd.DataFrame, rng: np.random.Generator) -> torch.Tensor | None:
         """``[P]`` each person's number of events from the count column, at most the cap (-1 where
-        it is missing: the end token decides), or None without the column."""
+        it is missing: the end token decides), else drawn from :attr:`count_law`, or None."""
         if self.count_column is None or self.count_column not in persons.columns:
-            return None
+            if self.count_law is None:
+                return None
+            drawn = rng.choice(len(self.count_law), size=len(persons), p=np.asarray(self.count_law))
+            return torch.as_tensor(drawn, dtype=torch.long, device=self.device)
         n = pd.to_numeric(persons[self.count_column], errors="coerce").to_numpy(dtype="float64")
         n = np.where(np.isnan(n), -1, np.clip(np.round(n), 0, self.cap))
         return torch.as_tensor(n, dtype=torch.long, device=self.device)
@@ -210,7 +216,7 @@ class TwoTables:
                 "event_columns": self.event_columns, "ids": self.ids.to_dict(), "cap": self.cap,
                 "cut_events": self.cut_events_, "cut_persons": self.cut_persons_, "rnn": self.net.rnn_kind,
                 "cut_shares": list(self.cut_shares_) if self.cut_shares_ is not None else None,
-                "count_column": self.count_column, "rising": {c: list(b) if b is not None else None
+                "count_column": self.count_column, "count_law": self.count_law, "rising": {c: list(b) if b is not None else None
                                                               for c, b in self.rising.items()},
                 "embedding_dim": self.widths[0], "hidden": list(self.widths[1]),
                 "transformer": self.transformer.to_dict(), "loss_history": self.loss_history.to_dict(orient="list")}
@@ -223,6 +229,7 @@ class TwoTables:
         out.cap, out.cut_events_, out.cut_persons_ = int(d["cap"]), d["cut_events"], d["cut_persons"]
         out.cut_shares_ = tuple(d["cut_shares"]) if d.get("cut_shares") is not None else None
         out.count_column = d.get("count_column")
+        out.count_law = d.get("count_law")
         out.rising = {c: tuple(b) if b is not None else None for c, b in (d.get("rising") or {}).items()}
         out.transformer = TableTransformer.from_dict(d["transformer"])
         out.tokens = Tokenizer(out.transformer.spans_, out.device, owner.bins)

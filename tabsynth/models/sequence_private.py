@@ -28,7 +28,7 @@ from tabsynth.models.sequence_networks import SequenceNet
 from tabsynth.models.sequence_schema import event_metadata, person_metadata, start_spec
 from tabsynth.privacy import PrivacySpent
 from tabsynth.privacy.config import DPConfig
-from tabsynth.privacy.persons import FLOOR_SIGMAS, PersonUnit, count_grid
+from tabsynth.privacy.persons import FLOOR_SIGMAS, PersonUnit, count_grid, count_law
 from tabsynth.privacy.trainer import DPTrainer
 from tabsynth.privacy.two_tables import PrivateTwoTables
 from tabsynth.transform.identifier import IdEncoder
@@ -116,8 +116,9 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     its person model under DP per person; returns the statement of the whole fit."""
     key, column = tables.key, tables.column
     events, persons, values = private_tables(events, persons, key, column)
-    # the number of events is left to the end token: as a person column its domain (0 to the bound)
-    # would be read by a noisy histogram, which on a few hundred persons comes out constant
+    # each person's number of events is drawn from the law of the noisy events-per-person histogram
+    # (measured for the bound anyway): as a person column it would need a histogram of its own, and
+    # an end token trained by DP-SGD on a few hundred persons ends sequences far too early
     attrs = persons.drop(columns=[key])
     rising = list(tables.rising)
     data_frame = prepare(events, persons, key, column, None, values=values, rising=rising, private=True).frame
@@ -144,6 +145,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     tables.cap = bound.max_events
     tables.cut_events_ = tables.cut_persons_ = None
     tables.cut_shares_ = (bound.cut_share_events, bound.cut_share_persons)
+    law = count_law(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier, bound.max_events)
+    tables.count_law = None if law is None else law.tolist()
     tables.transformer = fit.event_transformer(data.frame, 1.0 / data.lengths[data.person], seed=owner.seed,
                                                max_categories=owner.max_categories)
     tables.tokens = Tokenizer(tables.transformer.spans_, tables.device, owner.bins)

@@ -224,6 +224,29 @@ def noisy_cut_shares(noisy_counts: np.ndarray, std: float, n_hat: float, max_eve
     return (events_cut / total if total > 0 else 0.0, cut / persons)
 
 
+def count_law(noisy_counts: np.ndarray, std: float, max_events: int) -> np.ndarray | None:
+    """The law of each person's number of kept events ``0..max_events``, from the noisy histogram
+    alone (post-processing): cells at most ``max_events`` with their noise cut at zero, spread evenly
+    over their counts; the part of a cell beyond the bound, and the cells past it above
+    :data:`FLOOR_SIGMAS` noise deviations, at ``max_events`` (those persons keep that many). None
+    when nothing is left."""
+    grid, tops = count_grid(), _cell_tops(count_grid())
+    c = np.clip(np.asarray(noisy_counts, dtype=np.float64), 0, None)
+    below = _below(max_events)
+    beyond = np.where(below > 0, c * (1.0 - below), np.where(c >= FLOOR_SIGMAS * std, c, 0.0))
+    law = np.zeros(max_events + 1)
+    live = np.flatnonzero((below > 0) & (c > 0))
+    lo, hi = grid[live], np.minimum(tops[live], max_events)
+    per = c[live] * below[live] / (hi - lo + 1)
+    marks = np.zeros(max_events + 2)
+    np.add.at(marks, lo, per)
+    np.add.at(marks, hi + 1, -per)
+    law += np.clip(np.cumsum(marks)[:-1], 0.0, None)  # the running sum leaves -1e-17 where it should be 0
+    law[max_events] += beyond.sum()
+    total = law.sum()
+    return law / total if total > 0 else None
+
+
 # --- the releases ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PersonUnit:

@@ -83,6 +83,23 @@ def test_samples_keep_order_keys_and_columns(private):
     assert len(given.subjects) == 7 and set(given.events["id"]) <= set(given.subjects["id"])
 
 
+def test_the_number_of_events_follows_the_law_of_the_noisy_histogram(private, tmp_path):
+    model = private[0]
+    tables = model.two_tables_
+    law = np.asarray(tables.count_law)
+    assert len(law) == tables.cap + 1 and np.isclose(law.sum(), 1.0) and (law >= 0).all()
+    saved = list(law)
+    try:
+        tables.count_law = [0.0] * (tables.cap + 1)
+        tables.count_law[3] = 1.0  # every person has exactly three events
+        subjects, ev = model.sample(n_subjects=40, seed=5)
+        assert (ev.groupby("id").size().reindex(subjects["id"], fill_value=0) == 3).all()
+    finally:
+        tables.count_law = saved
+    model.save(tmp_path / "m.tsyn")
+    assert ts.load(tmp_path / "m.tsyn").two_tables_.count_law == saved
+
+
 def test_no_exact_count_seed_or_real_loss_leaves_the_model(private, tmp_path):
     model, persons, events = private
     assert model.n_subjects_ != len(persons) or model.n_rows_ != len(events)

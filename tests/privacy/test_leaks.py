@@ -402,7 +402,7 @@ two_tables.key two_tables.column.* two_tables.person_columns.[] two_tables.event
 two_tables.cap two_tables.cut_events two_tables.cut_persons two_tables.cut_shares.[] two_tables.rnn
 two_tables.loss_history.epoch.[] two_tables.loss_history.epsilon.[] two_tables.n_rows two_tables.n_subjects
 two_tables.has_persons two_tables.ids.alphabets.[] loss_history.{} two_tables.count_column
-two_tables.rising.{} two_tables.rising.* two_tables.rising.*.[]
+two_tables.rising.{} two_tables.rising.* two_tables.rising.*.[] two_tables.count_law.[] two_tables.count_law
 two_tables.embedding_dim two_tables.hidden.[] two_tables.person_params.* two_tables.person_params.*.[]
 two_tables.person_params.dp.*
 """.split() + [f"two_tables.{f}" for f in MODEL_FIELDS if f.startswith("transformer.")] + [

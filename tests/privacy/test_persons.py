@@ -16,7 +16,7 @@ from tabsynth.privacy import histograms as hg
 from tabsynth.privacy.accountant import Accountant, gaussian_rdp, rdp_to_dp
 from tabsynth.privacy.config import DPConfig
 from tabsynth.privacy.fit import PrivateFit
-from tabsynth.privacy.persons import (PersonUnit, count_grid, count_persons, dp_max_events, events_histogram,
+from tabsynth.privacy.persons import (PersonUnit, count_grid, count_law, count_persons, dp_max_events, events_histogram,
                                       events_per_person, keep_events, noisy_cut_shares, person_weights, plan_persons)
 from tabsynth.privacy.preprocessing import category_counts, private_transformer, selection_threshold
 from tabsynth.privacy.randomness import reproducible_noise
@@ -252,3 +252,20 @@ def test_bad_person_keys_are_refused():
     assert list(events_per_person([1, 1, 2], subjects=[1, 2, 5])) == [2, 1, 0]
     with pytest.raises(PrivacyConfigError, match="positive integer"):
         keep_events([1, 2], 0)
+
+
+def test_the_count_law_of_an_exact_histogram_is_the_kept_counts_spread_in_their_cells():
+    counts = np.array([0, 1, 1, 2, 5, 5, 6, 40, 300])
+    law = count_law(events_histogram(counts).astype(float), 0.1, 30)
+    assert law is not None and len(law) == 31 and np.isclose(law.sum(), 1.0)
+    assert np.isclose(law[0], 1 / 9) and np.isclose(law[1], 2 / 9) and np.isclose(law[2], 1 / 9)
+    assert np.isclose(law[5], 2 / 9) and np.isclose(law[6], 1 / 18) and np.isclose(law[7], 1 / 18)  # cell [6, 7]
+    assert np.isclose(law[30], 2 / 9)  # 40 and 300 keep 30 events
+
+
+def test_the_count_law_cuts_noise_at_zero_and_floors_cells_past_the_bound():
+    noisy = np.zeros(len(count_grid()))
+    noisy[3], noisy[4], noisy[-1] = 50.0, -20.0, 3.0  # the last cell is below the floor of 4 stds
+    law = count_law(noisy, 1.0, 10)
+    assert law is not None and law[3] == 1.0
+    assert count_law(-np.ones(len(count_grid())), 1.0, 10) is None
