@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import tabsynth as ts
 from tabsynth.errors import PrivacyWarning
@@ -32,11 +33,13 @@ def _private(df: pd.DataFrame, seed: int, meta: ts.Metadata | None = None):
     return stats.transformer
 
 
-def _round_one(x: np.ndarray, seed: int, n_hat: float | None):
-    stds = [64.0, 90.0, 90.0]
+def _noisy(seed: int):
     rng = np.random.default_rng(seed)
-    return hg.measure_rounds(x, "numerical", None, stds, lambda c, s: c + rng.normal(0.0, s, len(c)), 0.0,
-                             n_hat=n_hat)
+    return lambda counts, std: counts + rng.normal(0.0, std, len(counts))
+
+
+def _round_one(x: np.ndarray, seed: int, n_hat: float | None):
+    return hg.measure_rounds(x, "numerical", None, [64.0, 90.0, 90.0], _noisy(seed), 0.0, n_hat=n_hat)
 
 
 def test_a_small_column_gets_a_range_where_its_values_are():
@@ -84,9 +87,30 @@ def test_a_column_without_values_stays_constant():
     for seed in range(10):
         missing = _private(pd.DataFrame({"x": np.full(N, np.nan)}), seed).encoder_of("x")
         empty += missing.lower == missing.upper
-        no_rows = hg.measure_rounds(np.array([]), "numerical", None, [64.0, 90.0, 90.0],
-                                    lambda c, s, r=np.random.default_rng(seed): c + r.normal(0.0, s, len(c)), 0.0,
-                                    n_hat=0.0)
+        no_rows = _round_one(np.array([]), seed, 0.0)
         empty += no_rows[0].mass == 0
     # an empty column passes the present-count test with a chance of about 2% per fit
     assert empty >= 18, empty
+
+
+def _cells(signal: dict[float, float]) -> hg.Histogram:
+    """Round 1's log grid with unit noise std, counts given by the lower edge of their cell."""
+    first = hg.log_grid().histogram(np.zeros(66), 1.0)
+    first.counts = np.array([signal.get(float(lo), 0.0) for lo in first.lo])
+    return first
+
+
+def test_a_guess_prefers_ordinary_magnitudes_unless_the_data_stand_clear():
+    bulk = 10 ** 0.5  # the cell [3.16, 10)
+    # a noise spike at 1e9 a little above a real bulk: the ordinary window wins
+    guess = hg.coarse(_cells({bulk: 2.6, 1e9: 3.0}), None, 4.0)
+    assert guess is not None and guess.coarse and guess.lo[0] == bulk and guess.mass == pytest.approx(4.0)
+    # data below zero that stand clear of the noise are still found
+    guess = hg.coarse(_cells({-100.0: 4.5, bulk: 2.6}), None, 4.0)
+    assert guess is not None and guess.lo[0] == -100.0
+    # dates have no ordinary magnitude: the largest score wins
+    dates = hg.first_grid("datetime", None).histogram(np.zeros(20), 1.0)
+    dates.counts[2] = 3.0  # the 1920s, below zero days
+    guess = hg.coarse(dates, None, 4.0, "datetime")
+    assert guess is not None and guess.lo[0] == dates.lo[2]
+    assert hg.coarse(_cells({bulk: 2.6}), None, 1.5) is None  # no sign of data in the present count
