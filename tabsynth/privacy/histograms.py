@@ -53,7 +53,7 @@ COARSE_CELLS = 4
 #: A coarse guess needs a noisy present count above this many round-1 noise deviations.
 COARSE_SIGMAS = 2.0
 #: Ordinary magnitudes for a coarse guess: a window touching a cell below zero, beyond this range,
-#: or nearer zero than its low end (the exact-zero cell aside) scores :data:`COARSE_PRIOR` less.
+#: or within its low end of zero (the exact-zero cell aside) scores :data:`COARSE_PRIOR` less.
 COARSE_ORDINARY = (1e-2, 1e6)
 COARSE_PRIOR = 1.0
 
@@ -251,7 +251,7 @@ def coarse(first: Histogram, public: tuple[float, float] | None, present: float,
     if public is not None:
         return Histogram(np.array([public[0]]), np.array([public[1]]), np.array([present]), first.std, True)
     size = np.maximum(np.abs(first.lo), np.abs(first.hi))
-    odd = (first.lo < 0) | (size > COARSE_ORDINARY[1]) | ((size < COARSE_ORDINARY[0]) & (first.hi > first.lo))
+    odd = (first.lo < 0) | (size > COARSE_ORDINARY[1]) | ((size <= COARSE_ORDINARY[0]) & (first.hi > first.lo))
     odd &= kind != "datetime"
     c, best, window = first.counts / first.std, 0.0, None
     sums, odds = np.r_[0.0, np.cumsum(c)], np.r_[0, np.cumsum(odd)]
