@@ -231,7 +231,7 @@ def coarse(first: Histogram, public: tuple[float, float] | None, present: float,
     ``present`` (the noisy row count less the noisy missing count: noise about 1.1 round-1
     deviations) must exceed :data:`COARSE_SIGMAS` deviations. An empty column passes with a chance
     of about 4%, and then its guess carries only the few rows its small present count asks for;
-    300 rows at a deviation of 74 (pbcseq per person) fail one fit in forty (at 3 deviations, one in
+    312 persons at a deviation of 74 (pbcseq per person) fail one fit in forty (at 3 deviations, one in
     seven would come out constant). Inside public bounds the guess is uniform over them. Otherwise
     it is the window of 1 to :data:`COARSE_CELLS` adjacent cells with the largest z-score
     ``sum / sqrt(width)`` (a sum of ``w`` cells has noise ``sqrt(w)`` deviations), shaped by its
