@@ -250,7 +250,7 @@ def private_transformer(df: pd.DataFrame, metadata: Metadata, accountant: Accoun
             costs[spec.name] = "noisy counts" + (" with partition selection" if spec.name in selected else "")
         else:
             enc, slot_counts[spec.name] = _private_numeric(spec, df[spec.name], noisy, stds[spec.name], max_modes,
-                                                           rng, fact, weights)
+                                                           rng, fact, weights, n_hat)
             costs[spec.name] = f"noisy histograms in {len(stds[spec.name])} round(s) (bounds, mixture modes, missing rate)"
         encoders.append(enc)
         if spec.name in selected:
@@ -333,21 +333,21 @@ def _values(spec: ColumnSpec, s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _private_numeric(spec: ColumnSpec, s: pd.Series, noisy, stds: list[float], max_modes: int,
-                     rng: np.random.Generator, facts: dict[str, Any], weights: np.ndarray | None = None
-                     ) -> tuple[NumericEncoder | DatetimeEncoder, list[float]]:
+                     rng: np.random.Generator, facts: dict[str, Any], weights: np.ndarray | None = None,
+                     n_hat: float | None = None) -> tuple[NumericEncoder | DatetimeEncoder, list[float]]:
     x, present = _values(spec, s)
     n_missing = float((~present).sum()) if weights is None else float(weights[~present].sum())
     public = _public_bounds(spec) if _public_bounds_of(spec) else None
     hist, missing, zooms = hg.measure_rounds(x, spec.kind, public, stds, noisy, n_missing,
-                                             None if weights is None else weights[present])
+                                             None if weights is None else weights[present], n_hat)
     degenerate = hist.mass <= 0
-    if degenerate:  # nothing survives the noise: a degenerate but valid column
-        lo = hi = 0.0
+    if degenerate:  # no sign of data above the noise: a degenerate but valid column
+        lo = hi = float(np.clip(0.0, *public)) if public is not None else 0.0
         draws = np.full(100, lo)
     else:
         lo, hi = public if public is not None else (hg.quantile(hist, TAIL), hg.quantile(hist, 1 - TAIL))
         draws = np.clip(hg.draw(hist, _MIXTURE_DRAWS, rng), lo, hi)
-    facts.update(kind=spec.kind, public=public is not None, degenerate=degenerate, lower=lo, upper=hi,
+    facts.update(kind=spec.kind, public=public is not None, degenerate=degenerate, coarse=hist.coarse, lower=lo, upper=hi,
                  missing=missing, zooms=zooms, rounds=len(stds), bin_width=hg.bin_width(hist),
                  floor=MISSING_SIGMAS * stds[0])
     integer = spec.kind in ("integer", "datetime")
