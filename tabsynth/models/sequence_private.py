@@ -145,7 +145,8 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     tables.cap = bound.max_events
     tables.cut_events_ = tables.cut_persons_ = None
     tables.cut_shares_ = (bound.cut_share_events, bound.cut_share_persons)
-    law = count_law(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier, bound.max_events)
+    law = count_law(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier, bound.max_events,
+                    fit.n_hat)
     tables.count_law = None if law is None else law.tolist()
     tables.transformer = fit.event_transformer(data.frame, 1.0 / data.lengths[data.person], seed=owner.seed,
                                                max_categories=owner.max_categories)

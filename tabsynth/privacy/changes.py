@@ -93,6 +93,11 @@ def _numeric(name: str, f: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"column": name, "material": True, "fix": _fix_bounds(name),
                  "what": f"no histogram bin rose above the noise floor (about {f['noise_std'] * EMPTY_SIGMAS:.0f} rows): the "
                          "column is generated as a constant"}]
+    if f.get("coarse"):
+        span = f"[{_day(lo)}, {_day(hi)}]" if f["kind"] == "datetime" else f"[{lo:.4g}, {hi:.4g}]"
+        return [{"column": name, "material": True, "fix": _fix_bounds(name),
+                 "what": f"no histogram bin rose above the noise floor (about {f['noise_std'] * EMPTY_SIGMAS:.0f} "
+                         f"rows): the range {span} is a coarse guess from the noisy counts and may miss the data"}]
     if f["kind"] == "datetime":
         narrow = hi - lo < NARROW_DAYS
         what = f"dates taken in [{_day(lo)}, {_day(hi)}] from {_how(f)}"

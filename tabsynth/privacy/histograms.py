@@ -187,6 +187,17 @@ def floored(h: Histogram, sigmas: float) -> Histogram:
     return Histogram(h.lo, h.hi, counts, h.std)
 
 
+def _averaged(prior: Histogram, h: Histogram) -> Histogram:
+    """The same bins measured twice: their inverse-variance average (post-processing)."""
+    w, v = 1 / prior.std ** 2, 1 / h.std ** 2
+    return Histogram(h.lo, h.hi, (prior.counts * w + h.counts * v) / (w + v), float((w + v) ** -0.5))
+
+
+def _first_accepted(first: Histogram, kind: str, public: tuple[float, float] | None) -> Histogram:
+    """Round 1's cells above the floor (on the log grid: half-decades joined into decades, zeros a point)."""
+    return _as_points(_decades(first)) if kind != "datetime" and public is None else floored(first, EMPTY_SIGMAS)
+
+
 def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None, stds: list[float],
                    noisy: Callable[[np.ndarray, float], np.ndarray], missing: float,
                    weights: np.ndarray | None = None, n_hat: float | None = None) -> tuple[Histogram, float, int]:
@@ -195,13 +206,23 @@ def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None,
     ``noisy(counts, std)`` is the release's Gaussian; round 1's vector carries the missing count
     as its last cell (a row is missing or present, never both). With ``weights`` (one per value of
     ``x``) every cell sums weights instead of counting rows; ``missing`` is then the missing weight.
-    With the noisy row count ``n_hat``, a round 1 where nothing survives gives :func:`coarse`'s guess."""
-    grid = first_grid(kind, public)
-    raw = noisy(np.append(grid.count(x, weights), missing), stds[0])
-    first = grid.histogram(raw[:-1], stds[0])
-    accepted = _as_points(_decades(first)) if kind != "datetime" and public is None else floored(first, EMPTY_SIGMAS)
-    missing_hat, zooms, pending = float(raw[-1]), 0, None
+    A later round whose noise is too large for a zoom to resolve the bulk (a small table) measures
+    round 1's vector again instead, averaged with the earlier measurements: its budget is spent
+    either way, and the average has less noise. With the noisy row count ``n_hat``, a round 1
+    where still nothing survives gives :func:`coarse`'s guess."""
+    first_grid_ = first_grid(kind, public)
+    raw = noisy(np.append(first_grid_.count(x, weights), missing), stds[0])
+    first = first_grid_.histogram(raw[:-1], stds[0])
+    accepted = _first_accepted(first, kind, public)
+    missing_hat, missing_std, zooms, pending = float(raw[-1]), stds[0], 0, None
     for std in stds[1:]:
+        if zooms == 0 and pending is None and accepted.spread < MIN_ZOOM_SIGMAS * std:
+            again = noisy(np.append(first_grid_.count(x, weights), missing), std)
+            first = _averaged(first, first_grid_.histogram(again[:-1], std))
+            w, v = missing_std ** -2, std ** -2
+            missing_hat, missing_std = (missing_hat * w + float(again[-1]) * v) / (w + v), (w + v) ** -0.5
+            accepted = _first_accepted(first, kind, public)
+            continue
         if accepted.spread < MIN_ZOOM_SIGMAS * std:
             break
         if pending is None:
@@ -209,9 +230,8 @@ def measure_rounds(x: np.ndarray, kind: str, public: tuple[float, float] | None,
         else:
             grid, prior = pending
         h = grid.histogram(noisy(grid.count(x, weights), std), std)
-        if prior is not None:  # the same bins measured twice: inverse-variance average
-            w, v = 1 / prior.std ** 2, 1 / std ** 2
-            h = Histogram(h.lo, h.hi, (prior.counts * w + h.counts * v) / (w + v), float((w + v) ** -0.5))
+        if prior is not None:
+            h = _averaged(prior, h)
         kept = _without_phantoms(floored(h, ZOOM_SIGMAS))
         if kept.spread >= ZOOM_KEEP * accepted.spread:
             accepted, zooms, pending = _grown(kept, h), zooms + 1, None
@@ -232,7 +252,8 @@ def coarse(first: Histogram, public: tuple[float, float] | None, present: float,
     deviations) must exceed :data:`COARSE_SIGMAS` deviations. An empty column passes with a chance
     of about 4%, and then its guess carries only the few rows its small present count asks for;
     312 persons at a deviation of 74 (pbcseq per person) fail one fit in forty (at 3 deviations, one in
-    seven would come out constant). Inside public bounds the guess is uniform over them. Otherwise
+    seven would come out constant). Inside public bounds the guess is uniform over them, whatever
+    ``present`` says (they are declared: a value outside is impossible, not merely unseen). Otherwise
     it is the window of 1 to :data:`COARSE_CELLS` adjacent cells with the largest z-score
     ``sum / sqrt(width)`` (a sum of ``w`` cells has noise ``sqrt(w)`` deviations), shaped by its
     clipped noisy counts: a bulk spread evenly over ``k`` cells scores best at ``w = k``, keeping
@@ -246,10 +267,11 @@ def coarse(first: Histogram, public: tuple[float, float] | None, present: float,
     columns are non-negative and of ordinary magnitude (:data:`COARSE_ORDINARY`), takes
     :data:`COARSE_PRIOR` deviation off windows elsewhere: a column there is still found when it
     stands one deviation clearer of the noise. Dates (days since 1970 on decades) go without it."""
+    if public is not None:  # the declared range holds whatever present values there are
+        mass = max(present, 1.0)
+        return Histogram(np.array([public[0]]), np.array([public[1]]), np.array([mass]), first.std, True)
     if not present > COARSE_SIGMAS * first.std:
         return None
-    if public is not None:
-        return Histogram(np.array([public[0]]), np.array([public[1]]), np.array([present]), first.std, True)
     size = np.maximum(np.abs(first.lo), np.abs(first.hi))
     odd = (first.lo < 0) | (size > COARSE_ORDINARY[1]) | ((size <= COARSE_ORDINARY[0]) & (first.hi > first.lo))
     odd &= kind != "datetime"

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from tabsynth.distributed.runtime import Runtime
 from tabsynth.errors import PrivacyConfigError
@@ -224,16 +225,31 @@ def noisy_cut_shares(noisy_counts: np.ndarray, std: float, n_hat: float, max_eve
     return (events_cut / total if total > 0 else 0.0, cut / persons)
 
 
-def count_law(noisy_counts: np.ndarray, std: float, max_events: int) -> np.ndarray | None:
+#: A histogram whose cells above the floor hold this share of the noisy person count is read as it
+#: is; below it, a smooth law is fitted to all its cells (:func:`_fitted_counts`).
+RESOLVED_SHARE = 0.8
+
+
+def count_law(noisy_counts: np.ndarray, std: float, max_events: int, n_hat: float | None = None
+              ) -> np.ndarray | None:
     """The law of each person's number of kept events ``0..max_events``, from the noisy histogram
-    alone (post-processing): cells at most ``max_events`` with their noise cut at zero, spread evenly
-    over their counts; the part of a cell beyond the bound, and the cells past it above
-    :data:`FLOOR_SIGMAS` noise deviations, at ``max_events`` (those persons keep that many). None
-    when nothing is left."""
+    and the noisy person count alone (post-processing). Where the cells above :data:`FLOOR_SIGMAS`
+    noise deviations hold :data:`RESOLVED_SHARE` of the persons, the histogram itself: cells at most
+    ``max_events`` with their noise cut at zero, spread evenly over their counts, and the persons
+    past the bound at ``max_events``. On a small table (each cell within a few deviations of its
+    noise) a clipped histogram spreads persons evenly up to the bound, so a discretised log-normal
+    of the number of events is fitted to every cell instead (:func:`_fitted_counts`). None when
+    nothing is left."""
     grid, tops = count_grid(), _cell_tops(count_grid())
-    c = np.clip(np.asarray(noisy_counts, dtype=np.float64), 0, None)
+    raw = np.asarray(noisy_counts, dtype=np.float64)
+    c = np.clip(raw, 0, None)
+    floor = FLOOR_SIGMAS * std
+    persons = float(n_hat) if n_hat is not None else float(c.sum())
+    if n_hat is not None and c[c >= floor].sum() < RESOLVED_SHARE * persons:
+        c = _fitted_counts(raw, persons, max_events)
+        floor = 0.0
     below = _below(max_events)
-    beyond = np.where(below > 0, c * (1.0 - below), np.where(c >= FLOOR_SIGMAS * std, c, 0.0))
+    beyond = np.where(below > 0, c * (1.0 - below), np.where(c >= floor, c, 0.0))
     law = np.zeros(max_events + 1)
     live = np.flatnonzero((below > 0) & (c > 0))
     lo, hi = grid[live], np.minimum(tops[live], max_events)
@@ -245,6 +261,28 @@ def count_law(noisy_counts: np.ndarray, std: float, max_events: int) -> np.ndarr
     law[max_events] += beyond.sum()
     total = law.sum()
     return law / total if total > 0 else None
+
+
+def _fitted_counts(raw: np.ndarray, persons: float, max_events: int) -> np.ndarray:
+    """Expected cell counts of the discretised log-normal (a point mass at zero events beside it)
+    closest in squared error to the noisy cells ``raw`` up to the bound ``max_events`` (each with
+    the same noise; past the bound the cells are noise but for a few persons), truncated there and
+    scaled to the noisy person count: a grid search over the median and the spread."""
+    grid = count_grid()
+    used = int(np.searchsorted(grid, max_events, side="right"))  # cells 1..used-1 start at most at the bound
+    zero = float(np.clip(raw[0], 0.0, persons))
+    rest = max(persons - zero, 0.0)
+    mu = np.log(np.geomspace(1.0, float(max(max_events, 2)), 80))[:, None, None]
+    sigma = np.geomspace(0.05, 2.0, 40)[None, :, None]
+    edges = np.log(np.append(grid[1:], np.inf).astype(np.float64) - 0.5)[None, None, :]
+    cdf = norm.cdf((edges - mu) / sigma)
+    cells = np.diff(np.concatenate([np.zeros(cdf.shape[:2] + (1,)), cdf], -1), axis=-1)[..., 1:used]
+    expected = rest * cells / np.maximum(cells.sum(-1, keepdims=True), 1e-300)  # truncated at the bound
+    error = ((expected - raw[None, None, 1:used]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(error)), error.shape)
+    out = np.zeros(len(grid))
+    out[0], out[1:used] = zero, expected[i, j]
+    return out
 
 
 # --- the releases ----------------------------------------------------------------------------------

@@ -72,11 +72,14 @@ def test_describe_changes_from_noisy_facts():
         "blurred": _num(1778.0, 3162.0, zooms=0),
         "when": {**_num(18_262.0, 18_320.0), "kind": "datetime"},
         "declared": _num(1.0, 1.1, public=True),
+        "guessed": _num(10.0, 316.0, zooms=0, coarse=True),
     }
     changes = describe_changes(facts, n_hat=1000)
     by = {(c["column"], c["material"]) for c in changes}
     assert by == {("grade", True), ("rare", True), ("few", False), ("few", True), ("flat", True), ("wide", False),
-                  ("year", False), ("blurred", True), ("when", True)}
+                  ("year", False), ("blurred", True), ("when", True), ("guessed", True)}
+    [guessed] = [c for c in changes if c["column"] == "guessed"]
+    assert "coarse guess" in guessed["what"] and "[10, 316]" in guessed["what"]
     folded_away = {**facts["grade"], "other_kept": False}
     [gone] = describe_changes({"g": folded_away}, n_hat=1000)
     assert gone["material"] and "not generated at all" in gone["what"]
@@ -91,7 +94,7 @@ def test_describe_changes_from_noisy_facts():
     assert "2 zoom(s) of 32 bins; bins about 0.25 wide" in what["year"] and "whole log-scale bins" in what["blurred"]
     text = warning_text(changes)
     assert "rare:" in text and "wide:" not in text and "for missing values" in text
-    assert {c["column"] for c in material(changes)} == {"grade", "rare", "few", "flat", "blurred", "when"}
+    assert {c["column"] for c in material(changes)} == {"grade", "rare", "few", "flat", "blurred", "when", "guessed"}
 
 
 def test_model_card_lists_the_material_changes():

@@ -269,3 +269,14 @@ def test_the_count_law_cuts_noise_at_zero_and_floors_cells_past_the_bound():
     law = count_law(noisy, 1.0, 10)
     assert law is not None and law[3] == 1.0
     assert count_law(-np.ones(len(count_grid())), 1.0, 10) is None
+
+
+def test_on_a_small_table_the_count_law_is_a_fitted_smooth_law_not_the_clipped_noise():
+    counts = np.maximum(np.round(np.random.default_rng(0).lognormal(np.log(6.0), 0.5, 300)), 1).astype(int)
+    exact = events_histogram(counts).astype(float)
+    noise = np.random.default_rng(1).normal(0.0, 37.0, len(exact))
+    law = count_law(exact + noise, 37.0, 64, n_hat=300.0)  # no cell stands 4 deviations above the noise
+    clipped = count_law(exact + noise, 37.0, 64)          # the histogram as it is
+    mean = lambda p: float((np.arange(len(p)) * p).sum())  # noqa: E731
+    assert abs(mean(law) - counts.mean()) < 0.2 * counts.mean()
+    assert mean(clipped) > 1.3 * counts.mean()  # noise cut at zero spreads persons up to the bound
