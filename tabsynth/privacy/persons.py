@@ -236,14 +236,16 @@ def count_law(noisy_counts: np.ndarray, std: float, max_events: int, n_hat: floa
     and the noisy person count alone (post-processing). Where the cells above :data:`FLOOR_SIGMAS`
     noise deviations hold :data:`RESOLVED_SHARE` of the persons, the histogram itself: cells at most
     ``max_events`` with their noise cut at zero, spread evenly over their counts, and the persons
-    past the bound at ``max_events``. On a small table (each cell within a few deviations of its
+    past the bound at ``max_events``; persons without events only where their cell stands above the
+    floor (its noise alone would leave a sixth of a small table's persons without events). On a small table (each cell within a few deviations of its
     noise) a clipped histogram spreads persons evenly up to the bound, so a discretised log-normal
     of the number of events is fitted to every cell instead (:func:`_fitted_counts`). None when
     nothing is left."""
     grid, tops = count_grid(), _cell_tops(count_grid())
     raw = np.asarray(noisy_counts, dtype=np.float64)
-    c = np.clip(raw, 0, None)
     floor = FLOOR_SIGMAS * std
+    raw = np.where(np.arange(len(raw)) == 0, np.where(raw >= floor, raw, 0.0), raw)  # persons without events
+    c = np.clip(raw, 0, None)
     persons = float(n_hat) if n_hat is not None else float(c.sum())
     if n_hat is not None and c[c >= floor].sum() < RESOLVED_SHARE * persons:
         c = _fitted_counts(raw, persons, max_events)

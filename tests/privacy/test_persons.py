@@ -265,7 +265,7 @@ def test_the_count_law_of_an_exact_histogram_is_the_kept_counts_spread_in_their_
 
 def test_the_count_law_cuts_noise_at_zero_and_floors_cells_past_the_bound():
     noisy = np.zeros(len(count_grid()))
-    noisy[3], noisy[4], noisy[-1] = 50.0, -20.0, 3.0  # the last cell is below the floor of 4 stds
+    noisy[0], noisy[3], noisy[4], noisy[-1] = 3.0, 50.0, -20.0, 3.0  # the first and last below the floor of 4
     law = count_law(noisy, 1.0, 10)
     assert law is not None and law[3] == 1.0
     assert count_law(-np.ones(len(count_grid())), 1.0, 10) is None
