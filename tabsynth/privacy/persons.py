@@ -237,10 +237,10 @@ def count_law(noisy_counts: np.ndarray, std: float, max_events: int, n_hat: floa
     noise deviations hold :data:`RESOLVED_SHARE` of the persons, the histogram itself: cells at most
     ``max_events`` with their noise cut at zero, spread evenly over their counts, and the persons
     past the bound at ``max_events``; persons without events only where their cell stands above the
-    floor (its noise alone would leave a sixth of a small table's persons without events). On a small table (each cell within a few deviations of its
-    noise) a clipped histogram spreads persons evenly up to the bound, so a discretised log-normal
-    of the number of events is fitted to every cell instead (:func:`_fitted_counts`). None when
-    nothing is left."""
+    floor (its noise alone would leave a sixth of a small table's persons without events). On a
+    small table (each cell within a few deviations of its noise) a clipped histogram spreads
+    persons evenly up to the bound, so a discretised log-normal of the number of events is fitted
+    to every cell instead (:func:`_fitted_counts`). None when nothing is left."""
     grid, tops = count_grid(), _cell_tops(count_grid())
     raw = np.asarray(noisy_counts, dtype=np.float64)
     floor = FLOOR_SIGMAS * std
