@@ -142,12 +142,7 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     if data.frame.shape[1] == 0:
         raise DataError(f"the event table has no column besides the key {key!r}; give it at least one column to learn")
     tables.ids = private_ids(key, persons[key])
-    tables.cap = bound.max_events
-    tables.cut_events_ = tables.cut_persons_ = None
-    tables.cut_shares_ = (bound.cut_share_events, bound.cut_share_persons)
-    law = count_law(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier, bound.max_events,
-                    fit.n_hat)
-    tables.count_law = None if law is None else law.tolist()
+    _set_bound(tables, bound, bound_release, fit.n_hat)
     tables.transformer = fit.event_transformer(data.frame, 1.0 / data.lengths[data.person], seed=owner.seed,
                                                max_categories=owner.max_categories)
     tables.tokens = Tokenizer(tables.transformer.spans_, tables.device, owner.bins)
@@ -171,6 +166,15 @@ def fit_private(tables: Any, owner: Any, events: pd.DataFrame, persons: pd.DataF
     owner.n_rows_ = expected_events(np.asarray(bound_release.details["noisy_counts"]), bound_release.noise_multiplier,
                                     fit.n_hat, bound.max_events)
     return statement
+
+
+def _set_bound(tables: Any, bound: Any, release: Any, n_hat: float) -> None:
+    """The cap, the noisy shares cut and the law of events per person, from the bound's release."""
+    tables.cap = bound.max_events
+    tables.cut_events_ = tables.cut_persons_ = None
+    tables.cut_shares_ = (bound.cut_share_events, bound.cut_share_persons)
+    law = count_law(np.asarray(release.details["noisy_counts"]), release.noise_multiplier, bound.max_events, n_hat)
+    tables.count_law = None if law is None else law.tolist()
 
 
 def dp_widths(owner: Any) -> tuple[int, tuple[int, ...]]:
